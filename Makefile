@@ -1,0 +1,46 @@
+# pyinfra-wordpress-lb: every target sets itself up (virtualenv, Docker engine).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv engine test test-unit test-integration demo down images settings
+
+help:
+	@echo "make demo        bring up the split test bed (4 Debian 13 containers) and deploy"
+	@echo "make test        unit + composition + integration tests (needs root or Docker)"
+	@echo "make test-unit   unit and composition tests only (seconds, no containers)"
+	@echo "make down        remove every test-bed container and network"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+
+engine:
+	@scripts/ensure-engine
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -q --ignore=tests/integration tests
+
+test: $(STAMP) engine
+	$(BIN)/pytest -q -ra tests
+
+test-integration: $(STAMP) engine
+	$(BIN)/pytest -q -ra tests/integration
+
+images: $(STAMP) engine
+	$(BIN)/python -m tests.testbed build
+
+demo: $(STAMP) engine
+	$(BIN)/python -m tests.testbed up split --reuse --port 8080
+	PWLB_HOSTS=.testbed/split/hosts.toml $(BIN)/pyinfra -y inventory.py deploy.py
+
+down: $(STAMP)
+	$(BIN)/python -m tests.testbed down
+
+settings: $(STAMP)
+	@$(BIN)/python -m deploys.settings

@@ -1,0 +1,57 @@
+"""Common base for every host: fresh apt cache, base packages, the `wordpress` user."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, server
+
+from deploys.settings import Setting, defaults
+from facts.network import PrivateAddress
+
+SETTINGS = (
+    Setting("private_address", None,
+            "IPv4 address for cluster traffic (upstreams, DB grants, mesh); default: the "
+            "host's first private address"),
+    Setting("apt_cache_time", 86400,
+            "seconds the apt cache counts as fresh; re-runs within it skip `apt-get update`"),
+    Setting("base_packages", ("ca-certificates", "curl", "python3", "rsync"),
+            "packages every host gets"),
+    Setting("wordpress_user", "wordpress",
+            "system user (and group) that owns the docroot, runs PHP-FPM and lsyncd"),
+    Setting("wordpress_home", "/var/lib/wordpress", "home of the wordpress user"),
+)
+
+
+def private_address() -> str:
+    """This host's cluster address: host data, else what the host reports."""
+    address = host.data.get("private_address") or host.get_fact(PrivateAddress)
+    if not address:
+        raise ValueError(
+            f"{host.name}: no private IPv4 address found; set `private_address` in its host data"
+        )
+    return address
+
+
+@deploy("Common base", data_defaults=defaults(SETTINGS))
+def common() -> None:
+    apt.update(
+        name="Refresh the apt cache when older than apt_cache_time",
+        cache_time=host.data.apt_cache_time,
+    )
+    apt.packages(
+        name="Install the base packages",
+        packages=list(host.data.base_packages),
+        no_recommends=True,
+    )
+    user = host.data.wordpress_user
+    server.group(name=f"Add the {user} system group", group=user, system=True)
+    server.user(
+        name=f"Add the {user} system user",
+        user=user,
+        group=user,
+        home=host.data.wordpress_home,
+        shell="/bin/sh",  # a shell is needed later for the mesh's forced rsync command
+        system=True,
+        create_home=True,
+    )

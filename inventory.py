@@ -1,0 +1,61 @@
+"""Default inventory: the operator's hosts, else the local test bed (`make demo`).
+
+Hosts are described in a TOML file, one table per host. `groups` lists its roles
+(`lb`, `web`, `db`); every other key is pyinfra host data (connection settings such as
+`ssh_user`, `_sudo`, and this project's keys such as `private_address`):
+
+    [hosts.web1]
+    groups = ["web"]
+    ssh_hostname = "203.0.113.11"   # how to reach it; defaults to the table's name
+    ssh_user = "debian"
+    _sudo = true
+    private_address = "10.0.0.11"   # cluster traffic; defaults to what the host reports
+
+The file is the first of: the path in the PWLB_HOSTS environment variable, `hosts.toml`
+next to this file (ignored by git), the `split` test bed's `.testbed/split/hosts.toml`.
+"""
+
+import os
+import tomllib
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+_CANDIDATES = [
+    os.environ.get("PWLB_HOSTS"),
+    _HERE / "hosts.toml",
+    Path(os.environ.get("PWLB_TESTBED_DIR", _HERE / ".testbed")) / "split" / "hosts.toml",
+]
+
+
+def _hosts_file() -> Path:
+    for candidate in _CANDIDATES:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    if os.environ.get("PWLB_HOSTS"):
+        raise SystemExit(f"PWLB_HOSTS={os.environ['PWLB_HOSTS']}: no such file")
+    raise SystemExit(
+        "No hosts: write hosts.toml (see inventory.py), set PWLB_HOSTS=path/to/hosts.toml, "
+        "or run `make demo` for a local test bed."
+    )
+
+
+def _groups(path: Path) -> dict[str, list]:
+    with path.open("rb") as f:
+        hosts = tomllib.load(f).get("hosts", {})
+    groups: dict[str, list] = {"lb": [], "web": [], "db": []}
+    for name, data in hosts.items():
+        data = dict(data)
+        host_groups = data.pop("groups", [])
+        if not host_groups:
+            raise SystemExit(f"{path}: host {name!r} has no `groups` (lb, web, db)")
+        for group in host_groups:
+            groups.setdefault(group, []).append((name, data))
+    return groups
+
+
+_path = _hosts_file()
+_all = _groups(_path)
+lb = _all.pop("lb")
+web = _all.pop("web")
+db = _all.pop("db")
+globals().update(_all)  # any further groups the operator names

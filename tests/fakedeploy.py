@@ -1,0 +1,61 @@
+"""Run deploy.py against pyinfra's @fake connector and return what each host would do."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pyinfra.api import Config, Inventory, State
+from pyinfra.api.connect import connect_all
+from pyinfra.context import ctx_host, ctx_state
+from pyinfra_cli.util import load_deploy_file
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# What a fresh Debian 13 host answers to the facts the deploy reads; anything not
+# listed answers with empty output (the @fake default).
+FAKE_HOST: dict = {
+    "uname -s": "Linux",
+    "command -v useradd": "/usr/sbin/useradd",
+}
+
+
+def plan(groups: dict[str, list[str]], data: dict | None = None,
+         host_data: dict[str, dict] | None = None,
+         fake_responses: dict | None = None) -> dict[str, list[tuple[str, list[str]]]]:
+    """{host: [(operation name, [commands]), ...]} in operation order, as a first run."""
+    names: list[str] = []
+    for hosts in groups.values():
+        names += [h for h in hosts if h not in names]
+    responses = {**FAKE_HOST, **(fake_responses or {})}
+    base = {"fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": responses}
+    all_hosts = [
+        (f"@fake/{name}", {**base, **(data or {}), **(host_data or {}).get(name, {})})
+        for name in names
+    ]
+    inventory = Inventory(
+        (all_hosts, {}),
+        **{group: ([f"@fake/{h}" for h in hosts], {}) for group, hosts in groups.items()},
+    )
+    state = State(inventory, Config())
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with ctx_state.use(state):
+            connect_all(state)
+            load_deploy_file(state, str(ROOT / "deploy.py"))
+            result: dict[str, list[tuple[str, list[str]]]] = {}
+            for host in inventory:
+                ops = []
+                for op_hash in state.get_op_order():
+                    if op_hash not in state.ops[host]:
+                        continue
+                    meta = state.get_op_meta(op_hash)
+                    op_data = state.get_op_data_for_host(host, op_hash)
+                    with ctx_host.use(host):
+                        commands = [str(c) for c in op_data.command_generator()]
+                    ops.append((", ".join(sorted(meta.names)), commands))
+                result[host.name.removeprefix("@fake/")] = ops
+    finally:
+        os.chdir(cwd)
+    return result

@@ -1,0 +1,71 @@
+"""Run the pyinfra CLI against a test bed, as an operator would, and read its results."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
+
+
+@dataclass
+class Run:
+    returncode: int
+    output: str
+    # operation name -> {"hosts": n, "success": n, "error": n, "no_change": n}
+    results: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> int:
+        return sum(r["success"] for r in self.results.values())
+
+    @property
+    def changed_ops(self) -> list[str]:
+        return [name for name, r in self.results.items() if r["success"]]
+
+    @property
+    def errors(self) -> int:
+        return sum(r["error"] for r in self.results.values())
+
+
+_ROW = re.compile(r"^\s{4}(?P<name>.+?)\s{2,}(?P<hosts>\d+)\s+(?P<success>\d+|-)\s+"
+                  r"(?P<error>\d+|-)\s+(?P<no_change>\d+|-)\s*$")
+
+
+def parse_results(output: str) -> dict[str, dict[str, int]]:
+    """The `--> Results:` table: changed operations count under Success."""
+    results: dict[str, dict[str, int]] = {}
+    in_table = False
+    for line in output.splitlines():
+        if line.startswith("--> Results:"):
+            in_table = True
+            continue
+        if not in_table:
+            continue
+        if line.startswith("-->"):
+            break
+        match = _ROW.match(line)
+        if not match or match["name"].strip() in ("Operation", "Grand total"):
+            continue
+        results[match["name"].strip()] = {
+            key: 0 if match[key] == "-" else int(match[key])
+            for key in ("hosts", "success", "error", "no_change")
+        }
+    return results
+
+
+def pyinfra(hosts_file: Path, *args: str, deploy: str = "deploy.py", env: dict | None = None,
+            timeout: float = 1800) -> Run:
+    """`pyinfra -y inventory.py deploy.py` with PWLB_HOSTS pointing at a bed's hosts file."""
+    command = [PYINFRA, "-y", "inventory.py", deploy, *args]
+    run_env = {**os.environ, "PWLB_HOSTS": str(hosts_file), "COLUMNS": "250",
+               **(env or {})}
+    proc = subprocess.run(command, cwd=ROOT, env=run_env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    output = proc.stdout + proc.stderr
+    return Run(proc.returncode, output, parse_results(output))
