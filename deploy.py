@@ -1,5 +1,14 @@
 """The whole stack, in order. Run: pyinfra inventory.py deploy.py"""
 
+from pyinfra import host
+
 from deploys.common import common
+from deploys.database import database
+from deploys.web import install, web
 
 common()
+if "db" in host.groups:
+    database()
+if "web" in host.groups:
+    web()
+    install()

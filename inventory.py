@@ -43,8 +43,10 @@ def _groups(path: Path) -> dict[str, list]:
     with path.open("rb") as f:
         hosts = tomllib.load(f).get("hosts", {})
     groups: dict[str, list] = {"lb": [], "web": [], "db": []}
+    # One secrets file per inventory, beside it (see deploys/secrets.py).
+    secrets_file = str(path.with_name(path.name.split(".")[0] + ".secrets.json"))
     for name, data in hosts.items():
-        data = dict(data)
+        data = {"secrets_file": secrets_file, **data}
         host_groups = data.pop("groups", [])
         if not host_groups:
             raise SystemExit(f"{path}: host {name!r} has no `groups` (lb, web, db)")

@@ -7,7 +7,6 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, server
 
 from deploys.settings import Setting, defaults
-from facts.network import PrivateAddress
 
 SETTINGS = (
     Setting("private_address", None,
@@ -21,16 +20,6 @@ SETTINGS = (
             "system user (and group) that owns the docroot, runs PHP-FPM and lsyncd"),
     Setting("wordpress_home", "/var/lib/wordpress", "home of the wordpress user"),
 )
-
-
-def private_address() -> str:
-    """This host's cluster address: host data, else what the host reports."""
-    address = host.data.get("private_address") or host.get_fact(PrivateAddress)
-    if not address:
-        raise ValueError(
-            f"{host.name}: no private IPv4 address found; set `private_address` in its host data"
-        )
-    return address
 
 
 @deploy("Common base", data_defaults=defaults(SETTINGS))

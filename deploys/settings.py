@@ -19,17 +19,19 @@ class Setting:
     meaning: str
 
 
-def defaults(settings: tuple[Setting, ...]) -> dict[str, Any]:
-    """The ``data_defaults`` of a deploy: copies, so no run mutates a shared default."""
+def defaults(*groups: tuple[Setting, ...]) -> dict[str, Any]:
+    """The ``data_defaults`` of a deploy, from its own SETTINGS and those of the tiers it
+    reads keys of (copies, so no run mutates a shared default)."""
     return {s.name: (list(s.default) if isinstance(s.default, (list, tuple)) else s.default)
-            for s in settings}
+            for settings in groups for s in settings}
 
 
 def all_settings() -> list[tuple[str, Setting]]:
     """(tier, setting) for every declared key, in deploy order."""
-    from deploys import common
+    from deploys import common, database, web
 
-    return [("common", s) for s in common.SETTINGS]
+    return [(module.__name__.split(".")[-1], s)
+            for module in (common, database, web) for s in module.SETTINGS]
 
 
 def markdown_table() -> str:

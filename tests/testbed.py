@@ -224,6 +224,52 @@ def _customise_rootfs(rootfs: Path, codename: str) -> None:
     (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True)
 
 
+CACHE_DIR = STATE_DIR / "cache"
+
+# wordpress.org is out of reach here: the bed's release archive is built offline from
+# Debian's `wordpress` package and its default theme, symlinks dereferenced, Debian's
+# wp-config.php and .htaccess left out, laid out like an upstream archive (wordpress/).
+ARCHIVE_SCRIPT = """\
+set -e
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
+    wordpress wordpress-theme-twentytwentyfive >/dev/null
+version=$(dpkg-query -W -f='${Version}' wordpress | sed 's/+.*//')
+tar -C /usr/share -chzf /out/archive.tar.gz --owner=0 --group=0 \\
+    --exclude=wordpress/wp-config.php --exclude=wordpress/.htaccess wordpress
+echo "$version" > /out/version
+"""
+
+
+@dataclass
+class Archive:
+    path: Path
+    version: str
+    sha256: str
+
+    @property
+    def checksum(self) -> str:
+        return f"sha256:{self.sha256}"
+
+
+def wordpress_archive(release: str = "13") -> Archive:
+    """A WordPress release archive built offline from Debian's package (cached)."""
+    codename = release_codename(release)
+    out = CACHE_DIR / f"wordpress-debian-{codename}"
+    archive, version_file = out / "archive.tar.gz", out / "version"
+    if not (archive.exists() and version_file.exists()):
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        print(f"testbed: building a WordPress archive from Debian {codename}'s package",
+              flush=True)
+        client().containers.run(
+            build_image(release), ["sh", "-c", ARCHIVE_SCRIPT], remove=True,
+            labels=_labels("archive-builder"), volumes={str(out): {"bind": "/out", "mode": "rw"}},
+        )
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    return Archive(archive, version_file.read_text().strip(), digest)
+
+
 @dataclass
 class Host:
     name: str
@@ -377,6 +423,7 @@ def up(topology: str = "split", release: str = "13", name: str | None = None,
         raise TestbedError(f"unknown topology {topology!r}: use one of {sorted(TOPOLOGIES)}")
     name = name or topology
     if reuse and (bed := _running(name, topology, release, port)):
+        bed.hosts_file.write_text(hosts_toml(bed))
         return bed
     tag = build_image(release)
     down(name)
@@ -436,6 +483,7 @@ def _toml_value(value) -> str:
 
 def hosts_toml(bed: Bed) -> str:
     """The bed as an operator's hosts file (see inventory.py)."""
+    archive = wordpress_archive()
     lines = [f"# Test bed {bed.name!r}: topology {bed.topology}, Debian {bed.release}.",
              "# Written by tests/testbed.py; removed by `make down`.", ""]
     for host in bed.hosts:
@@ -448,6 +496,11 @@ def hosts_toml(bed: Bed) -> str:
             "ssh_strict_host_key_checking": "yes",
             "_sudo": True,
             "private_address": host.address,
+            "site_url": f"http://127.0.0.1:{bed.port}",
+            # No internet here: the release comes from Debian's package, uploaded.
+            "wordpress_archive": str(archive.path),
+            "wordpress_version": archive.version,
+            "wordpress_checksum": archive.checksum,
         }
         lines.append(f"[hosts.{host.name}]")
         lines += [f"{key} = {_toml_value(value)}" for key, value in data.items()]

@@ -1,0 +1,93 @@
+"""Database tier (group `db`): Debian's MariaDB for WordPress.
+
+Bound to the host's private address only; root only through the unix socket; no
+anonymous accounts or test database; one account per web host, scoped to that host's
+private address, with privileges on the WordPress database only. The password comes
+from the secrets store and a changed one is applied.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, mysql, systemd
+
+from deploys import common, secrets
+import templates
+from deploys._util import group_addresses, private_address
+from deploys.settings import Setting, defaults
+from operations import mariadb
+
+CONFIG = "/etc/mysql/mariadb.conf.d/70-wordpress-lb.cnf"
+
+SETTINGS = (
+    Setting("db_name", "wordpress", "the WordPress database"),
+    Setting("db_user", "wordpress",
+            "database account name; one account per web host, `db_user`@<its private address>"),
+    Setting("db_port", 3306, "MariaDB's TCP port on the db host's private address"),
+    Setting("db_max_connections", 200, "MariaDB `max_connections`"),
+)
+
+
+@deploy("Database", data_defaults=defaults(common.SETTINGS, SETTINGS))
+def database() -> None:
+    apt.packages(name="Install MariaDB", packages=["mariadb-server"], no_recommends=True)
+    config = files.template(
+        name="Bind MariaDB to the private address",
+        src=templates.path("mariadb/70-wordpress-lb.cnf.j2"),
+        dest=CONFIG,
+        mode="644",
+        bind_address=private_address(),
+        port=host.data.db_port,
+        max_connections=host.data.db_max_connections,
+    )
+    systemd.service(
+        name="Restart MariaDB for its new configuration",
+        service="mariadb.service",
+        restarted=True,
+        _if=config.did_change,
+    )
+    systemd.service(
+        name="Keep MariaDB running and enabled",
+        service="mariadb.service",
+        running=True,
+        enabled=True,
+    )
+    mariadb.secure_installation(name="No anonymous accounts, remote root or test database")
+    mysql.database(
+        name=f"Create the {host.data.db_name} database",
+        database=host.data.db_name,
+        charset="utf8mb4",
+        collate="utf8mb4_unicode_ci",
+    )
+
+    user = host.data.db_user
+    password = secrets.secret("db_password")
+    web_addresses = group_addresses("web")
+    for address in web_addresses:
+        mysql.user(
+            name=f"Add database account {user}@{address}",
+            user=user,
+            user_hostname=address,
+            # mysql.user wraps the password in a HiddenValue itself (wrapping ours again
+            # would set the literal "*MASKED*"); the op's name keeps it out of the output.
+            password=password.unmask(),
+        )
+        mariadb.password(
+            name=f"Keep the password of {user}@{address} current",
+            user=user,
+            hostname=address,
+            password=password,
+        )
+        mysql.privileges(
+            name=f"Grant {user}@{address} all on {host.data.db_name} only",
+            user=user,
+            user_hostname=address,
+            database=host.data.db_name,
+            privileges=["ALL"],
+        )
+    mariadb.accounts_absent(
+        name="Drop database accounts of web hosts no longer in the inventory",
+        user=user,
+        keep_hosts=web_addresses,
+    )

@@ -1,0 +1,104 @@
+"""The secrets store: generated on the controller on first use, never printed.
+
+One JSON file per inventory (by default next to the hosts file: `hosts.toml` ->
+`hosts.secrets.json`, ignored by git), created with mode 0600. A value is taken from,
+in order: the environment (`PWLB_SECRET_<NAME>`), host data (`secrets = {name: value}`),
+the file; a missing value is generated and added to the file. The file is refused if
+group or others may read it.
+
+Values are handed out wrapped in pyinfra's `HiddenValue`, which pyinfra prints as
+`*MASKED*`; call `.unmask()` only where the value goes into a command or file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets as random
+import stat
+import string
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import HiddenValue
+
+DEFAULT_FILE = "wordpress-lb.secrets.json"
+
+WP_SALT_NAMES = [
+    f"wp_{kind}_{part}"
+    for part in ("key", "salt")
+    for kind in ("auth", "secure_auth", "logged_in", "nonce")
+]
+
+# Characters safe inside a single-quoted PHP string and a shell/SQL literal.
+_SALT_ALPHABET = string.ascii_letters + string.digits + "!#$%&()*+,-./:;<=>?@[]^_{|}~"
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits
+
+
+def _generate(name: str) -> str:
+    if name.startswith("wp_"):
+        return "".join(random.choice(_SALT_ALPHABET) for _ in range(64))
+    return "".join(random.choice(_PASSWORD_ALPHABET) for _ in range(32))
+
+
+class SecretsError(RuntimeError):
+    pass
+
+
+def secrets_path() -> Path:
+    path = os.environ.get("PWLB_SECRETS_FILE") or host.data.get("secrets_file") or DEFAULT_FILE
+    return Path(path).expanduser().resolve()
+
+
+def _load(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise SecretsError(
+            f"secrets file {path} has mode {mode:04o}: group or others can read it. "
+            f"Refusing to use it; fix with: chmod 600 {path}"
+        )
+    try:
+        data = json.loads(path.read_text() or "{}")
+    except json.JSONDecodeError as exc:
+        raise SecretsError(f"secrets file {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise SecretsError(f"secrets file {path} must hold a JSON object")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def _save(path: Path, data: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def stored(name: str) -> str:
+    """The raw value of one secret from the file, generating and saving it if missing."""
+    path = secrets_path()
+    data = _load(path)
+    if name not in data:
+        data[name] = _generate(name)
+        _save(path, data)
+    return data[name]
+
+
+def raw(name: str) -> str:
+    """The effective value of one secret (environment > host data > file)."""
+    env = os.environ.get(f"PWLB_SECRET_{name.upper()}")
+    if env:
+        return env
+    overrides = host.data.get("secrets") or {}
+    if overrides.get(name):
+        return str(overrides[name])
+    return stored(name)
+
+
+def secret(name: str) -> HiddenValue:
+    """One secret, masked for pyinfra's output."""
+    return HiddenValue(raw(name))

@@ -1,0 +1,45 @@
+"""Shared helper for operations that write a file from content rendered on the controller.
+
+Unlike `files.put`/`files.template`, nothing of the content is ever shown: not in
+`--diff`, not at any verbosity. The file changes only when its SHA-256 differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from io import BytesIO
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand
+from pyinfra.facts.files import File, Sha256File
+
+
+def upload_secret(path: str, data: bytes, user: str, group: str, mode: int):
+    """Upload `data` so that no one but `user` (and root) can read it at any moment.
+
+    The file is created empty with its final owner and mode first (an upload then only
+    replaces the content), and a sudo upload goes through a temporary file in the SSH
+    user's home (private) rather than /tmp.
+    """
+    quoted = QuoteString(path)
+    yield StringCommand("install", "-m", str(mode), "-o", user, "-g", group, "/dev/null", quoted)
+    name = host.get_temp_filename(path).rsplit("/", 1)[-1]
+    yield FileUploadCommand(BytesIO(data), path, remote_temp_filename=f".{name}")
+
+
+def put_content(path: str, content: str, user: str = "root", group: str = "root",
+                mode: int = 644, secret: bool = False):
+    """Yield the commands that make `path` hold `content` with this owner and mode."""
+    data = content.encode()
+    quoted = QuoteString(path)
+    if host.get_fact(Sha256File, path=path) != hashlib.sha256(data).hexdigest():
+        if secret:
+            yield from upload_secret(path, data, user, group, mode)
+            return
+        yield FileUploadCommand(BytesIO(data), path,
+                                remote_temp_filename=host.get_temp_filename(path))
+        yield StringCommand("chown", f"{user}:{group}", quoted, "&&", "chmod", str(mode), quoted)
+        return
+    info = host.get_fact(File, path=path)
+    if not info or (info["user"], info["group"], info["mode"]) != (user, group, mode):
+        yield StringCommand("chown", f"{user}:{group}", quoted, "&&", "chmod", str(mode), quoted)

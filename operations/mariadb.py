@@ -1,0 +1,134 @@
+"""MariaDB accounts: what pyinfra's `mysql` operations don't do.
+
+pyinfra's `mysql.user` creates accounts but never changes an existing password, and
+nothing removes accounts that the inventory no longer has; these operations do. They
+run the `mariadb` client as root over the unix socket (with `_sudo` when not root).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from pyinfra import host
+from pyinfra.api import HiddenValue, QuoteString, StringCommand, operation
+
+from facts.mariadb import Accounts, Databases
+
+
+def native_password_hash(password: str) -> str:
+    """What `PASSWORD()` stores for mysql_native_password: '*' + SHA1(SHA1(pw)) in hex."""
+    return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _account(user: str, hostname: str) -> str:
+    return f"{_sql_string(user)}@{_sql_string(hostname)}"
+
+
+def _execute(sql: str | StringCommand) -> StringCommand:
+    return StringCommand("mariadb", "--batch", "-e", QuoteString(sql))
+
+
+@operation()
+def password(user: str, hostname: str, password: str | HiddenValue):
+    """
+    Ensure an existing account's password is this one (mysql_native_password). The
+    comparison is made against the stored hash, so the password never leaves the
+    controller unless it must be set; it is masked in pyinfra's output.
+
+    + user, hostname: the account (``'user'@'hostname'``)
+    + password: the password, preferably a ``HiddenValue``
+
+    **Example:**
+
+    .. code:: python
+
+        mariadb.password(
+            name="Keep web1's database password current",
+            user="wordpress",
+            hostname="10.0.0.6",
+            password=HiddenValue("..."),
+        )
+    """
+    raw = password.unmask() if isinstance(password, HiddenValue) else password
+    account = host.get_fact(Accounts).get(f"{user}@{hostname}")
+    if account is None:
+        host.noop(f"account {user}@{hostname} does not exist")
+        return
+    if account["plugin"] == "mysql_native_password" and account["auth"] == native_password_hash(
+        raw
+    ):
+        host.noop(f"password of {user}@{hostname} is current")
+        return
+    sql = StringCommand(
+        f"ALTER USER {_account(user, hostname)} IDENTIFIED VIA mysql_native_password USING "
+        "PASSWORD(",
+        HiddenValue(_sql_string(raw)),
+        ")",
+        _separator="",
+    )
+    yield _execute(sql)
+
+
+@operation()
+def accounts_absent(user: str, keep_hosts: list[str]):
+    """
+    Remove the accounts of ``user`` whose host is not in ``keep_hosts``: when a web
+    host leaves the inventory, its database account goes with it.
+
+    + user: the account name to prune
+    + keep_hosts: the hosts (addresses) whose accounts stay
+
+    **Example:**
+
+    .. code:: python
+
+        mariadb.accounts_absent(
+            name="Drop database accounts of departed web hosts",
+            user="wordpress",
+            keep_hosts=["10.0.0.6", "10.0.0.7"],
+        )
+    """
+    stale = sorted(
+        key.rsplit("@", 1)[1]
+        for key in host.get_fact(Accounts)
+        if key.rsplit("@", 1)[0] == user and key.rsplit("@", 1)[1] not in keep_hosts
+    )
+    if not stale:
+        host.noop(f"no stale accounts of {user}")
+        return
+    for hostname in stale:
+        yield _execute(f"DROP USER {_account(user, hostname)}")
+
+
+@operation()
+def secure_installation():
+    """
+    What ``mariadb-secure-installation`` does, kept true on every run: no anonymous
+    accounts, root only on localhost (Debian's root logs in through the unix socket),
+    no ``test`` database nor grants on it.
+
+    **Example:**
+
+    .. code:: python
+
+        mariadb.secure_installation(name="Keep MariaDB's default accounts locked down")
+    """
+    accounts = host.get_fact(Accounts)
+    statements = []
+    for key in sorted(accounts):
+        user, hostname = key.rsplit("@", 1)
+        if user == "" or (user == "root" and hostname != "localhost"):
+            statements.append(f"DROP USER {_account(user, hostname)}")
+    if "test" in host.get_fact(Databases):
+        statements.append("DROP DATABASE test")
+        statements.append("DELETE FROM mysql.db WHERE Db='test' OR Db='test\\_%'")
+    if not statements:
+        host.noop("no anonymous accounts, no remote root, no test database")
+        return
+    for statement in statements:
+        yield _execute(statement)
+    yield _execute("FLUSH PRIVILEGES")

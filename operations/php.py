@@ -1,0 +1,64 @@
+"""PHP-FPM pools and settings, at whatever PHP version the host's Debian ships."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import OperationError, StringCommand, operation
+from pyinfra.context import state
+from pyinfra.facts.files import File
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+
+from facts.php import FpmVersion
+from operations._content import put_content
+
+
+@operation()
+def fpm(pool: str, pool_config: str, ini: str, disable_default_pool: bool = True):
+    """
+    Ensure PHP-FPM runs a pool and ini settings of ours, at the host's PHP version
+    (found from the installed ``php-fpm`` package at run time, so it works on the first
+    run, right after the package is installed). Reloads PHP-FPM when a file changed,
+    after checking the configuration; starts and enables the service if needed.
+
+    + pool: pool name; its file is ``/etc/php/<version>/fpm/pool.d/<pool>.conf``
+    + pool_config: the pool file's content
+    + ini: content of ``/etc/php/<version>/fpm/conf.d/90-<pool>.ini``
+    + disable_default_pool: move Debian's ``www`` pool (runs as www-data) aside
+
+    **Example:**
+
+    .. code:: python
+
+        php.fpm(
+            name="Run the wordpress PHP-FPM pool",
+            pool="wordpress",
+            pool_config="[wordpress]\\nuser = wordpress\\n...",
+            ini="opcache.enable = 1\\n",
+        )
+    """
+    version = host.get_fact(FpmVersion)
+    if not version:
+        if state.is_executing:
+            raise OperationError("php-fpm is not installed: install Debian's php-fpm first")
+        yield f"# configure PHP-FPM pool {pool} once php-fpm is installed"
+        return
+
+    etc = f"/etc/php/{version}/fpm"
+    service = f"php{version}-fpm.service"
+    commands = list(put_content(f"{etc}/pool.d/{pool}.conf", pool_config))
+    commands += put_content(f"{etc}/conf.d/90-{pool}.ini", ini)
+    if disable_default_pool and pool != "www" and host.get_fact(File, path=f"{etc}/pool.d/www.conf"):
+        commands.append(f"mv -f {etc}/pool.d/www.conf {etc}/pool.d/www.conf.disabled")
+
+    running = host.get_fact(SystemdStatus).get(service)
+    if commands:
+        yield from commands
+        yield StringCommand(f"php-fpm{version}", "--test")
+        if running:
+            yield f"systemctl reload {service}"
+    if not running:
+        yield f"systemctl start {service}"
+    if not host.get_fact(SystemdEnabled).get(service):
+        yield f"systemctl enable {service}"
+    if not commands and running and host.get_fact(SystemdEnabled).get(service):
+        host.noop(f"PHP {version} FPM pool {pool} is configured and running")
