@@ -17,14 +17,16 @@ from pyinfra.facts.files import File, Sha256File
 def upload_secret(path: str, data: bytes, user: str, group: str, mode: int):
     """Upload `data` so that no one but `user` (and root) can read it at any moment.
 
-    The file is created empty with its final owner and mode first (an upload then only
-    replaces the content), and a sudo upload goes through a temporary file in the SSH
-    user's home (private) rather than /tmp.
+    The content goes into a new file that already has its final owner and mode, which
+    then replaces the old one at once (readers never see a partial file); a sudo upload
+    passes through a temporary file in the SSH user's home (private), not /tmp.
     """
-    quoted = QuoteString(path)
-    yield StringCommand("install", "-m", str(mode), "-o", user, "-g", group, "/dev/null", quoted)
+    new = f"{path}.pwlb-new"
+    yield StringCommand("install", "-m", str(mode), "-o", user, "-g", group, "/dev/null",
+                        QuoteString(new))
     name = host.get_temp_filename(path).rsplit("/", 1)[-1]
-    yield FileUploadCommand(BytesIO(data), path, remote_temp_filename=f".{name}")
+    yield FileUploadCommand(BytesIO(data), new, remote_temp_filename=f".{name}")
+    yield StringCommand("mv", "-f", QuoteString(new), QuoteString(path))
 
 
 def put_content(path: str, content: str, user: str = "root", group: str = "root",

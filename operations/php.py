@@ -50,7 +50,8 @@ def fpm(pool: str, pool_config: str, ini: str, disable_default_pool: bool = True
     if disable_default_pool and pool != "www" and host.get_fact(File, path=f"{etc}/pool.d/www.conf"):
         commands.append(f"mv -f {etc}/pool.d/www.conf {etc}/pool.d/www.conf.disabled")
 
-    running = host.get_fact(SystemdStatus).get(service)
+    running = host.get_fact(SystemdStatus, services=service).get(service)
+    enabled = host.get_fact(SystemdEnabled, services=service).get(service)
     if commands:
         yield from commands
         yield StringCommand(f"php-fpm{version}", "--test")
@@ -58,7 +59,7 @@ def fpm(pool: str, pool_config: str, ini: str, disable_default_pool: bool = True
             yield f"systemctl reload {service}"
     if not running:
         yield f"systemctl start {service}"
-    if not host.get_fact(SystemdEnabled).get(service):
+    if not enabled:
         yield f"systemctl enable {service}"
-    if not commands and running and host.get_fact(SystemdEnabled).get(service):
+    if not commands and running and enabled:
         host.noop(f"PHP {version} FPM pool {pool} is configured and running")

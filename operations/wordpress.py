@@ -63,7 +63,8 @@ def release(archive: str, checksum: str, version: str, docroot: str, user: str =
         return
 
     actual = host.get_fact(CHECKSUM_FACTS[algorithm], path=archive)
-    if state.is_executing and actual != digest:
+    # Before execution (a dry run) the archive may simply not be downloaded yet.
+    if actual != digest and (actual is not None or state.is_executing):
         raise OperationError(
             f"{archive} has {algorithm} {actual or '(no file)'}, expected {digest} "
             f"(wordpress_checksum {algorithm}:{digest}); {docroot} was left as it was"

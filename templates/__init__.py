@@ -14,8 +14,19 @@ def php_string(value) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+
+def _sources(folder, prefix=""):
+    for entry in folder.iterdir():
+        if entry.is_dir():
+            yield from _sources(entry, f"{prefix}{entry.name}/")
+        elif entry.name.endswith(".j2"):
+            yield f"{prefix}{entry.name}", entry.read_text()
+
+
+# Read once at import: rendering then needs no file access (operations render inside
+# pyinfra-testing's patched file system, too).
 _ENV = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(str(_ROOT)),
+    loader=jinja2.DictLoader(dict(_sources(_ROOT))),
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
     trim_blocks=True,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pyinfra
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.connect import connect_all
-from pyinfra.context import ctx_host, ctx_state
+from pyinfra.api.state import StateStage
+from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 from pyinfra_cli.util import load_deploy_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,29 +22,37 @@ FAKE_HOST: dict = {
 }
 
 
-def plan(groups: dict[str, list[str]], data: dict | None = None,
+def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = None,
          host_data: dict[str, dict] | None = None,
          fake_responses: dict | None = None) -> dict[str, list[tuple[str, list[str]]]]:
-    """{host: [(operation name, [commands]), ...]} in operation order, as a first run."""
+    """{host: [(operation name, [commands]), ...]} in operation order, as a first run.
+    Hosts get private addresses 10.0.0.10, .11, ... in order of first appearance."""
     names: list[str] = []
     for hosts in groups.values():
         names += [h for h in hosts if h not in names]
     responses = {**FAKE_HOST, **(fake_responses or {})}
     base = {"fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": responses}
     all_hosts = [
-        (f"@fake/{name}", {**base, **(data or {}), **(host_data or {}).get(name, {})})
-        for name in names
+        (f"@fake/{name}", {**base, "private_address": f"10.0.0.{10 + index}",
+                           "secrets_file": str(secrets_file), **(data or {}),
+                           **(host_data or {}).get(name, {})})
+        for index, name in enumerate(names)
     ]
     inventory = Inventory(
         (all_hosts, {}),
         **{group: ([f"@fake/{h}" for h in hosts], {}) for group, hosts in groups.items()},
     )
     state = State(inventory, Config())
-    cwd = os.getcwd()
+    cwd, was_cli = os.getcwd(), pyinfra.is_cli
     os.chdir(ROOT)
+    # CLI mode: operations are ordered and identified by where deploy code calls them,
+    # as `pyinfra inventory.py deploy.py` does (API mode pairs them up by position).
+    pyinfra.is_cli = True
     try:
-        with ctx_state.use(state):
+        with ctx_state.use(state), ctx_inventory.use(inventory):
+            state.set_stage(StateStage.Connect)
             connect_all(state)
+            state.set_stage(StateStage.Prepare)
             load_deploy_file(state, str(ROOT / "deploy.py"))
             result: dict[str, list[tuple[str, list[str]]]] = {}
             for host in inventory:
@@ -58,4 +68,5 @@ def plan(groups: dict[str, list[str]], data: dict | None = None,
                 result[host.name.removeprefix("@fake/")] = ops
     finally:
         os.chdir(cwd)
+        pyinfra.is_cli = was_cli
     return result

@@ -6,6 +6,8 @@ topology gets, in which order, and which commands a first run would send.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.fakedeploy import plan
@@ -14,38 +16,121 @@ TOPOLOGIES = {
     "split": {"lb": ["lb1"], "web": ["web1", "web2"], "db": ["db1"]},
     "seed": {"lb": ["hosta"], "web": ["hosta", "hostb"], "db": ["hosta"]},
 }
+COMMON = [
+    "Common base | Refresh the apt cache when older than apt_cache_time",
+    "Common base | Install the base packages",
+    "Common base | Add the wordpress system group",
+    "Common base | Add the wordpress system user",
+]
+INSTALL = "WordPress install | Install WordPress unattended (once per database)"
+
+
+def names(ops):
+    return [name for name, _ in ops]
+
+
+def commands(ops, name):
+    return " ".join(c for n, cs in ops if n == name for c in cs)
+
+
+@pytest.fixture
+def secrets_file(tmp_path):
+    return tmp_path / "hosts.secrets.json"
 
 
 @pytest.mark.parametrize("topology", sorted(TOPOLOGIES))
-def test_every_host_gets_the_common_base(topology):
-    result = plan(TOPOLOGIES[topology])
+def test_every_host_gets_the_common_base_first(topology, secrets_file):
+    for host, ops in plan(TOPOLOGIES[topology], secrets_file).items():
+        assert names(ops)[:4] == COMMON, host
+
+
+@pytest.mark.parametrize("topology", sorted(TOPOLOGIES))
+def test_tiers_go_to_their_groups_only(topology, secrets_file):
+    groups = TOPOLOGIES[topology]
+    result = plan(groups, secrets_file)
     for host, ops in result.items():
-        names = [name for name, _ in ops]
-        assert names[:4] == [
-            "Common base | Refresh the apt cache when older than apt_cache_time",
-            "Common base | Install the base packages",
-            "Common base | Add the wordpress system group",
-            "Common base | Add the wordpress system user",
-        ], host
+        tiers = {name.split(" | ")[0] for name in names(ops)}
+        assert ("Database" in tiers) == (host in groups["db"]), host
+        assert ("Web" in tiers) == (host in groups["web"]), host
+        # The unattended install runs once, from the first web host, after its web tier.
+        if host == sorted(groups["web"])[0]:
+            assert names(ops)[-1] == INSTALL
+        else:
+            assert INSTALL not in names(ops)
 
 
-def test_first_run_installs_base_packages_and_system_user():
-    result = plan(TOPOLOGIES["split"])
-    commands = dict(result["web1"])
-    assert any("apt-get update" in c for c in commands[
-        "Common base | Refresh the apt cache when older than apt_cache_time"])
-    install = " ".join(commands["Common base | Install the base packages"])
+def test_one_database_account_per_web_host_address(secrets_file):
+    ops = plan(TOPOLOGIES["split"], secrets_file)["db1"]
+    # web1 and web2 are 10.0.0.11 and .12 (lb1 is .10, db1 .13).
+    accounts = [n for n in names(ops) if n.startswith("Database | Add database account")]
+    assert accounts == [
+        "Database | Add database account wordpress@10.0.0.11",
+        "Database | Add database account wordpress@10.0.0.12",
+    ]
+    grants = commands(ops, "Database | Grant wordpress@10.0.0.11 all on wordpress only")
+    assert "ON `wordpress`.*" in grants and '"wordpress"@"10.0.0.11"' in grants
+    bind = [n for n in names(ops) if "Bind MariaDB" in n]
+    assert bind == ["Database | Bind MariaDB to the private address"]
+
+
+def test_secrets_are_generated_once_and_never_in_commands(secrets_file):
+    result = plan(TOPOLOGIES["split"], secrets_file)
+    stored = json.loads(secrets_file.read_text())
+    assert oct(secrets_file.stat().st_mode & 0o777) == "0o600"
+    assert {"db_password", "admin_password", "wp_auth_key", "wp_nonce_salt"} <= set(stored)
+    everything = json.dumps(result)
+    for name, value in stored.items():
+        assert value not in everything, f"secret {name} appears in an operation"
+    # A second plan reads the same file: stable values.
+    plan(TOPOLOGIES["split"], secrets_file)
+    assert json.loads(secrets_file.read_text()) == stored
+
+
+def test_web_tier_writes_pool_vhost_and_config_in_order(secrets_file):
+    ops = plan(TOPOLOGIES["split"], secrets_file)["web2"]
+    order = names(ops)
+    expected = [
+        "Web | Install nginx and PHP-FPM",
+        "Web | Run the wordpress PHP-FPM pool with OPcache",
+        "Web | Download the WordPress 7.1.0 archive",
+        "Web | Put the verified WordPress 7.1.0 into the docroot",
+        "Web | Write wp-config.php (secrets; never shown)",
+        "Web | Write the nginx backend vhost",
+        "Web | Reload nginx",
+    ]
+    positions = [order.index(name) for name in expected]
+    assert positions == sorted(positions)
+    download = commands(ops, "Web | Download the WordPress 7.1.0 archive")
+    assert "https://wordpress.org/wordpress-7.1.0.tar.gz" in download
+    release = commands(ops, "Web | Put the verified WordPress 7.1.0 into the docroot")
+    assert "sha1sum --check" in release and "e0ca593bc062f7a8c5a956ca44aff7375b0841e0" in release
+
+
+def test_local_archive_is_uploaded_instead(secrets_file, tmp_path):
+    archive = tmp_path / "wordpress.tar.gz"
+    archive.write_bytes(b"not really")
+    ops = plan(TOPOLOGIES["split"], secrets_file,
+               data={"wordpress_archive": str(archive), "wordpress_version": "6.8.12"})["web1"]
+    assert "Web | Upload the WordPress 6.8.12 archive" in names(ops)
+    assert not any("Download" in n for n in names(ops))
+
+
+def test_data_overrides_reach_the_operations(secrets_file):
+    result = plan(TOPOLOGIES["split"], secrets_file,
+                  data={"wordpress_user": "wpsite", "base_packages": ["htop"]})
+    ops = result["db1"]
+    assert "htop" in commands(ops, "Common base | Install the base packages")
+    assert "wpsite" in commands(ops, "Common base | Add the wpsite system user")
+    assert "chown -R wpsite:wpsite" in commands(
+        result["web1"], "Web | Put the verified WordPress 7.1.0 into the docroot")
+
+
+def test_first_run_commands_of_the_common_base(secrets_file):
+    ops = plan(TOPOLOGIES["split"], secrets_file)["web1"]
+    assert "apt-get update" in commands(ops, COMMON[0])
+    install = commands(ops, COMMON[1])
     for package in ("ca-certificates", "curl", "python3", "rsync"):
         assert package in install
     assert "--no-install-recommends" in install
-    user = " ".join(commands["Common base | Add the wordpress system user"])
-    assert "useradd" in user and "-r" in user.split() and "wordpress" in user
-    assert "-d /var/lib/wordpress" in user
-
-
-def test_data_overrides_reach_the_operations():
-    result = plan(TOPOLOGIES["split"], data={"wordpress_user": "wpsite",
-                                             "base_packages": ["htop"]})
-    commands = dict(result["db1"])
-    assert "htop" in " ".join(commands["Common base | Install the base packages"])
-    assert "wpsite" in " ".join(commands["Common base | Add the wpsite system user"])
+    user = commands(ops, COMMON[3])
+    assert "useradd" in user and " -r " in user and "-d /var/lib/wordpress" in user

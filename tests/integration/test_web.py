@@ -1,0 +1,146 @@
+"""The web tier and WordPress itself, on the shared split bed (Debian 13) and seed (12)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration import wp
+
+TITLE = "WordPress on pyinfra"
+
+
+@pytest.fixture(scope="module")
+def split(beds):
+    bed, _, _ = beds.deployed("split", "13")
+    return bed
+
+
+def backends(bed):
+    return {h.name: f"http://{h.address}" for h in bed.group("web")}
+
+
+def test_every_backend_serves_the_front_page(split):
+    for name, base in backends(split).items():
+        response = wp.get(base, "/", bed=split)
+        assert response.status_code == 200, (name, response.status_code, response.headers)
+        assert wp.title(response.text) == TITLE, name
+
+
+def test_pretty_permalinks(split):
+    base = backends(split)["web2"]
+    response = wp.get(base, "/hello-world/", bed=split)
+    assert response.status_code == 200 and "Hello world!" in response.text
+    assert wp.get(base, "/?p=1", bed=split).headers["Location"].endswith("/hello-world/")
+
+
+def test_admin_logs_in_with_the_stored_password(split):
+    password = wp.secrets(split)["admin_password"]
+    for name, base in backends(split).items():
+        session = wp.login(base, "admin", password, split)
+        assert wp.logged_in(session), name
+        dashboard = session.get(base + "/wp-admin/", timeout=30, allow_redirects=False)
+        assert dashboard.status_code == 200 and "Dashboard" in wp.title(dashboard.text), name
+    wrong = wp.login(backends(split)["web1"], "admin", password + "x", split)
+    assert not wp.logged_in(wrong)
+
+
+def test_wp_config_is_not_readable_by_others_nor_served(split):
+    for name, base in backends(split).items():
+        _, stat = split.exec(name, "stat -c '%a %U %G' /var/www/wordpress/wp-config.php")
+        mode, user, group = stat.split()
+        assert int(mode[-1]) == 0 and (user, group) == ("wordpress", "wordpress"), stat
+        assert wp.get(base, "/wp-config.php", bed=split).status_code == 403
+        assert wp.get(base, "/.pwlb-release", bed=split).status_code == 403
+
+
+def test_php_in_uploads_is_never_executed(split):
+    split.exec("web1", "printf '<?php echo \"EXEC\" . \"UTED\";' > /var/www/wordpress/wp-content/uploads/x.php"
+                       " && printf 'plain' > /var/www/wordpress/wp-content/uploads/x.txt")
+    try:
+        response = wp.get(backends(split)["web1"], "/wp-content/uploads/x.php", bed=split)
+        assert response.status_code == 403
+        assert "EXECUTED" not in response.text
+        assert wp.get(backends(split)["web1"], "/wp-content/uploads/x.txt",
+                      bed=split).text == "plain"
+    finally:
+        split.exec("web1", "rm -f /var/www/wordpress/wp-content/uploads/x.php "
+                           "/var/www/wordpress/wp-content/uploads/x.txt")
+
+
+def test_static_assets_get_long_cache_headers(split):
+    response = wp.get(backends(split)["web1"], "/wp-includes/css/dashicons.min.css", bed=split)
+    assert response.status_code == 200
+    assert "max-age=31536000" in response.headers["Cache-Control"]
+
+
+def test_php_fpm_pool_runs_as_wordpress_with_opcache(split):
+    _, version = split.exec("web1", "php -r 'echo PHP_MAJOR_VERSION.\".\".PHP_MINOR_VERSION;'")
+    assert version == "8.4"
+    _, ps = split.exec("web1", "ps -o user:20=,args= -C php-fpm8.4")
+    workers = [line for line in ps.splitlines() if "pool wordpress" in line]
+    assert workers and all(line.split()[0] == "wordpress" for line in workers), ps
+    assert "pool www" not in ps
+    probe = "/var/www/wordpress/pwlb-probe.php"
+    split.exec("web1", f"printf '<?php echo json_encode(array(ini_get(\"opcache.enable\"), "
+                       f"ini_get(\"opcache.validate_timestamps\"), get_current_user()));' > {probe}"
+                       f" && chown wordpress: {probe}")
+    try:
+        response = wp.get(backends(split)["web1"], "/pwlb-probe.php", bed=split)
+        assert response.json() == ["1", "1", "wordpress"]
+    finally:
+        split.exec("web1", f"rm -f {probe}")
+
+
+def test_no_secret_in_the_output_at_vv_and_diff(split, beds):
+    run = beds.run(split, "-vv", "--diff")
+    assert run.returncode == 0 and run.changed == 0
+    for name, value in wp.secrets(split).items():
+        assert value not in run.output, f"secret {name} printed"
+
+
+def test_a_changed_secret_is_applied_without_showing_it(split, beds):
+    new = "Rotated-" + wp.secrets(split)["db_password"][:12]
+    rotated = beds.run(split, "-vv", "--diff", env={"PWLB_SECRET_DB_PASSWORD": new})
+    try:
+        assert rotated.returncode == 0, rotated.output[-4000:]
+        assert new not in rotated.output
+        changed = set(rotated.changed_ops)
+        assert "Web | Write wp-config.php (secrets; never shown)" in changed
+        assert any(op.startswith("Database | Keep the password of") for op in changed)
+        for name, base in backends(split).items():
+            assert wp.title(wp.get(base, "/", bed=split).text) == TITLE, name
+        code, out = wp.mariadb_as(split, "web1", "wordpress", new, split.host("db1").address)
+        assert code == 0, out
+    finally:
+        restored = beds.run(split)
+    assert restored.returncode == 0 and restored.changed > 0
+    assert beds.run(split).changed == 0
+
+
+def test_a_wrong_checksum_stops_and_leaves_the_site_serving(split, beds):
+    wrong = "sha256:" + "0" * 64
+    run = beds.run(split, "--data", f"wordpress_checksum={wrong}")
+    assert run.returncode != 0
+    assert "0" * 64 in run.output and "wordpress_checksum" in run.output
+    for name, base in backends(split).items():
+        response = wp.get(base, "/", bed=split)
+        assert response.status_code == 200 and wp.title(response.text) == TITLE, name
+        _, release = split.exec(name, "cat /var/www/wordpress/.pwlb-release")
+        assert "0" * 64 not in release
+    split.exec("web1", "rm -f /var/cache/wordpress-lb/wordpress-*-000000000000.tar.gz")
+    split.exec("web2", "rm -f /var/cache/wordpress-lb/wordpress-*-000000000000.tar.gz")
+
+
+def test_seed_bed_debian_12_serves_wordpress_downloaded_by_url(beds):
+    bed, first, second = beds.deployed("seed", "12")
+    assert any(op.startswith("Web | Download the WordPress") for op in first.changed_ops)
+    assert second.changed == 0
+    _, version = bed.exec("hostb", "php -r 'echo PHP_MAJOR_VERSION.\".\".PHP_MINOR_VERSION;'")
+    assert version == "8.2"
+    for web in bed.group("web"):
+        # hosta is lb + web: until the balancer tier exists its vhost is on port 80.
+        response = wp.get(f"http://{web.address}", "/", bed=bed)
+        assert response.status_code == 200 and wp.title(response.text) == TITLE, web.name
+    session = wp.login(f"http://{bed.host('hostb').address}", "admin",
+                       wp.secrets(bed)["admin_password"], bed)
+    assert wp.logged_in(session)

@@ -1,0 +1,67 @@
+"""Talking to a deployed WordPress as a browser would: plain HTTP, cookies, forms."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import requests
+
+from tests.testbed import Bed
+
+
+def secrets(bed: Bed) -> dict[str, str]:
+    return json.loads((bed.dir / "hosts.secrets.json").read_text())
+
+
+def site_host(bed: Bed) -> str:
+    return f"127.0.0.1:{bed.port}"
+
+
+def get(base: str, path: str = "/", bed: Bed | None = None, **kw) -> requests.Response:
+    headers = kw.pop("headers", {})
+    if bed:
+        headers.setdefault("Host", site_host(bed))
+    return requests.get(base + path, headers=headers, timeout=30, allow_redirects=False, **kw)
+
+
+def title(html: str) -> str:
+    match = re.search(r"<title>(.*?)</title>", html, re.S)
+    return match.group(1).strip() if match else ""
+
+
+def login(base: str, user: str, password: str, bed: Bed) -> requests.Session:
+    """Log in through wp-login.php; returns the session holding the auth cookies."""
+    session = requests.Session()
+    session.headers["Host"] = site_host(bed)
+    session.get(base + "/wp-login.php", timeout=30)  # sets the test cookie
+    response = session.post(
+        base + "/wp-login.php",
+        data={"log": user, "pwd": password, "wp-submit": "Log In", "testcookie": "1",
+              "redirect_to": f"http://{site_host(bed)}/wp-admin/"},
+        timeout=30, allow_redirects=False,
+    )
+    session.login_response = response  # type: ignore[attr-defined]
+    return session
+
+
+def logged_in(session: requests.Session) -> bool:
+    response = session.login_response  # type: ignore[attr-defined]
+    return response.status_code == 302 and any(
+        c.name.startswith("wordpress_logged_in_") for c in session.cookies
+    )
+
+
+
+
+MYSQL_CLIENT = ("command -v mariadb >/dev/null || "
+                "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-client >/dev/null")
+
+
+def mariadb_as(bed: Bed, host: str, user: str, password: str, db_host: str,
+               sql: str = "SELECT 1") -> tuple[int, str]:
+    """Run SQL on the database from one of the bed's hosts, as a database account."""
+    bed.exec(host, MYSQL_CLIENT)
+    return bed.exec(host, f"mariadb -h {db_host} -u {user} -p'{password}' wordpress "
+                          f"--connect-timeout=5 -N -e '{sql}' 2>&1", check=False)
