@@ -43,4 +43,4 @@ down: $(STAMP)
 	$(BIN)/python -m tests.testbed down
 
 settings: $(STAMP)
-	@$(BIN)/python -m deploys.settings
+	$(BIN)/python -m deploys.settings --write README.md

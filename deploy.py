@@ -4,6 +4,7 @@ from pyinfra import host
 
 from deploys.common import common
 from deploys.database import database
+from deploys.sync import sync
 from deploys.web import install, web
 
 common()
@@ -11,4 +12,5 @@ if "db" in host.groups:
     database()
 if "web" in host.groups:
     web()
+    sync()
     install()

@@ -19,6 +19,8 @@ import stat
 import string
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from pyinfra import host
 from pyinfra.api import HiddenValue
 
@@ -36,6 +38,12 @@ _PASSWORD_ALPHABET = string.ascii_letters + string.digits
 
 
 def _generate(name: str) -> str:
+    if name.endswith("_ssh_key"):
+        key = ed25519.Ed25519PrivateKey.generate()
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        ).decode()
     if name.startswith("wp_"):
         return "".join(random.choice(_SALT_ALPHABET) for _ in range(64))
     return "".join(random.choice(_PASSWORD_ALPHABET) for _ in range(32))
@@ -102,3 +110,12 @@ def raw(name: str) -> str:
 def secret(name: str) -> HiddenValue:
     """One secret, masked for pyinfra's output."""
     return HiddenValue(raw(name))
+
+
+def public_key(name: str, comment: str) -> str:
+    """The OpenSSH public key of a private-key secret (ending in `_ssh_key`)."""
+    key = serialization.load_ssh_private_key(raw(name).encode(), password=None)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH,
+    ).decode()
+    return f"{public} {comment}"

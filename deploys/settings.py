@@ -28,10 +28,10 @@ def defaults(*groups: tuple[Setting, ...]) -> dict[str, Any]:
 
 def all_settings() -> list[tuple[str, Setting]]:
     """(tier, setting) for every declared key, in deploy order."""
-    from deploys import common, database, web
+    from deploys import common, database, sync, web
 
     return [(module.__name__.split(".")[-1], s)
-            for module in (common, database, web) for s in module.SETTINGS]
+            for module in (common, database, web, sync) for s in module.SETTINGS]
 
 
 def markdown_table() -> str:
@@ -43,5 +43,22 @@ def markdown_table() -> str:
     return "\n".join(rows)
 
 
+def write_readme(path: str) -> None:
+    """Replace the table between the README's settings markers with the declarations."""
+    import re
+    from pathlib import Path
+
+    readme = Path(path)
+    text = readme.read_text()
+    new = re.sub(r"(<!-- settings:begin -->\n).*?(\n<!-- settings:end -->)",
+                 lambda m: m.group(1) + markdown_table() + m.group(2), text, flags=re.S)
+    readme.write_text(new)
+
+
 if __name__ == "__main__":
-    print(markdown_table())
+    import sys
+
+    if sys.argv[1:2] == ["--write"]:
+        write_readme(sys.argv[2])
+    else:
+        print(markdown_table())

@@ -1,14 +1,15 @@
-"""SSH trust between cluster hosts: pinned host keys."""
+"""SSH trust between cluster hosts: pinned host keys, private keys kept private."""
 
 from __future__ import annotations
 
 import shlex
 
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import HiddenValue, operation
 from pyinfra.facts.files import File
 
 from facts.ssh import KnownHosts
+from operations._content import put_content
 
 
 @operation()
@@ -59,3 +60,32 @@ def known_hosts(
         write = f"printf '%s\\n' {body}" if lines else "true"
         yield f"{write} > {tmp} && mv -f {tmp} {quoted}"
     yield f"chown {user}:{group} {quoted} && chmod {mode} {quoted}"
+
+
+@operation()
+def private_key(path: str, key: str | HiddenValue, user: str = "root"):
+    """
+    Ensure an SSH private key file holds this key, owned by ``user`` with mode 600. The
+    key is never shown (not in ``--diff``, not at any verbosity) and no one else can read
+    the file at any moment, not even while it is written.
+
+    + path: the key file
+    + key: the OpenSSH private key, preferably a ``HiddenValue``
+    + user: owner (and group)
+
+    **Example:**
+
+    .. code:: python
+
+        ssh.private_key(
+            name="Install the mesh key",
+            path="/var/lib/wordpress/.ssh/mesh_ed25519",
+            key=HiddenValue(private_key),
+            user="wordpress",
+        )
+    """
+    raw = key.unmask() if isinstance(key, HiddenValue) else key
+    commands = list(put_content(path, raw, user=user, group=user, mode=600, secret=True))
+    if not commands:
+        host.noop(f"{path} holds the key")
+    yield from commands

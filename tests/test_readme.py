@@ -12,7 +12,7 @@ def test_settings_table_matches_declarations():
     text = README.read_text()
     block = re.search(r"<!-- settings:begin -->\n(.*?)\n<!-- settings:end -->", text, re.S)
     assert block, "README lacks the settings block"
-    assert block.group(1).strip() == markdown_table(), "run `make settings` and paste the table"
+    assert block.group(1).strip() == markdown_table(), "run `make settings` to regenerate it"
 
 
 def test_every_setting_is_declared_once():

@@ -51,6 +51,9 @@ DEPLOY_UID = 1000
 TOPOLOGIES: dict[str, list[tuple[str, list[str]]]] = {
     "split": [("lb1", ["lb"]), ("web1", ["web"]), ("web2", ["web"]), ("db1", ["db"])],
     "seed": [("hosta", ["lb", "web", "db"]), ("hostb", ["web"])],
+    # For destructive mesh tests: a third web host to add and remove.
+    "mesh": [("lb1", ["lb"]), ("web1", ["web"]), ("web2", ["web"]), ("web3", ["web"]),
+             ("db1", ["db"])],
 }
 
 PACKAGES = [
@@ -305,14 +308,21 @@ class Bed:
     def group(self, group: str) -> list[Host]:
         return [h for h in self.hosts if group in h.groups]
 
-    def exec(self, host: str, command: str, check: bool = True) -> tuple[int, str]:
-        """Run a shell command as root inside a host's container."""
+    def exec(self, host: str, command: str, check: bool = True,
+             user: str = "root") -> tuple[int, str]:
+        """Run a shell command inside a host's container (as root by default)."""
         container = client().containers.get(self.host(host).container)
-        result = container.exec_run(["sh", "-c", command])
+        result = container.exec_run(["sh", "-c", command], user=user)
         output = result.output.decode(errors="replace")
         if check and result.exit_code != 0:
             raise TestbedError(f"{host}: `{command}` exited {result.exit_code}: {output}")
         return result.exit_code, output
+
+    def container(self, host: str):
+        return client().containers.get(self.host(host).container)
+
+    def wait_booted(self, host: str) -> None:
+        _wait_booted(self.container(host))
 
     def to_json(self) -> dict:
         return {

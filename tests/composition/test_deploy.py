@@ -134,3 +134,22 @@ def test_first_run_commands_of_the_common_base(secrets_file):
     assert "--no-install-recommends" in install
     user = commands(ops, COMMON[3])
     assert "useradd" in user and " -r " in user and "-d /var/lib/wordpress" in user
+
+
+def test_sync_mesh_on_web_hosts_with_their_peers(secrets_file):
+    result = plan(TOPOLOGIES["split"], secrets_file)
+    for host in ("lb1", "db1"):
+        assert not any(n.startswith("Sync mesh") for n in names(result[host])), host
+    ops = result["web1"]
+    assert "Sync mesh | Install the cluster's mesh key" in names(ops)
+    # The install comes after the mesh, so WordPress's first files reach every peer.
+    assert names(ops).index("Sync mesh | Keep the mesh running and enabled") < names(ops).index(INSTALL)
+    key = commands(ops, "Sync mesh | Install the cluster's mesh key")
+    assert "install -m 600 -o wordpress" in key
+    assert "PRIVATE KEY" not in key
+
+
+def test_a_lone_web_host_runs_no_mesh(secrets_file):
+    ops = plan({"lb": ["a"], "web": ["a"], "db": ["a"]}, secrets_file)["a"]
+    assert "Sync mesh | Stop the mesh: there is no other web host" in names(ops)
+    assert "Sync mesh | Keep the mesh running and enabled" not in names(ops)

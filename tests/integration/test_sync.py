@@ -1,0 +1,180 @@
+"""The lsyncd mesh: propagation, no loss, deletes, quiet, catch-up, confinement.
+
+Read-only-ish checks run on the shared split bed; stopping a host and changing the
+membership run on a `mesh` bed of their own (three web hosts).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.integration import mesh
+from tests.runner import pyinfra
+
+RESULTS: dict = {}
+
+
+@pytest.fixture(scope="module")
+def split(beds):
+    bed, _, _ = beds.deployed("split", "13")
+    return bed
+
+
+def test_small_files_propagate_both_ways_fast(split, record_property):
+    for source, target in (("web1", "web2"), ("web2", "web1")):
+        latencies = mesh.propagation(split, source, target, count=50, gap=0.1)
+        p50, p95, worst = (mesh.percentile(latencies, 50), mesh.percentile(latencies, 95),
+                           max(latencies))
+        RESULTS[f"{source}->{target}"] = {"files": len(latencies), "p50": round(p50, 3),
+                                          "p95": round(p95, 3), "max": round(worst, 3)}
+        record_property(f"propagation {source}->{target}", RESULTS[f"{source}->{target}"])
+        print(f"propagation {source}->{target}: {json.dumps(RESULTS[f'{source}->{target}'])}")
+        assert worst != float("inf"), "a file never arrived"
+        assert p95 <= 2.0, RESULTS
+        assert worst <= 5.0, RESULTS
+
+
+def test_concurrent_writes_on_every_host_lose_nothing(split):
+    hosts = ["web1", "web2"]
+    for host in hosts:  # 120 distinct files per host, written at the same time
+        split.container(host).exec_run(
+            ["sh", "-c", f"mkdir -p {mesh.UPLOADS}/burst && for i in $(seq 1 120); do "
+                         f"head -c $((i * 37)) /dev/urandom > {mesh.UPLOADS}/burst/{host}-$i.bin; done"],
+            user="wordpress", detach=True)
+    assert mesh.wait_quiet(split, hosts, timeout=120)
+    digests = {host: mesh.tree_digest(split, host, f"{mesh.UPLOADS}/burst") for host in hosts}
+    assert len(digests["web1"]) == 240, sorted(digests["web1"])[:5]
+    assert digests["web1"] == digests["web2"]
+
+
+def test_a_delete_propagates_and_the_mesh_goes_quiet(split):
+    split.exec("web2", f"rm -rf {mesh.UPLOADS}/burst", user="wordpress")
+    assert mesh.wait_quiet(split, ["web1", "web2"], timeout=60)
+    code, _ = split.exec("web1", f"test -e {mesh.UPLOADS}/burst", check=False)
+    assert code != 0, "the delete did not reach web1"
+    # Quiet means quiet: no rsync starts again over ten seconds (no echo loop).
+    for _ in range(5):
+        for host in ("web1", "web2"):
+            code, _ = split.exec(host, "pgrep -x rsync", check=False)
+            assert code != 0, f"rsync still running on {host}"
+        time.sleep(2)
+
+
+def test_the_mesh_key_only_rsyncs_into_the_docroot(split):
+    web2 = split.host("web2").address
+    ssh = ("ssh -i /var/lib/wordpress/.ssh/mesh_ed25519 -o BatchMode=yes "
+           "-o UserKnownHostsFile=/var/lib/wordpress/.ssh/known_hosts")
+    # No shell, no pty.
+    code, out = split.exec("web1", f"{ssh} wordpress@{web2} id 2>&1", check=False, user="wordpress")
+    assert "uid=" not in out
+    code, out = split.exec("web1", f"{ssh} -tt wordpress@{web2} /bin/sh -c id 2>&1",
+                           check=False, user="wordpress")
+    assert "uid=" not in out
+    # No escape from the docroot.
+    split.exec("web1", "echo x > /tmp/escape.txt", user="wordpress")
+    for target in ("/../../../../tmp/escaped.txt", "../escaped.txt"):
+        split.exec("web1", f"rsync -e '{ssh}' /tmp/escape.txt wordpress@{web2}:{target} 2>&1",
+                   check=False, user="wordpress")
+    code, found = split.exec("web2", "ls /tmp/escaped.txt /var/www/escaped.txt "
+                                     "/escaped.txt 2>/dev/null", check=False)
+    assert found.strip() == ""
+    # Not from a host outside the mesh, even holding the key.
+    key = split.exec("web1", "cat /var/lib/wordpress/.ssh/mesh_ed25519")[1]
+    split.exec("lb1", f"umask 077; cat > /root/stolen <<'EOF'\n{key}EOF")
+    code, out = split.exec("lb1", f"rsync -e 'ssh -i /root/stolen -o BatchMode=yes "
+                                  f"-o StrictHostKeyChecking=no' /etc/hostname "
+                                  f"wordpress@{web2}:/stolen.txt 2>&1", check=False)
+    split.exec("lb1", "rm -f /root/stolen")
+    assert code != 0
+    code, _ = split.exec("web2", "test -e /var/www/wordpress/stolen.txt", check=False)
+    assert code != 0
+
+
+def test_the_mesh_runs_as_wordpress_and_reports_status(split):
+    for host in ("web1", "web2"):
+        _, user = split.exec(host, "ps -o user:20= -C lsyncd")
+        assert user.split() == ["wordpress"], user
+    run = pyinfra(split.hosts_file, "facts.lsyncd.Status", "--limit", "web", deploy="fact")
+    status = json.loads(run.output[run.output.index("{"):run.output.rindex("}") + 1])
+    assert status["web1"]["active"] and status["web1"]["peers"] == [split.host("web2").address]
+    assert status["web2"]["peers"] == [split.host("web1").address]
+
+
+# Destructive: a bed of their own, three web hosts.
+
+@pytest.fixture(scope="module")
+def mesh_bed(beds):
+    bed, _, second = beds.deployed("mesh", "13")
+    assert second.changed == 0
+    return bed
+
+
+@pytest.mark.own_bed
+def test_a_host_that_was_down_catches_up_without_losing_newer_files(mesh_bed):
+    bed = mesh_bed
+    bed.exec("web1", f"echo old > {mesh.UPLOADS}/shared.txt", user="wordpress")
+    assert mesh.wait_quiet(bed, ["web1", "web2", "web3"])
+    assert bed.exec("web2", f"cat {mesh.UPLOADS}/shared.txt")[1].strip() == "old"
+
+    bed.container("web2").stop(timeout=20)
+    try:
+        bed.exec("web1", f"sleep 1; echo newer > {mesh.UPLOADS}/shared.txt; "
+                         f"mkdir -p {mesh.UPLOADS}/outage && for i in $(seq 1 20); do "
+                         f"echo $i > {mesh.UPLOADS}/outage/f$i.txt; done", user="wordpress")
+        time.sleep(3)
+    finally:
+        bed.container("web2").start()
+    bed.wait_booted("web2")
+    assert mesh.wait_quiet(bed, ["web1", "web2", "web3"], timeout=120)
+    for host in ("web1", "web2", "web3"):
+        # The newer copy won everywhere; web2's older one overwrote nothing.
+        assert bed.exec(host, f"cat {mesh.UPLOADS}/shared.txt")[1].strip() == "newer", host
+        files = mesh.tree_digest(bed, host, f"{mesh.UPLOADS}/outage")
+        assert len(files) == 20, (host, sorted(files))
+
+
+@pytest.mark.own_bed
+def test_membership_follows_the_inventory(mesh_bed, tmp_path):
+    bed = mesh_bed
+    web3 = bed.host("web3").address
+    hosts = bed.hosts_file.read_text()
+    start = hosts.index("[hosts.web3]")
+    end = hosts.index("[hosts.", start + 1)
+    smaller = tmp_path / "hosts.toml"
+    smaller.write_text(hosts[:start] + hosts[end:])
+    secrets = tmp_path / "hosts.secrets.json"
+    secrets.write_text((bed.dir / "hosts.secrets.json").read_text())
+    secrets.chmod(0o600)
+
+    removed = pyinfra(smaller)
+    assert removed.returncode == 0, removed.output[-4000:]
+    allowed = {
+        "Sync mesh | Let the mesh key rsync into the docroot, from the peers only",
+        "Sync mesh | Pin the peers' host keys",
+        "Sync mesh | Write the lsyncd mesh configuration",
+        "Sync mesh | Restart the mesh for its new configuration",
+        "Database | Drop database accounts of web hosts no longer in the inventory",
+    }
+    assert set(removed.changed_ops) <= allowed, set(removed.changed_ops) - allowed
+    for host in ("web1", "web2"):
+        _, config = bed.exec(host, "cat /etc/lsyncd/wordpress.conf.lua")
+        assert web3 not in config, host
+        _, keys = bed.exec(host, "cat /var/lib/wordpress/.ssh/authorized_keys")
+        assert web3 not in keys, host
+
+    added = pyinfra(bed.hosts_file)
+    assert added.returncode == 0, added.output[-4000:]
+    assert set(added.changed_ops) <= allowed | {
+        "Database | Add database account wordpress@" + web3,
+        "Database | Grant wordpress@" + web3 + " all on wordpress only",
+    }, added.changed_ops
+    for host in ("web1", "web2"):
+        _, config = bed.exec(host, "cat /etc/lsyncd/wordpress.conf.lua")
+        assert web3 in config, host
+    bed.exec("web3", f"echo back > {mesh.UPLOADS}/from-web3.txt", user="wordpress")
+    assert mesh.wait_quiet(bed, ["web1", "web2", "web3"])
+    assert bed.exec("web1", f"cat {mesh.UPLOADS}/from-web3.txt")[1].strip() == "back"
+    assert pyinfra(bed.hosts_file).changed == 0
