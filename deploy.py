@@ -2,9 +2,11 @@
 
 from pyinfra import host
 
+from deploys.balancer import balancer
 from deploys.common import common
 from deploys.database import database
 from deploys.sync import sync
+from deploys.verify import verify
 from deploys.web import install, web
 
 common()
@@ -14,3 +16,7 @@ if "web" in host.groups:
     web()
     sync()
     install()
+if "lb" in host.groups:
+    balancer()
+if "lb" in host.groups or not host.inventory.get_group("lb", []):
+    verify()

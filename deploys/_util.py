@@ -1,9 +1,12 @@
-"""Small helpers the tier deploys share: cluster addresses and groups."""
+"""Small helpers the tier deploys share: cluster addresses, groups, nginx sites."""
 
 from __future__ import annotations
 
 from pyinfra import host, inventory
 from pyinfra.api.host import Host
+from pyinfra.operations import files, server, systemd
+
+import templates
 
 from facts.network import PrivateAddress
 
@@ -26,3 +29,37 @@ def group_hosts(group: str) -> list[Host]:
 
 def group_addresses(group: str) -> list[str]:
     return [private_address(h) for h in group_hosts(group)]
+
+
+def backend_port(target: Host | None = None) -> int:
+    """Port of a web host's backend vhost. A host that is also a load balancer keeps the
+    public port for the balancer, so its backend moves to `colocated_web_port`."""
+    from deploys.settings import value
+
+    target = target or host
+    port = int(value(target, "web_port"))
+    if "lb" in target.groups and port == int(value(target, "lb_port")):
+        return int(value(target, "colocated_web_port"))
+    return port
+
+
+def backends() -> list[str]:
+    """`address:port` of every web host's backend vhost."""
+    return [f"{private_address(h)}:{backend_port(h)}" for h in group_hosts("web")]
+
+
+def nginx_site(site: str, template: str, what: str, **context) -> None:
+    """Write an nginx site from a template, enable it (and not Debian's default site),
+    check the configuration and reload nginx only when something changed."""
+    available = f"/etc/nginx/sites-available/{site}"
+    vhost = files.template(name=f"Write the {what}", src=templates.path(template),
+                           dest=available, mode="644", **context)
+    enabled = files.link(name=f"Enable the {what}", path=f"/etc/nginx/sites-enabled/{site}",
+                         target=available)
+    default = files.link(name="Disable nginx's default site",
+                         path="/etc/nginx/sites-enabled/default", present=False)
+    changed = lambda: vhost.did_change() or enabled.did_change() or default.did_change()  # noqa: E731
+    server.shell(name="Check the nginx configuration", commands=["nginx -t -q"], _if=changed)
+    systemd.service(name="Reload nginx", service="nginx.service", reloaded=True, _if=changed)
+    systemd.service(name="Keep nginx running and enabled", service="nginx.service",
+                    running=True, enabled=True)

@@ -28,10 +28,22 @@ def defaults(*groups: tuple[Setting, ...]) -> dict[str, Any]:
 
 def all_settings() -> list[tuple[str, Setting]]:
     """(tier, setting) for every declared key, in deploy order."""
-    from deploys import common, database, sync, web
+    from deploys import balancer, common, database, sync, web
 
     return [(module.__name__.split(".")[-1], s)
-            for module in (common, database, web, sync) for s in module.SETTINGS]
+            for module in (common, database, web, sync, balancer) for s in module.SETTINGS]
+
+
+def value(target, name: str) -> Any:
+    """A setting as another host sees it: its data, else the declared default (a deploy's
+    data_defaults only apply to the host it runs on)."""
+    found = target.data.get(name)
+    if found is not None:
+        return found
+    for _, setting in all_settings():
+        if setting.name == name:
+            return setting.default
+    raise KeyError(f"no setting {name!r} is declared")
 
 
 def markdown_table() -> str:

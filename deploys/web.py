@@ -12,11 +12,13 @@ from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import HiddenValue, deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files
 
 import templates
 from deploys import common, database, secrets
-from deploys._util import group_addresses, group_hosts, private_address
+from deploys._util import (
+    backend_port, group_addresses, group_hosts, nginx_site, private_address,
+)
 from deploys.settings import Setting, defaults
 from operations import php, wordpress
 
@@ -24,11 +26,14 @@ WORDPRESS_VERSION = "7.1.0"
 WORDPRESS_SHA1 = "e0ca593bc062f7a8c5a956ca44aff7375b0841e0"  # published by wordpress.org
 FPM_SOCKET = "/run/php/wordpress-fpm.sock"
 CACHE_DIR = "/var/cache/wordpress-lb"
-VHOST = "/etc/nginx/sites-available/wordpress"
 
 SETTINGS = (
     Setting("docroot", "/var/www/wordpress", "the WordPress directory on every web host"),
     Setting("web_port", 80, "port of the nginx backend vhost on each web host"),
+    Setting("colocated_web_port", 90,
+            "backend port on a host that is also `lb` (the balancer keeps the public port)"),
+    Setting("served_by_header", "X-Served-By",
+            "response header naming the web host that served; empty turns it off"),
     Setting("server_name", "_", "nginx `server_name` of the backend vhost"),
     Setting("site_url", None,
             "the site's public URL; default `http://<first lb host>` (the test bed sets "
@@ -147,12 +152,10 @@ def web() -> None:
         user=user,
     )
 
-    vhost = files.template(
-        name="Write the nginx backend vhost",
-        src=templates.path("nginx/wordpress.conf.j2"),
-        dest=VHOST,
-        mode="644",
-        port=host.data.web_port,
+    nginx_site(
+        "wordpress", "nginx/wordpress.conf.j2", "nginx backend vhost",
+        port=backend_port(),
+        served_by_header=host.data.served_by_header,
         server_name=host.data.server_name,
         site_host=urlsplit(site_url()).netloc,
         docroot=docroot,
@@ -162,17 +165,6 @@ def web() -> None:
         static_expires=host.data.static_expires,
         fastcgi_read_timeout=host.data.fastcgi_read_timeout,
     )
-    enabled = files.link(name="Enable the backend vhost",
-                         path="/etc/nginx/sites-enabled/wordpress", target=VHOST)
-    default = files.link(name="Disable nginx's default site",
-                         path="/etc/nginx/sites-enabled/default", present=False)
-    reload_needed = lambda: vhost.did_change() or enabled.did_change() or default.did_change()  # noqa: E731
-    server.shell(name="Check the nginx configuration", commands=["nginx -t -q"],
-                 _if=reload_needed)
-    systemd.service(name="Reload nginx", service="nginx.service", reloaded=True,
-                    _if=reload_needed)
-    systemd.service(name="Keep nginx running and enabled", service="nginx.service",
-                    running=True, enabled=True)
 
 
 @deploy("WordPress install", data_defaults=defaults(common.SETTINGS, database.SETTINGS, SETTINGS))

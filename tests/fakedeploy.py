@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from io import StringIO
 from pathlib import Path
 
 import pyinfra
-from pyinfra.api import Config, Inventory, State
+from pyinfra.api import Config, FileUploadCommand, Inventory, State
 from pyinfra.api.connect import connect_all
 from pyinfra.api.state import StateStage
 from pyinfra.context import ctx_host, ctx_inventory, ctx_state
@@ -63,10 +64,19 @@ def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = N
                     meta = state.get_op_meta(op_hash)
                     op_data = state.get_op_data_for_host(host, op_hash)
                     with ctx_host.use(host):
-                        commands = [str(c) for c in op_data.command_generator()]
+                        commands = [_show(c) for c in op_data.command_generator()]
                     ops.append((", ".join(sorted(meta.names)), commands))
                 result[host.name.removeprefix("@fake/")] = ops
     finally:
         os.chdir(cwd)
         pyinfra.is_cli = was_cli
     return result
+
+
+def _show(command) -> str:
+    """A command as text; a template's upload (a StringIO) shows the rendered file.
+    Secret uploads (bytes, see operations/_content.py) stay opaque."""
+    if isinstance(command, FileUploadCommand) and isinstance(command.src, StringIO):
+        command.src.seek(0)
+        return f"upload {command.dest}:\n{command.src.read()}"
+    return str(command)

@@ -54,7 +54,9 @@ def test_tiers_go_to_their_groups_only(topology, secrets_file):
         assert ("Web" in tiers) == (host in groups["web"]), host
         # The unattended install runs once, from the first web host, after its web tier.
         if host == sorted(groups["web"])[0]:
-            assert names(ops)[-1] == INSTALL
+            assert INSTALL in names(ops)
+            assert all(not n.startswith(("Web |", "Sync mesh |"))
+                       for n in names(ops)[names(ops).index(INSTALL):])
         else:
             assert INSTALL not in names(ops)
 
@@ -153,3 +155,54 @@ def test_a_lone_web_host_runs_no_mesh(secrets_file):
     ops = plan({"lb": ["a"], "web": ["a"], "db": ["a"]}, secrets_file)["a"]
     assert "Sync mesh | Stop the mesh: there is no other web host" in names(ops)
     assert "Sync mesh | Keep the mesh running and enabled" not in names(ops)
+
+
+def upload(ops, name):
+    text = commands(ops, name)
+    assert "upload " in text, (name, text[:200])
+    return text
+
+
+def test_balancer_upstream_has_every_backend(secrets_file):
+    ops = plan(TOPOLOGIES["split"], secrets_file)["lb1"]
+    conf = upload(ops, "Balancer | Write the balancer vhost")
+    assert "least_conn;" in conf
+    assert "server 10.0.0.11:80 max_fails=1 fail_timeout=10s;" in conf
+    assert "server 10.0.0.12:80 max_fails=1 fail_timeout=10s;" in conf
+    assert "keepalive 16;" in conf and "proxy_http_version 1.1;" in conf
+    assert 'proxy_set_header Connection "";' in conf
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in conf
+    assert "proxy_next_upstream error timeout http_502 http_503 http_504;" in conf
+    assert "non_idempotent" not in conf
+    assert "client_max_body_size 64M;" in conf
+    assert names(ops)[-1] == "Verify | The site answers through the balancer"
+
+
+def test_colocated_backend_moves_off_the_public_port(secrets_file):
+    result = plan(TOPOLOGIES["seed"], secrets_file)
+    lb_conf = upload(result["hosta"], "Balancer | Write the balancer vhost")
+    assert "listen 80 default_server;" in lb_conf
+    assert "server 10.0.0.10:90 " in lb_conf and "server 10.0.0.11:80 " in lb_conf
+    assert "listen 90 default_server;" in upload(result["hosta"], "Web | Write the nginx backend vhost")
+    assert "listen 80 default_server;" in upload(result["hostb"], "Web | Write the nginx backend vhost")
+    # The co-located host trusts forwarded headers from itself, the balancer.
+    assert "set_real_ip_from 10.0.0.10;" in upload(result["hostb"], "Web | Write the nginx backend vhost")
+
+
+def test_balancer_settings_baseline_and_methods(secrets_file):
+    ops = plan(TOPOLOGIES["split"], secrets_file,
+               data={"lb_method": "round_robin", "lb_keepalive": 0, "lb_next_upstream": ""})["lb1"]
+    conf = upload(ops, "Balancer | Write the balancer vhost")
+    assert "least_conn" not in conf and "ip_hash" not in conf
+    assert "keepalive" not in conf and "proxy_next_upstream off;" in conf
+    with pytest.raises(Exception) as failure:
+        plan(TOPOLOGIES["split"], secrets_file, data={"lb_method": "random"})
+    assert "lb_method 'random'" in repr(getattr(failure.value, "exception", failure.value))
+
+
+def test_backends_name_themselves_unless_turned_off(secrets_file):
+    conf = upload(plan(TOPOLOGIES["split"], secrets_file)["web1"], "Web | Write the nginx backend vhost")
+    assert conf.count("add_header X-Served-By $hostname always;") == 2
+    conf = upload(plan(TOPOLOGIES["split"], secrets_file, data={"served_by_header": ""})["web1"],
+                  "Web | Write the nginx backend vhost")
+    assert "X-Served-By" not in conf

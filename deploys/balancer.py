@@ -1,0 +1,61 @@
+"""Load-balancer tier (group `lb`): nginx in front of every web host's backend vhost.
+
+An upstream of every web host's private address and backend port (`least_conn` by
+default), passive health checks, a short connect timeout, retries to the next backend
+for requests that are safe to retry, keepalive connections to the backends. The
+balancer is the edge: it replaces any X-Forwarded-* header a client sends, and the web
+hosts trust those headers from the balancers' addresses only.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt
+
+from deploys import common, web
+from deploys._util import backends, nginx_site
+from deploys.settings import Setting, defaults
+
+METHODS = ("least_conn", "round_robin", "ip_hash")
+
+SETTINGS = (
+    Setting("lb_port", 80, "the site's public port on the `lb` hosts"),
+    Setting("lb_method", "least_conn", "how requests are spread: least_conn, round_robin, ip_hash"),
+    Setting("lb_max_fails", 1, "failed attempts before a backend is rested (`max_fails`)"),
+    Setting("lb_fail_timeout", "10s", "how long a failed backend rests (`fail_timeout`)"),
+    Setting("lb_connect_timeout", "1s", "`proxy_connect_timeout` to a backend"),
+    Setting("lb_read_timeout", "60s", "`proxy_read_timeout` from a backend"),
+    Setting("lb_next_upstream", "error timeout http_502 http_503 http_504",
+            "when a request goes to the next backend (`proxy_next_upstream`; never for a "
+            "POST once sent); empty: never (the tutorial's behaviour)"),
+    Setting("lb_next_upstream_tries", 3, "at most this many backends per request"),
+    Setting("lb_next_upstream_timeout", "10s", "at most this long trying backends per request"),
+    Setting("lb_keepalive", 16,
+            "idle keepalive connections to the backends per worker; 0: none (the tutorial's)"),
+    Setting("lb_server_name", "_", "nginx `server_name` of the balancer"),
+)
+
+
+@deploy("Balancer", data_defaults=defaults(common.SETTINGS, web.SETTINGS, SETTINGS))
+def balancer() -> None:
+    method = host.data.lb_method
+    if method not in METHODS:
+        raise ValueError(f"lb_method {method!r}: use one of {', '.join(METHODS)}")
+    apt.packages(name="Install nginx", packages=["nginx"], no_recommends=True)
+    nginx_site(
+        "wordpress-lb", "nginx/balancer.conf.j2", "balancer vhost",
+        method=method,
+        backends=backends(),
+        max_fails=host.data.lb_max_fails,
+        fail_timeout=host.data.lb_fail_timeout,
+        keepalive=int(host.data.lb_keepalive),
+        port=host.data.lb_port,
+        server_name=host.data.lb_server_name,
+        upload_max_size=host.data.upload_max_size,
+        connect_timeout=host.data.lb_connect_timeout,
+        read_timeout=host.data.lb_read_timeout,
+        next_upstream=host.data.lb_next_upstream,
+        next_upstream_tries=host.data.lb_next_upstream_tries,
+        next_upstream_timeout=host.data.lb_next_upstream_timeout,
+    )

@@ -1,0 +1,57 @@
+"""Checking a site from the hosts that serve it."""
+
+from __future__ import annotations
+
+from html import unescape
+
+from pyinfra import host, logger
+from pyinfra.api import OperationError, operation
+from pyinfra.api.state import StateStage
+from pyinfra.context import state
+
+from facts.http import Response
+
+
+@operation()
+def responds(url: str, host_header: str | None = None, title: str | None = None,
+             what: str = "the site", success_message: str | None = None):
+    """
+    Check that a URL answers ``200`` (and shows this page title) when the host itself
+    asks; stop the deploy with a clear error otherwise. Changes nothing.
+
+    + url: what to ask for (the host's own view: ``http://127.0.0.1/``, a peer's address)
+    + host_header: the ``Host`` header to send (the site's name)
+    + title: the page title the answer must contain
+    + what: how the error message names this check
+    + success_message: logged when the check passes (a summary for the operator)
+
+    **Example:**
+
+    .. code:: python
+
+        http.responds(
+            name="The site answers through the balancer",
+            url="http://127.0.0.1/",
+            host_header="www.example.com",
+            title="My site",
+        )
+    """
+    if getattr(state, "current_stage", None) == StateStage.Prepare:
+        # Only the deploy's own result can be checked: ask once operations have run.
+        host.noop(f"{what} is checked when the deploy runs")
+        return
+    response = host.get_fact(Response, url=url, host_header=host_header)
+    status, got = response.get("status", 0), unescape(response.get("title") or "")
+    if status != 200 or (title is not None and got != title):
+        answer = f"HTTP {status}" if status else "no answer"
+        raise OperationError(
+            f"{what} does not answer as expected: GET {url}"
+            f"{f' (Host: {host_header})' if host_header else ''} gave {answer}"
+            f"{f', title {got!r}' if status == 200 else ''}"
+            f"{f', expected title {title!r}' if title is not None else ''}"
+        )
+    if success_message:
+        logger.info(f"{host.print_prefix}{success_message}")
+    host.noop(f"{what} answers at {url}")
+    return
+    yield  # an operation is a generator, even one that never changes anything

@@ -1,0 +1,188 @@
+"""The balancer: the site through 127.0.0.1, spread, login, uploads, client identity,
+failover under load; the tutorial's co-located topology on the seed bed."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+import zlib
+
+import pytest
+import requests
+
+from tests.integration import wp
+from tests.integration.load import get_load
+
+TITLE = "WordPress on pyinfra"
+
+
+@pytest.fixture(scope="module")
+def split(beds):
+    bed, _, _ = beds.deployed("split", "13")
+    return bed
+
+
+def lb(bed) -> str:
+    return f"http://127.0.0.1:{bed.port}"
+
+
+def png(width: int = 2, height: int = 2) -> bytes:
+    """A small valid PNG (WordPress checks what an upload really is)."""
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def test_front_page_through_the_balancer_from_both_backends(split):
+    served = {}
+    for _ in range(120):
+        response = requests.get(lb(split) + "/", timeout=30, allow_redirects=False)
+        assert response.status_code == 200
+        assert wp.title(response.text) == TITLE
+        server = response.headers["X-Served-By"]
+        served[server] = served.get(server, 0) + 1
+    assert set(served) == {"web1", "web2"}, served
+    assert min(served.values()) >= 20, served
+
+
+def test_login_through_the_balancer_stays_on_its_address(split):
+    session = requests.Session()
+    session.get(lb(split) + "/wp-login.php", timeout=30)
+    response = session.post(
+        lb(split) + "/wp-login.php",
+        data={"log": "admin", "pwd": wp.secrets(split)["admin_password"], "wp-submit": "Log In",
+              "testcookie": "1", "redirect_to": lb(split) + "/wp-admin/"},
+        timeout=30, allow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["Location"] == lb(split) + "/wp-admin/"
+    # Any backend honours the session (same salts, same database).
+    seen = set()
+    for _ in range(20):
+        dashboard = session.get(lb(split) + "/wp-admin/", timeout=30, allow_redirects=False)
+        assert dashboard.status_code == 200 and "Dashboard" in wp.title(dashboard.text)
+        seen.add(dashboard.headers["X-Served-By"])
+    assert seen == {"web1", "web2"}
+
+
+def test_an_upload_through_the_balancer_is_served_by_every_backend(split):
+    session = requests.Session()
+    session.post(lb(split) + "/wp-login.php",
+                 data={"log": "admin", "pwd": wp.secrets(split)["admin_password"],
+                       "wp-submit": "Log In", "testcookie": "1"},
+                 cookies={"wordpress_test_cookie": "WP Cookie check"}, timeout=30,
+                 allow_redirects=False)
+    nonce = session.get(lb(split) + "/wp-admin/admin-ajax.php?action=rest-nonce", timeout=30).text
+    image = png()
+    response = session.post(
+        lb(split) + "/wp-json/wp/v2/media", data=image, timeout=60,
+        headers={"X-WP-Nonce": nonce, "Content-Type": "image/png",
+                 "Content-Disposition": 'attachment; filename="pwlb-upload.png"'})
+    assert response.status_code == 201, response.text[:500]
+    source = response.json()["source_url"]
+    assert source.startswith(lb(split) + "/wp-content/uploads/")
+    path = source[len(lb(split)):]
+    # The mesh carries it to the other backend within about a second.
+    deadline, served = time.monotonic() + 15, set()
+    while time.monotonic() < deadline and served != {"web1", "web2"}:
+        got = requests.get(lb(split) + path, timeout=30)
+        if got.status_code == 200:
+            assert got.content == image
+            served.add(got.headers["X-Served-By"])
+        time.sleep(0.2)
+    assert served == {"web1", "web2"}
+    for web in split.group("web"):
+        assert requests.get(f"http://{web.address}{path}", timeout=30).content == image
+
+
+def test_a_client_cannot_spoof_its_address_or_scheme(split):
+    probe = "/var/www/wordpress/pwlb-whoami.php"
+    script = ("<?php header('Content-Type: application/json'); echo json_encode(array("
+              "'addr' => $_SERVER['REMOTE_ADDR'], 'https' => is_ssl()));")
+    for web in ("web1", "web2"):
+        split.exec(web, f"cat > {probe} <<'EOF'\n{script}\nEOF\nchown wordpress: {probe}")
+    forged = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https", "X-Real-IP": "6.6.6.6"}
+    gateway = split.subnet.rsplit(".", 1)[0] + ".1"  # where this machine's requests come from
+    try:
+        seen = set()
+        for _ in range(10):
+            response = requests.get(lb(split) + "/pwlb-whoami.php", headers=forged, timeout=30)
+            seen.add(response.headers["X-Served-By"])
+            assert response.json() == {"addr": gateway, "https": False}, response.text
+        assert seen == {"web1", "web2"}
+        # Straight to a backend, the headers are not trusted either.
+        direct = requests.get(f"http://{split.host('web1').address}/pwlb-whoami.php",
+                              headers={**forged, "Host": wp.site_host(split)}, timeout=30)
+        assert direct.json() == {"addr": gateway, "https": False}
+        # And the backend's access log has the real address, not the forged one.
+        _, log = split.exec("web1", "tail -n 50 /var/log/nginx/access.log")
+        assert "6.6.6.6" not in log and gateway in log
+    finally:
+        for web in ("web1", "web2"):
+            split.exec(web, f"rm -f {probe}")
+
+
+def test_seed_topology_colocated_balancer_keeps_the_public_port(beds):
+    bed, _, second = beds.deployed("seed", "12")
+    assert second.changed == 0
+    _, listening = bed.exec("hosta", "ss -Hltn")
+    ports = {line.split()[3].rsplit(":", 1)[1] for line in listening.splitlines()}
+    assert {"80", "90"} <= ports
+    served = set()
+    for _ in range(40):
+        response = requests.get(lb(bed) + "/", timeout=30)
+        assert response.status_code == 200 and wp.title(response.text) == TITLE
+        served.add(response.headers["X-Served-By"])
+    assert served == {"hosta", "hostb"}
+
+
+# Failover: on the three-web-host bed of its own, so a stopped host disturbs no other test.
+
+@pytest.fixture(scope="module")
+def mesh_bed(beds):
+    bed, _, _ = beds.deployed("mesh", "13")
+    return bed
+
+
+def wait_for_traffic(bed, host: str, seconds: float = 40) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = requests.get(lb(bed) + "/", timeout=30)
+        if response.headers.get("X-Served-By") == host:
+            return True
+        time.sleep(0.25)
+    return False
+
+
+@pytest.mark.own_bed
+def test_no_failed_request_while_a_backend_container_stops(mesh_bed, record_property):
+    bed = mesh_bed
+    result = get_load(lb(bed) + "/", total=600, seconds=6,
+                      during=lambda: bed.container("web1").stop(timeout=20))
+    record_property("container stop", json.dumps(result.__dict__, default=str))
+    print("container stop:", result)
+    try:
+        assert result.sent == 600 and result.seconds >= 5
+        assert result.failed == 0, result.errors
+    finally:
+        bed.container("web1").start()
+        bed.wait_booted("web1")
+    assert wait_for_traffic(bed, "web1"), "web1 gets no traffic after it came back"
+
+
+@pytest.mark.own_bed
+def test_no_failed_request_while_php_fpm_stops(mesh_bed, record_property):
+    bed = mesh_bed
+    result = get_load(lb(bed) + "/", total=600, seconds=6,
+                      during=lambda: bed.exec("web1", "systemctl stop php8.4-fpm"))
+    record_property("php-fpm stop", json.dumps(result.__dict__, default=str))
+    print("php-fpm stop:", result)
+    try:
+        assert result.sent == 600 and result.seconds >= 5
+        assert result.failed == 0, result.errors
+    finally:
+        bed.exec("web1", "systemctl start php8.4-fpm")
+    assert wait_for_traffic(bed, "web1"), "web1 gets no traffic after PHP-FPM came back"
