@@ -1,4 +1,8 @@
-"""The whole stack, in order. Run: pyinfra inventory.py deploy.py"""
+"""The whole stack, in order. Run: pyinfra inventory.py deploy.py
+
+pyinfra 3 runs each host's operations in order but does not wait for other hosts
+between them; the two barriers are the points where every host waits for all others.
+"""
 
 from pyinfra import host
 
@@ -8,6 +12,7 @@ from deploys.database import database
 from deploys.sync import sync
 from deploys.verify import verify
 from deploys.web import install, web
+from operations import cluster
 
 common()
 if "db" in host.groups:
@@ -15,8 +20,14 @@ if "db" in host.groups:
 if "web" in host.groups:
     web()
     sync()
+
+cluster.barrier(name="Wait until every host has its tiers", reason="database, web, mesh")
+
+if "web" in host.groups:
     install()
 if "lb" in host.groups:
     balancer()
-if "lb" in host.groups or not host.inventory.get_group("lb", []):
-    verify()
+
+cluster.barrier(name="Wait until the site is deployed", reason="install and balancer")
+
+verify()

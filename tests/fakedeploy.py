@@ -23,10 +23,17 @@ FAKE_HOST: dict = {
 }
 
 
+class Plan(dict):
+    """{host: [(operation name, [commands]), ...]}, plus `order`: every operation's
+    name in the order pyinfra will run them across all hosts (one entry per step)."""
+
+    order: list[str]
+
+
 def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = None,
          host_data: dict[str, dict] | None = None,
-         fake_responses: dict | None = None) -> dict[str, list[tuple[str, list[str]]]]:
-    """{host: [(operation name, [commands]), ...]} in operation order, as a first run.
+         fake_responses: dict | None = None) -> Plan:
+    """What each host would run on a first run, in operation order.
     Hosts get private addresses 10.0.0.10, .11, ... in order of first appearance."""
     names: list[str] = []
     for hosts in groups.values():
@@ -55,7 +62,9 @@ def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = N
             connect_all(state)
             state.set_stage(StateStage.Prepare)
             load_deploy_file(state, str(ROOT / "deploy.py"))
-            result: dict[str, list[tuple[str, list[str]]]] = {}
+            result = Plan()
+            result.order = [", ".join(sorted(state.get_op_meta(h).names))
+                            for h in state.get_op_order()]
             for host in inventory:
                 ops = []
                 for op_hash in state.get_op_order():

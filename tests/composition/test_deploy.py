@@ -206,3 +206,22 @@ def test_backends_name_themselves_unless_turned_off(secrets_file):
     conf = upload(plan(TOPOLOGIES["split"], secrets_file, data={"served_by_header": ""})["web1"],
                   "Web | Write the nginx backend vhost")
     assert "X-Served-By" not in conf
+
+
+@pytest.mark.parametrize("topology", sorted(TOPOLOGIES))
+def test_barriers_make_every_host_wait(topology, secrets_file):
+    """pyinfra runs hosts' operation lists side by side; the barriers are shared steps."""
+    result = plan(TOPOLOGIES[topology], secrets_file)
+    order = result.order
+    tiers = order.index("Wait until every host has its tiers")
+    deployed = order.index("Wait until the site is deployed")
+    for host, ops in result.items():
+        # Each barrier is one step for all hosts, and every host passes through it.
+        assert "Wait until every host has its tiers" in names(ops), host
+        assert "Wait until the site is deployed" in names(ops), host
+    for step in order[:tiers]:
+        assert step.split(" | ")[0] in ("Common base", "Database", "Web", "Sync mesh"), step
+    for step in order[tiers + 1:deployed]:
+        assert step.split(" | ")[0] in ("WordPress install", "Balancer"), step
+    assert all(step.startswith("Verify |") for step in order[deployed + 1:])
+    assert order.count("Wait until every host has its tiers") == 1

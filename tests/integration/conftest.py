@@ -89,13 +89,18 @@ class Beds:
             self.current = None
 
 
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
 class ArchiveServer:
     """The bed's release archive over HTTP, from this machine on the bed's gateway
     address (reachable only from the bed's own network), for the download path."""
 
     def __init__(self, bed: testbed.Bed) -> None:
         self.archive = testbed.wordpress_archive()
-        handler = partial(SimpleHTTPRequestHandler, directory=str(self.archive.path.parent))
+        handler = partial(_QuietHandler, directory=str(self.archive.path.parent))
         gateway = bed.subnet.rsplit(".", 1)[0] + ".1"
         self.server = ThreadingHTTPServer((gateway, 0), handler)
         self.url = f"http://{gateway}:{self.server.server_port}/{self.archive.path.name}"

@@ -100,7 +100,9 @@ def test_an_upload_through_the_balancer_is_served_by_every_backend(split):
 
 def test_a_client_cannot_spoof_its_address_or_scheme(split):
     probe = "/var/www/wordpress/pwlb-whoami.php"
-    script = ("<?php header('Content-Type: application/json'); echo json_encode(array("
+    # What WordPress itself sees, after wp-config.php's proxy handling.
+    script = ("<?php define('SHORTINIT', true); require __DIR__ . '/wp-load.php'; "
+              "header('Content-Type: application/json'); echo json_encode(array("
               "'addr' => $_SERVER['REMOTE_ADDR'], 'https' => is_ssl()));")
     for web in ("web1", "web2"):
         split.exec(web, f"cat > {probe} <<'EOF'\n{script}\nEOF\nchown wordpress: {probe}")
@@ -113,13 +115,18 @@ def test_a_client_cannot_spoof_its_address_or_scheme(split):
             seen.add(response.headers["X-Served-By"])
             assert response.json() == {"addr": gateway, "https": False}, response.text
         assert seen == {"web1", "web2"}
-        # Straight to a backend, the headers are not trusted either.
+        # The backend's access log has the real address, not the forged one.
+        _, log = split.exec("web1", "tail -n 50 /var/log/nginx/access.log")
+        assert "6.6.6.6" not in log and gateway in log
+        # The balancer's own forwarded headers are what the backends trust.
+        _, trusted = split.exec("lb1", "curl -s -H 'X-Forwarded-For: 6.6.6.6' "
+                                       "-H 'X-Forwarded-Proto: https' "
+                                       f"http://{split.host('web1').address}/pwlb-whoami.php")
+        assert json.loads(trusted) == {"addr": "6.6.6.6", "https": True}
+        # Straight to a backend from anywhere else, the headers are not trusted.
         direct = requests.get(f"http://{split.host('web1').address}/pwlb-whoami.php",
                               headers={**forged, "Host": wp.site_host(split)}, timeout=30)
         assert direct.json() == {"addr": gateway, "https": False}
-        # And the backend's access log has the real address, not the forged one.
-        _, log = split.exec("web1", "tail -n 50 /var/log/nginx/access.log")
-        assert "6.6.6.6" not in log and gateway in log
     finally:
         for web in ("web1", "web2"):
             split.exec(web, f"rm -f {probe}")

@@ -1,0 +1,29 @@
+"""Ordering across hosts."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import operation
+
+
+@operation()
+def barrier(reason: str):
+    """
+    A point every host reaches before any host goes on. pyinfra 3 runs each host's own
+    list of operations in order, but one host's 12th operation may run beside another's
+    12th whatever they are; only an operation called from the same place for every host
+    is one step shared by all. Call this unconditionally, for every host, where a later
+    step of one host needs earlier steps of others (the balancer's check needs every
+    backend ready). Changes nothing.
+
+    + reason: what every host has done by then (shown in the log)
+
+    **Example:**
+
+    .. code:: python
+
+        cluster.barrier(name="Every host has its tiers", reason="tiers deployed")
+    """
+    host.noop(f"waited for every host: {reason}")
+    return
+    yield  # an operation is a generator, even one that never changes anything
