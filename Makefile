@@ -4,18 +4,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv engine test test-unit test-integration demo down images settings
+.PHONY: help venv engine test test-unit test-integration demo down images settings bench
 
 help:
 	@echo "make demo        bring up the split test bed (4 Debian 13 containers) and deploy"
 	@echo "make test        unit + composition + integration tests (needs root or Docker)"
 	@echo "make test-unit   unit and composition tests only (seconds, no containers)"
 	@echo "make down        remove every test-bed container and network"
+	@echo "make bench       measure ours beside the tutorial's settings (~20 min)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,bench]'
 	touch $@
 
 venv: $(STAMP)
@@ -44,3 +45,8 @@ down: $(STAMP)
 
 settings: $(STAMP)
 	$(BIN)/python -m deploys.settings --write README.md
+
+bench: $(STAMP) engine
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
+		|| { echo "make bench needs wrk: apt-get install wrk"; exit 1; }
+	$(BIN)/python -m bench.run

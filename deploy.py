@@ -10,10 +10,12 @@ from deploys.balancer import balancer
 from deploys.common import common
 from deploys.database import database
 from deploys.sync import sync
+from deploys.validate import validate
 from deploys.verify import verify
 from deploys.web import install, web
 from operations import cluster
 
+validate()  # a wrong inventory or setting stops here, before any change
 common()
 if "db" in host.groups:
     database()

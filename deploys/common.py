@@ -19,6 +19,12 @@ SETTINGS = (
     Setting("wordpress_user", "wordpress",
             "system user (and group) that owns the docroot, runs PHP-FPM and lsyncd"),
     Setting("wordpress_home", "/var/lib/wordpress", "home of the wordpress user"),
+    Setting("secrets_file", None,
+            "the secrets store; default: beside the hosts file (`hosts.toml` -> "
+            "`hosts.secrets.json`), else `./wordpress-lb.secrets.json`"),
+    Setting("secrets", None,
+            "secret values that override the store, e.g. `{db_password = \"...\"}` "
+            "(environment `PWLB_SECRET_<NAME>` wins over both)"),
 )
 
 

@@ -53,20 +53,29 @@ class SecretsError(RuntimeError):
     pass
 
 
-def secrets_path() -> Path:
-    path = os.environ.get("PWLB_SECRETS_FILE") or host.data.get("secrets_file") or DEFAULT_FILE
+def secrets_path(target=None) -> Path:
+    target = target or host
+    path = (os.environ.get("PWLB_SECRETS_FILE") or target.data.get("secrets_file")
+            or DEFAULT_FILE)
     return Path(path).expanduser().resolve()
+
+
+def check_file(path: Path) -> None:
+    """Refuse a secrets file that group or others may read."""
+    if not path.exists():
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise SecretsError(
+            f"secrets file {path} has mode {mode:04o}: group or others can read it; "
+            f"refusing to use it. Fix: chmod 600 {path} (and consider rotating its secrets)"
+        )
 
 
 def _load(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise SecretsError(
-            f"secrets file {path} has mode {mode:04o}: group or others can read it. "
-            f"Refusing to use it; fix with: chmod 600 {path}"
-        )
+    check_file(path)
     try:
         data = json.loads(path.read_text() or "{}")
     except json.JSONDecodeError as exc:

@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # listed answers with empty output (the @fake default).
 FAKE_HOST: dict = {
     "uname -s": "Linux",
+    "*-release": ["/etc/os-release", 'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"',
+                  'NAME="Debian GNU/Linux"', 'VERSION_ID="13"', 'VERSION="13 (trixie)"',
+                  "VERSION_CODENAME=trixie", "ID=debian", "---"],
     "command -v useradd": "/usr/sbin/useradd",
 }
 

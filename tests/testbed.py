@@ -426,9 +426,11 @@ def _running(name: str, topology: str, release: str, port: int) -> Bed | None:
 
 
 def up(topology: str = "split", release: str = "13", name: str | None = None,
-       port: int = 8080, reuse: bool = False) -> Bed:
+       port: int = 8080, reuse: bool = False, backend_port: int | None = None) -> Bed:
     """Start a fresh bed (removing any previous bed of the same name) and return it.
-    With reuse, a bed of that name that is already up as asked is kept as it is."""
+    With reuse, a bed of that name that is already up as asked is kept as it is.
+    With backend_port, the first web-only host's port 80 is published there too
+    (on 127.0.0.1), for benchmarks that compare the balancer with one backend."""
     if topology not in TOPOLOGIES:
         raise TestbedError(f"unknown topology {topology!r}: use one of {sorted(TOPOLOGIES)}")
     name = name or topology
@@ -449,13 +451,16 @@ def up(topology: str = "split", release: str = "13", name: str | None = None,
     network = c.networks.create(f"pwlb-{name}", driver="bridge", ipam=ipam,
                                 labels=_labels(name))
     containers = []
-    published = False
+    published = backend_published = False
     for index, (host, groups) in enumerate(TOPOLOGIES[topology]):
         address = f"{prefix}.{10 + index}"
         ports = {}
         if "lb" in groups and not published:
             ports = {"80/tcp": ("127.0.0.1", port)}
             published = True
+        elif groups == ["web"] and backend_port and not backend_published:
+            ports = {"80/tcp": ("127.0.0.1", backend_port)}
+            backend_published = True
         container = c.containers.create(
             tag, name=f"pwlb-{name}-{host}", hostname=host, labels=_labels(name),
             ports=ports, **{k: v for k, v in RUN_OPTIONS.items() if k != "detach"},

@@ -1,0 +1,140 @@
+"""The benchmark report: Markdown tables and PNG charts from bench/results/latest.json.
+
+Usage: python -m bench.report   (re-renders from the JSON)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+COLORS = {"ours": "#2a7ab9", "tutorial": "#c8553d"}
+
+
+def table(report: dict) -> str:
+    """The README's Performance table."""
+    d, o, b = report["deploy"], report["ours"], report["baseline"]
+    rows = [
+        ("Cold deploy, 4 hosts (split)", f"{d['cold_all_seconds']} s", "—"),
+        ("Re-run on an unchanged cluster", f"{min(d['rerun_seconds'])}–{max(d['rerun_seconds'])} s, "
+         f"{max(d['rerun_changed'])} changes ({round(100 * d['rerun_over_cold'])}% of cold)", "—"),
+        ("Cold all / slowest host alone", f"{d['cold_all_over_slowest_alone']}× "
+         f"(slowest alone {d['slowest_alone_seconds']} s)", "—"),
+        ("Front page via LB (req/s, p50 / p99)", _http(o["http"]["lb"]), _http(b["http"]["lb"])),
+        ("Front page, one backend direct", _http(o["http"]["direct"]), _http(b["http"]["direct"])),
+        ("LB / direct throughput", f"{round(100 * o['http']['lb_over_direct'])}%",
+         f"{round(100 * b['http']['lb_over_direct'])}%"),
+        ("Sync 1 KB file, p50 / p95 / max", _sync(o["sync"]["1KB"]), _sync(b["sync"]["1KB"])),
+        ("Sync 1 MB file, p50 / p95 / max", _sync(o["sync"]["1MB"]), _sync(b["sync"]["1MB"])),
+        ("Failed GETs, PHP-FPM down on 1 of 2", _fail(o["failover"]["php_fpm_stopped"]),
+         _fail(b["failover"]["php_fpm_stopped"])),
+        ("Failed GETs, backend container stopped", _fail(o["failover"]["container_stopped"]),
+         _fail(b["failover"]["container_stopped"])),
+    ]
+    lines = ["| measure | ours (defaults) | tutorial baseline |", "|---|---|---|"]
+    lines += [f"| {a} | {b_} | {c} |" for a, b_, c in rows]
+    footprint = ", ".join(f"{role}: {mb} MB" for role, mb in report["footprint_mb"].items())
+    lines.append(f"| Resident memory after deploy | {footprint} | — |")
+    return "\n".join(lines)
+
+
+def _http(h: dict) -> str:
+    return f"{h['rps']:.0f} req/s, {h['p50_ms']} / {h['p99_ms']} ms"
+
+
+def _sync(s: dict) -> str:
+    lost = "" if s["arrived"] == s["files"] else f" ({s['files'] - s['arrived']} lost)"
+    return f"{s['p50_s']} / {s['p95_s']} / {s['max_s']} s{lost}"
+
+
+def _fail(f: dict) -> str:
+    return f"{f['failed']} of {f['requests']} ({f['failed_pct']}%), worst {f['worst_s']} s"
+
+
+def charts(report: dict, out: Path) -> list[str]:
+    o, b = report["ours"], report["baseline"]
+    names = []
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, size in zip(axes, ("1KB", "1MB")):
+        stats = ("p50_s", "p95_s", "max_s")
+        xs = range(len(stats))
+        ax.bar([x - 0.2 for x in xs], [o["sync"][size][s] for s in stats], 0.4,
+               label="ours", color=COLORS["ours"])
+        ax.bar([x + 0.2 for x in xs], [b["sync"][size][s] for s in stats], 0.4,
+               label="tutorial", color=COLORS["tutorial"])
+        ax.set_xticks(list(xs), ["p50", "p95", "max"])
+        ax.set_title(f"Sync propagation, {size} files (s, lower is better)")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "sync.png", dpi=100)
+    names.append("sync.png")
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labels = ["via LB", "one backend"]
+    ours_rps = [o["http"]["lb"]["rps"], o["http"]["direct"]["rps"]]
+    base_rps = [b["http"]["lb"]["rps"], b["http"]["direct"]["rps"]]
+    ax.bar([x - 0.2 for x in range(2)], ours_rps, 0.4, label="ours", color=COLORS["ours"])
+    ax.bar([x + 0.2 for x in range(2)], base_rps, 0.4, label="tutorial", color=COLORS["tutorial"])
+    ax.set_xticks(range(2), labels)
+    ax.set_title("Front page throughput (req/s, higher is better)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "http.png", dpi=100)
+    names.append("http.png")
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    cases = [("php_fpm_stopped", "PHP-FPM down"), ("container_stopped", "backend stopped")]
+    ax.bar([x - 0.2 for x in range(2)], [o["failover"][c]["failed_pct"] for c, _ in cases], 0.4,
+           label="ours", color=COLORS["ours"])
+    ax.bar([x + 0.2 for x in range(2)], [b["failover"][c]["failed_pct"] for c, _ in cases], 0.4,
+           label="tutorial", color=COLORS["tutorial"])
+    ax.set_xticks(range(2), [label for _, label in cases])
+    ax.set_title("Failed GETs while one of two backends fails (%, lower is better)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "failover.png", dpi=100)
+    names.append("failover.png")
+
+    d = report["deploy"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bars = {"cold, all 4": d["cold_all_seconds"],
+            "re-run (median)": sorted(d["rerun_seconds"])[len(d["rerun_seconds"]) // 2]}
+    bars.update({f"{h} alone": s for h, s in d["alone_seconds"].items()})
+    ax.bar(list(bars), list(bars.values()), color=COLORS["ours"])
+    ax.set_title("Deploy time (s)")
+    ax.tick_params(axis="x", labelrotation=20)
+    fig.tight_layout()
+    fig.savefig(out / "deploy.png", dpi=100)
+    names.append("deploy.png")
+    plt.close("all")
+    return names
+
+
+def write_report(report: dict, out: Path = RESULTS) -> None:
+    names = charts(report, out)
+    text = [
+        "# Benchmark report",
+        "",
+        f"{report['date']}, on {report['machine']}; `{report['command']}` "
+        f"({report['bench_seconds']} s). Ours = this project's defaults; tutorial baseline "
+        "= the same deploy with the tutorial's settings "
+        f"(`{json.dumps(report['baseline_settings'])}`), measured on the same bed in the "
+        "same run.",
+        "",
+        table(report),
+        "",
+        *[f"![{n}]({n})" for n in names],
+        "",
+    ]
+    (out / "latest.md").write_text("\n".join(text))
+
+
+if __name__ == "__main__":
+    write_report(json.loads((RESULTS / "latest.json").read_text()))

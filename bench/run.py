@@ -1,0 +1,233 @@
+"""`make bench`: the stack measured beside the tutorial's configuration, same bed, same run.
+
+Figures, not tests: nothing here passes or fails on time. Everything runs on the local
+test bed; traffic goes only to 127.0.0.1 (published ports) or to the bed's containers,
+and every loop is bounded. Writes bench/results/latest.json, latest.md and PNG charts.
+
+Usage: python -m bench.run [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tests import testbed
+from tests.integration import mesh
+from tests.integration.load import get_load
+from tests.runner import pyinfra
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PORT, BACKEND_PORT = 18180, 18181
+
+# The tutorial's configuration, selected through documented data keys: lsyncd's default
+# delay, and an upstream with nginx's defaults only (least_conn and nothing else: no
+# keepalive, retries only on connection errors and timeouts, 60 s connect timeout).
+BASELINE = {
+    "mesh_delay": "15",
+    "lb_keepalive": "0",
+    "lb_next_upstream": "error timeout",
+    "lb_next_upstream_tries": "0",
+    "lb_next_upstream_timeout": "0",
+    "lb_connect_timeout": "60s",
+}
+
+
+def data_args(settings: dict[str, str]) -> list[str]:
+    args = []
+    for key, value in settings.items():
+        args += ["--data", f"{key}={value}"]
+    return args
+
+
+def timed_deploy(bed: testbed.Bed, *args: str) -> dict:
+    began = time.monotonic()
+    run = pyinfra(bed.hosts_file, *args)
+    took = time.monotonic() - began
+    if run.returncode != 0:
+        raise SystemExit(f"bench: deploy failed:\n{run.output[-4000:]}")
+    return {"seconds": round(took, 2), "changed": run.changed}
+
+
+def measure_deploy(quick: bool) -> dict:
+    """Cold deploy of all four hosts, re-runs, and each host deployed alone."""
+    bed = testbed.up("split", "13", name="bench", port=PORT, backend_port=BACKEND_PORT)
+    cold = timed_deploy(bed)
+    reruns = [timed_deploy(bed) for _ in range(2 if quick else 3)]
+    testbed.down(bed.name)
+
+    # A fresh bed, each host deployed alone in dependency order: the slowest of them is
+    # the floor for the whole cluster if hosts run in parallel.
+    bed = testbed.up("split", "13", name="bench", port=PORT, backend_port=BACKEND_PORT)
+    alone = {}
+    for host in ("db1", "web1", "web2", "lb1"):
+        alone[host] = timed_deploy(bed, "--limit", host)
+    slowest = max(r["seconds"] for r in alone.values())
+    rerun = statistics.median(r["seconds"] for r in reruns)
+    return bed, {
+        "cold_all_seconds": cold["seconds"],
+        "cold_all_changed": cold["changed"],
+        "rerun_seconds": [r["seconds"] for r in reruns],
+        "rerun_changed": [r["changed"] for r in reruns],
+        "rerun_over_cold": round(rerun / cold["seconds"], 3),
+        "alone_seconds": {h: r["seconds"] for h, r in alone.items()},
+        "slowest_alone_seconds": slowest,
+        "cold_all_over_slowest_alone": round(cold["seconds"] / slowest, 2),
+        "sum_alone_over_cold_all": round(sum(r["seconds"] for r in alone.values())
+                                         / cold["seconds"], 2),
+    }
+
+
+def wrk(url: str, host_header: str, seconds: int, connections: int) -> dict:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
+         "-H", f"Host: {host_header}", url],
+        capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def latency(pct: str) -> float:
+        value, unit = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return round(float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit], 2)
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": latency("50"), "p99_ms": latency("99"),
+            "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def measure_http(quick: bool) -> dict:
+    """Front page through the balancer and straight to one backend, same concurrency."""
+    site = f"127.0.0.1:{PORT}"
+    seconds, runs, connections = (5, 1, 8) if quick else (10, 3, 8)
+    result = {}
+    for name, url in (("lb", f"http://127.0.0.1:{PORT}/"),
+                      ("direct", f"http://127.0.0.1:{BACKEND_PORT}/")):
+        wrk(url, site, 2, connections)  # warm OPcache and connections
+        samples = [wrk(url, site, seconds, connections) for _ in range(runs)]
+        best = sorted(samples, key=lambda s: s["rps"])[len(samples) // 2]  # the median run
+        result[name] = {**best, "runs": samples}
+    result["lb_over_direct"] = round(result["lb"]["rps"] / result["direct"]["rps"], 3)
+    result["connections"] = connections
+    result["seconds"] = seconds
+    return result
+
+
+def measure_sync(bed: testbed.Bed, quick: bool, delay: int) -> dict:
+    result = {}
+    for label, size, count in (("1KB", 1024, 10 if quick else 20),
+                               ("1MB", 1024 * 1024, 5 if quick else 10)):
+        latencies = mesh.propagation(bed, "web1", "web2", count=count, gap=0.1, size=size,
+                                     timeout=delay * 3 + 30)
+        arrived = [x for x in latencies if x != float("inf")]
+        result[label] = {
+            "files": count, "arrived": len(arrived),
+            "p50_s": round(mesh.percentile(arrived, 50), 3),
+            "p95_s": round(mesh.percentile(arrived, 95), 3),
+            "max_s": round(max(arrived), 3),
+        }
+        mesh.wait_quiet(bed, ["web1", "web2"], timeout=delay * 3 + 60)
+    return result
+
+
+def measure_failover(bed: testbed.Bed) -> dict:
+    result = {}
+    url = f"http://127.0.0.1:{PORT}/"
+    fpm = bed.exec("web1", "ls /etc/php")[1].split()[0]
+    # PHP-FPM down on one backend (nginx there answers 502).
+    load = get_load(url, total=600, seconds=6,
+                    during=lambda: bed.exec("web1", f"systemctl stop php{fpm}-fpm"))
+    bed.exec("web1", f"systemctl start php{fpm}-fpm")
+    result["php_fpm_stopped"] = _load_figures(load)
+    time.sleep(12)  # past fail_timeout: both backends in the pool again
+    load = get_load(url, total=600, seconds=6,
+                    during=lambda: bed.container("web1").stop(timeout=20))
+    bed.container("web1").start()
+    bed.wait_booted("web1")
+    result["container_stopped"] = _load_figures(load)
+    mesh.wait_quiet(bed, ["web1", "web2"], timeout=120)
+    time.sleep(12)
+    return result
+
+
+def _load_figures(load) -> dict:
+    return {"requests": load.sent, "failed": load.failed,
+            "failed_pct": round(100 * load.failed / max(load.sent, 1), 1),
+            "worst_s": round(load.worst, 3), "seconds": round(load.seconds, 1),
+            "errors": dict(load.errors)}
+
+
+def measure_footprint(bed: testbed.Bed) -> dict:
+    """Resident memory (MB) of each role's services after the deploy."""
+    def rss(host: str, *commands: str) -> float:
+        total = 0
+        for command in commands:
+            _, out = bed.exec(host, f"ps -o rss= -C {command} || true", check=False)
+            total += sum(int(x) for x in out.split() if x.isdigit())
+        return round(total / 1024, 1)
+
+    fpm = bed.exec("web1", "ls /etc/php")[1].split()[0]
+    return {
+        "lb (nginx)": rss("lb1", "nginx"),
+        "web (nginx, php-fpm, lsyncd)": rss("web1", "nginx", f"php-fpm{fpm}", "lsyncd"),
+        "db (mariadb)": rss("db1", "mariadbd"),
+    }
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    cores = len([1 for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("processor")])
+    memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024
+    return f"{cores} cores ({cpu}), {memory} GiB, {platform.system()} {platform.release()}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer, shorter runs")
+    args = parser.parse_args(argv)
+    if not shutil.which("wrk"):
+        raise SystemExit("bench: wrk is not installed (apt-get install wrk)")
+    began = time.monotonic()
+    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "machine": machine(), "command": "make bench", "baseline_settings": BASELINE}
+    try:
+        print("bench: deploy", flush=True)
+        bed, report["deploy"] = measure_deploy(args.quick)
+        ours, base = {}, {}
+        print("bench: ours", flush=True)
+        ours["http"] = measure_http(args.quick)
+        ours["sync"] = measure_sync(bed, args.quick, delay=1)
+        ours["failover"] = measure_failover(bed)
+        report["footprint_mb"] = measure_footprint(bed)
+        print("bench: tutorial baseline", flush=True)
+        report["baseline_deploy"] = timed_deploy(bed, *data_args(BASELINE))
+        base["http"] = measure_http(args.quick)
+        base["sync"] = measure_sync(bed, args.quick, delay=15)
+        base["failover"] = measure_failover(bed)
+        report["ours"], report["baseline"] = ours, base
+        report["restored"] = timed_deploy(bed)
+    finally:
+        testbed.down("bench")
+    report["bench_seconds"] = round(time.monotonic() - began)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    from bench.report import write_report
+
+    write_report(report, RESULTS)
+    print(f"bench: done in {report['bench_seconds']} s; see {RESULTS / 'latest.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
