@@ -71,7 +71,7 @@ def charts(report: dict, out: Path) -> list[str]:
                label="tutorial", color=COLORS["tutorial"])
         ax.set_xticks(list(xs), ["p50", "p95", "max"])
         ax.set_title(f"Sync propagation, {size} files (s, lower is better)")
-        ax.legend()
+        ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(out / "sync.png", dpi=100)
     names.append("sync.png")
