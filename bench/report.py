@@ -136,5 +136,40 @@ def write_report(report: dict, out: Path = RESULTS) -> None:
     (out / "latest.md").write_text("\n".join(text))
 
 
+def readme_block(report: dict) -> str:
+    d = report["deploy"]
+    return "\n".join([
+        f"Measured {report['date']} on {report['machine']} with `{report['command']}` "
+        f"({report['bench_seconds'] // 60} min; full report: `bench/results/latest.md`, "
+        "charts beside it). The tutorial baseline is this same deploy with the tutorial's "
+        "settings: `mesh_delay=15` (lsyncd's default), and an upstream with nginx's defaults "
+        "only (`lb_keepalive=0`, `lb_next_upstream=\"error timeout\"`, "
+        "`lb_connect_timeout=60s`), measured on the same bed in the same run.",
+        "",
+        table(report),
+        "",
+        f"Deploy: the four hosts deployed together took {d['cold_all_seconds']} s; each "
+        f"alone took {', '.join(f'{h} {s} s' for h, s in d['alone_seconds'].items())} (their "
+        f"sum is {d['sum_alone_over_cold_all']}× the cold deploy: hosts run side by side, "
+        "waiting for each other only at the two barriers).",
+    ])
+
+
+def write_readme(report: dict, path: Path) -> None:
+    """Replace the README's Performance block with these figures."""
+    import re
+
+    text = path.read_text()
+    text = re.sub(r"(<!-- bench:begin -->\n).*?(<!-- bench:end -->)",
+                  lambda m: m.group(1) + readme_block(report) + "\n" + m.group(2), text,
+                  flags=re.S)
+    path.write_text(text)
+
+
 if __name__ == "__main__":
-    write_report(json.loads((RESULTS / "latest.json").read_text()))
+    import sys
+
+    latest = json.loads((RESULTS / "latest.json").read_text())
+    write_report(latest)
+    if sys.argv[1:2] == ["--readme"]:
+        write_readme(latest, Path(sys.argv[2]))

@@ -57,7 +57,7 @@ def timed_deploy(bed: testbed.Bed, *args: str) -> dict:
     return {"seconds": round(took, 2), "changed": run.changed}
 
 
-def measure_deploy(quick: bool) -> dict:
+def measure_deploy(quick: bool) -> tuple[testbed.Bed, dict]:
     """Cold deploy of all four hosts, re-runs, and each host deployed alone."""
     bed = testbed.up("split", "13", name="bench", port=PORT, backend_port=BACKEND_PORT)
     cold = timed_deploy(bed)
@@ -200,7 +200,9 @@ def main(argv=None) -> int:
         raise SystemExit("bench: wrk is not installed (apt-get install wrk)")
     began = time.monotonic()
     report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "machine": machine(), "command": "make bench", "baseline_settings": BASELINE}
+              "machine": machine(),
+              "command": "python -m bench.run --quick" if args.quick else "make bench",
+              "baseline_settings": BASELINE}
     try:
         print("bench: deploy", flush=True)
         bed, report["deploy"] = measure_deploy(args.quick)
@@ -222,9 +224,10 @@ def main(argv=None) -> int:
     report["bench_seconds"] = round(time.monotonic() - began)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    from bench.report import write_report
+    from bench.report import write_readme, write_report
 
     write_report(report, RESULTS)
+    write_readme(report, Path(__file__).resolve().parent.parent / "README.md")
     print(f"bench: done in {report['bench_seconds']} s; see {RESULTS / 'latest.md'}")
     return 0
 

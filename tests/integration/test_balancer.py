@@ -164,32 +164,34 @@ def wait_for_traffic(bed, host: str, seconds: float = 40) -> bool:
     return False
 
 
-@pytest.mark.own_bed
-def test_no_failed_request_while_a_backend_container_stops(mesh_bed, record_property):
-    bed = mesh_bed
-    result = get_load(lb(bed) + "/", total=600, seconds=6,
-                      during=lambda: bed.container("web1").stop(timeout=20))
-    record_property("container stop", json.dumps(result.__dict__, default=str))
-    print("container stop:", result)
+def assert_no_failure_while(bed, label, fail, recover, record_property):
+    """≥ 500 GETs over ≥ 5 s through the balancer while `fail()` breaks web1; then web1,
+    recovered, gets traffic again."""
+    result = get_load(lb(bed) + "/", total=600, seconds=6, during=fail)
+    record_property(label, json.dumps(result.__dict__, default=str))
+    print(f"{label}:", result)
     try:
         assert result.sent == 600 and result.seconds >= 5
         assert result.failed == 0, result.errors
     finally:
-        bed.container("web1").start()
-        bed.wait_booted("web1")
-    assert wait_for_traffic(bed, "web1"), "web1 gets no traffic after it came back"
+        recover()
+    assert wait_for_traffic(bed, "web1"), f"web1 gets no traffic after {label}"
+
+
+@pytest.mark.own_bed
+def test_no_failed_request_while_a_backend_container_stops(mesh_bed, record_property):
+    def recover():
+        mesh_bed.container("web1").start()
+        mesh_bed.wait_booted("web1")
+
+    assert_no_failure_while(mesh_bed, "container stop",
+                            lambda: mesh_bed.container("web1").stop(timeout=20), recover,
+                            record_property)
 
 
 @pytest.mark.own_bed
 def test_no_failed_request_while_php_fpm_stops(mesh_bed, record_property):
-    bed = mesh_bed
-    result = get_load(lb(bed) + "/", total=600, seconds=6,
-                      during=lambda: bed.exec("web1", "systemctl stop php8.4-fpm"))
-    record_property("php-fpm stop", json.dumps(result.__dict__, default=str))
-    print("php-fpm stop:", result)
-    try:
-        assert result.sent == 600 and result.seconds >= 5
-        assert result.failed == 0, result.errors
-    finally:
-        bed.exec("web1", "systemctl start php8.4-fpm")
-    assert wait_for_traffic(bed, "web1"), "web1 gets no traffic after PHP-FPM came back"
+    assert_no_failure_while(mesh_bed, "php-fpm stop",
+                            lambda: mesh_bed.exec("web1", "systemctl stop php8.4-fpm"),
+                            lambda: mesh_bed.exec("web1", "systemctl start php8.4-fpm"),
+                            record_property)
