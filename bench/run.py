@@ -103,16 +103,22 @@ def wrk(url: str, host_header: str, seconds: int, connections: int) -> dict:
 
 
 def measure_http(quick: bool) -> dict:
-    """Front page through the balancer and straight to one backend, same concurrency."""
+    """Front page through the balancer and straight to one backend, same concurrency.
+    Runs alternate (LB, direct, LB, direct, ...) so that drift on a noisy machine hits
+    both alike; each figure is the median run."""
     site = f"127.0.0.1:{PORT}"
-    seconds, runs, connections = (5, 1, 8) if quick else (10, 3, 8)
+    seconds, runs, connections = (5, 1, 8) if quick else (10, 5, 8)
+    urls = {"lb": f"http://127.0.0.1:{PORT}/", "direct": f"http://127.0.0.1:{BACKEND_PORT}/"}
+    for url in urls.values():
+        wrk(url, site, 3, connections)  # warm OPcache and connections
+    samples: dict[str, list[dict]] = {name: [] for name in urls}
+    for _ in range(runs):
+        for name, url in urls.items():
+            samples[name].append(wrk(url, site, seconds, connections))
     result = {}
-    for name, url in (("lb", f"http://127.0.0.1:{PORT}/"),
-                      ("direct", f"http://127.0.0.1:{BACKEND_PORT}/")):
-        wrk(url, site, 2, connections)  # warm OPcache and connections
-        samples = [wrk(url, site, seconds, connections) for _ in range(runs)]
-        best = sorted(samples, key=lambda s: s["rps"])[len(samples) // 2]  # the median run
-        result[name] = {**best, "runs": samples}
+    for name, runs_of in samples.items():
+        median = sorted(runs_of, key=lambda s: s["rps"])[len(runs_of) // 2]
+        result[name] = {**median, "runs": runs_of}
     result["lb_over_direct"] = round(result["lb"]["rps"] / result["direct"]["rps"], 3)
     result["connections"] = connections
     result["seconds"] = seconds
