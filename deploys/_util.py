@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyinfra import host, inventory
+from pyinfra import host, inventory, state
 from pyinfra.api.host import Host
 from pyinfra.operations import files, server, systemd
 
@@ -11,10 +11,23 @@ import templates
 from facts.network import PrivateAddress
 
 
+def host_fact(target: Host, fact_cls):
+    """A fact of another host that does not change while the deploy is loaded (its
+    address, its host keys), asked once: pyinfra 3.10 asks again on every get_fact, and
+    every host's deploy reads every peer's."""
+    cache = getattr(state, "pwlb_facts", None)
+    if cache is None:
+        cache = state.pwlb_facts = {}
+    key = (target.name, fact_cls)  # by name: `pyinfra.host` is a proxy, not the host
+    if key not in cache:
+        cache[key] = target.get_fact(fact_cls)
+    return cache[key]
+
+
 def private_address(target: Host | None = None) -> str:
     """A host's cluster address: its `private_address` data, else what it reports."""
     target = target or host
-    address = target.data.get("private_address") or target.get_fact(PrivateAddress)
+    address = target.data.get("private_address") or host_fact(target, PrivateAddress)
     if not address:
         raise ValueError(
             f"{target.name}: no private IPv4 address found; set `private_address` in its data"

@@ -17,7 +17,7 @@ from pyinfra.operations import apt, files, systemd
 
 import templates
 from deploys import common, secrets, web
-from deploys._util import group_hosts, private_address
+from deploys._util import group_hosts, host_fact, private_address
 from deploys.settings import Setting, defaults
 from facts.ssh import HostKeys
 from operations import ssh
@@ -81,7 +81,7 @@ def sync() -> None:
     ssh.known_hosts(
         name="Pin the peers' host keys",
         path=known_hosts,
-        hosts={private_address(h): h.get_fact(HostKeys)
+        hosts={private_address(h): host_fact(h, HostKeys)
                for h in group_hosts("web") if private_address(h) in others},
         user=user,
     )

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.fakedeploy import plan
+from tests.fakedeploy import FAKE_HOST, plan
 
 TOPOLOGIES = {
     "split": {"lb": ["lb1"], "web": ["web1", "web2"], "db": ["db1"]},
@@ -225,3 +225,21 @@ def test_barriers_make_every_host_wait(topology, secrets_file):
         assert step.split(" | ")[0] in ("WordPress install", "Balancer"), step
     assert all(step.startswith("Verify |") for step in order[deployed + 1:])
     assert order.count("Wait until every host has its tiers") == 1
+
+
+def test_addresses_reported_by_the_hosts_are_each_their_own(secrets_file):
+    """Without `private_address` data, each host's own report is used (asked once)."""
+    def reports(address):
+        return {"private_address": None, "fake_responses": {
+            **FAKE_HOST,
+            "ip -4 -o addr": f"2: eth0    inet {address}/24 brd 10.9.0.255 scope global eth0"}}
+
+    hosts = {"lb1": "10.9.0.5", "web1": "10.9.0.6", "web2": "10.9.0.7", "db1": "10.9.0.8"}
+    result = plan(TOPOLOGIES["split"], secrets_file,
+                  host_data={name: reports(address) for name, address in hosts.items()})
+    web1 = upload(result["web1"], "Sync mesh | Write the lsyncd mesh configuration")
+    assert 'target = "wordpress@10.9.0.7:/"' in web1 and "10.9.0.6:/" not in web1
+    web2 = upload(result["web2"], "Sync mesh | Write the lsyncd mesh configuration")
+    assert 'target = "wordpress@10.9.0.6:/"' in web2 and "10.9.0.7:/" not in web2
+    lb = upload(result["lb1"], "Balancer | Write the balancer vhost")
+    assert "server 10.9.0.6:80 " in lb and "server 10.9.0.7:80 " in lb
