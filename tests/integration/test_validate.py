@@ -3,6 +3,8 @@ host is touched. A fresh bed of its own, never deployed, checked untouched after
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.runner import pyinfra
@@ -32,7 +34,7 @@ def assert_one_clear_error(run, *fragments):
         assert fragment in run.output, (fragment, run.output[-3000:])
 
 
-def variant(bed, tmp_path, edit) -> "Path":
+def variant(bed, tmp_path, edit) -> Path:
     hosts = tmp_path / "hosts.toml"
     hosts.write_text(edit(bed.hosts_file.read_text()))
     return hosts
