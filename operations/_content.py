@@ -10,8 +10,13 @@ import hashlib
 from io import BytesIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, QuoteString, StringCommand
+from pyinfra.api import FileUploadCommand, HiddenValue, QuoteString, StringCommand
 from pyinfra.facts.files import File, Sha256File
+
+
+def unmasked(value: str | HiddenValue) -> str:
+    """The real value of a secret argument, given as a HiddenValue or a plain string."""
+    return value.unmask() if isinstance(value, HiddenValue) else value
 
 
 def upload_secret(path: str, data: bytes, user: str, group: str, mode: int):

@@ -13,6 +13,7 @@ from pyinfra import host
 from pyinfra.api import HiddenValue, QuoteString, StringCommand, operation
 
 from facts.mariadb import Accounts, Databases
+from operations._content import unmasked
 
 
 def native_password_hash(password: str) -> str:
@@ -53,7 +54,7 @@ def password(user: str, hostname: str, password: str | HiddenValue):
             password=HiddenValue("..."),
         )
     """
-    raw = password.unmask() if isinstance(password, HiddenValue) else password
+    raw = unmasked(password)
     account = host.get_fact(Accounts).get(f"{user}@{hostname}")
     if account is None:
         host.noop(f"account {user}@{hostname} does not exist")

@@ -9,7 +9,7 @@ from pyinfra.api import HiddenValue, operation
 from pyinfra.facts.files import File
 
 from facts.ssh import KnownHosts
-from operations._content import put_content
+from operations._content import put_content, unmasked
 
 
 @operation()
@@ -84,7 +84,7 @@ def private_key(path: str, key: str | HiddenValue, user: str = "root"):
             user="wordpress",
         )
     """
-    raw = key.unmask() if isinstance(key, HiddenValue) else key
+    raw = unmasked(key)
     commands = list(put_content(path, raw, user=user, group=user, mode=600, secret=True))
     if not commands:
         host.noop(f"{path} holds the key")

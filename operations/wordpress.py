@@ -11,7 +11,7 @@ from pyinfra.facts.files import Sha1File, Sha256File
 
 from templates import php_string, render
 from facts.wordpress import Installed, Release
-from operations._content import put_content, upload_secret
+from operations._content import put_content, unmasked, upload_secret
 
 CHECKSUM_FACTS = {"sha1": Sha1File, "sha256": Sha256File}
 
@@ -112,7 +112,7 @@ def config(path: str, content: str | HiddenValue, user: str = "wordpress", mode:
             content=HiddenValue(rendered),
         )
     """
-    raw = content.unmask() if isinstance(content, HiddenValue) else content
+    raw = unmasked(content)
     if mode % 10:
         raise OperationError(f"{path}: mode {mode} lets others read the secrets in it")
     commands = list(put_content(path, raw, user=user, group=user, mode=mode, secret=True))
@@ -166,7 +166,7 @@ def install(
             f"cannot tell whether WordPress is installed in {docroot}: is PHP there and the "
             "database reachable with the credentials in wp-config.php?"
         )
-    raw = admin_password.unmask() if isinstance(admin_password, HiddenValue) else admin_password
+    raw = unmasked(admin_password)
     script = render(
         "wordpress/install.php.j2", url=php_string(url), title=php_string(title),
         admin_user=php_string(admin_user), admin_email=php_string(admin_email),
