@@ -11,14 +11,25 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from facts.php import FpmVersion
 from operations._content import put_content
 
+# Debian's unit stops PHP-FPM with SIGTERM, which kills workers in the middle of a
+# response (a client then gets a truncated page no balancer can retry). SIGQUIT makes
+# the workers finish what they are serving first.
+GRACEFUL_STOP = """\
+# Managed by pyinfra-wordpress-lb (operations/php.py). Local changes are overwritten.
+[Service]
+KillSignal=SIGQUIT
+TimeoutStopSec=30
+"""
+
 
 @operation()
 def fpm(pool: str, pool_config: str, ini: str, disable_default_pool: bool = True):
     """
     Ensure PHP-FPM runs a pool and ini settings of ours, at the host's PHP version
     (found from the installed ``php-fpm`` package at run time, so it works on the first
-    run, right after the package is installed). Reloads PHP-FPM when a file changed,
-    after checking the configuration; starts and enables the service if needed.
+    run, right after the package is installed), and stops gracefully (SIGQUIT: workers
+    finish their requests). Reloads PHP-FPM when a file changed, after checking the
+    configuration; starts and enables the service if needed.
 
     + pool: pool name; its file is ``/etc/php/<version>/fpm/pool.d/<pool>.conf``
     + pool_config: the pool file's content
@@ -47,6 +58,10 @@ def fpm(pool: str, pool_config: str, ini: str, disable_default_pool: bool = True
     service = f"php{version}-fpm.service"
     commands = list(put_content(f"{etc}/pool.d/{pool}.conf", pool_config))
     commands += put_content(f"{etc}/conf.d/90-{pool}.ini", ini)
+    dropin = f"/etc/systemd/system/{service}.d"
+    graceful = list(put_content(f"{dropin}/graceful-stop.conf", GRACEFUL_STOP))
+    if graceful:
+        commands += [f"mkdir -p {dropin}", *graceful, "systemctl daemon-reload"]
     if disable_default_pool and pool != "www" and host.get_fact(File, path=f"{etc}/pool.d/www.conf"):
         commands.append(f"mv -f {etc}/pool.d/www.conf {etc}/pool.d/www.conf.disabled")
 
