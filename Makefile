@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv engine test test-unit test-integration demo down images settings bench
+.PHONY: help venv engine test test-unit test-integration demo down images settings docs bench
 
 help:
 	@echo "make demo        bring up the split test bed (4 Debian 13 containers) and deploy"
@@ -44,7 +44,10 @@ down: $(STAMP)
 	$(BIN)/python -m tests.testbed down
 
 settings: $(STAMP)
-	$(BIN)/python -m deploys.settings --write README.md
+	$(BIN)/python -m pyinfra_wordpress_lb.deploys.settings --write README.md
+
+docs: $(STAMP)
+	$(BIN)/python scripts/reference.py --write
 
 bench: $(STAMP) engine
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \

@@ -6,14 +6,14 @@ between them; the two barriers are the points where every host waits for all oth
 
 from pyinfra import host
 
-from deploys.balancer import balancer
-from deploys.common import common
-from deploys.database import database
-from deploys.sync import sync
-from deploys.validate import validate
-from deploys.verify import verify
-from deploys.web import install, web
-from operations import cluster
+from pyinfra_wordpress_lb.deploys.balancer import balancer
+from pyinfra_wordpress_lb.deploys.common import common
+from pyinfra_wordpress_lb.deploys.database import database
+from pyinfra_wordpress_lb.deploys.sync import sync
+from pyinfra_wordpress_lb.deploys.validate import validate
+from pyinfra_wordpress_lb.deploys.verify import verify
+from pyinfra_wordpress_lb.deploys.web import install, web
+from pyinfra_wordpress_lb.operations import cluster
 
 validate()  # a wrong inventory or setting stops here, before any change
 common()

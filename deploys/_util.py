@@ -6,9 +6,9 @@ from pyinfra import host, inventory, state
 from pyinfra.api.host import Host
 from pyinfra.operations import files, server, systemd
 
-import templates
+from pyinfra_wordpress_lb import templates
 
-from facts.network import PrivateAddress
+from pyinfra_wordpress_lb.facts.network import PrivateAddress
 
 
 def host_fact(target: Host, fact_cls):
@@ -47,7 +47,7 @@ def group_addresses(group: str) -> list[str]:
 def backend_port(target: Host | None = None) -> int:
     """Port of a web host's backend vhost. A host that is also a load balancer keeps the
     public port for the balancer, so its backend moves to `colocated_web_port`."""
-    from deploys.settings import value
+    from pyinfra_wordpress_lb.deploys.settings import value
 
     target = target or host
     port = int(value(target, "web_port"))
@@ -57,7 +57,11 @@ def backend_port(target: Host | None = None) -> int:
 
 
 def backends() -> list[str]:
-    """`address:port` of every web host's backend vhost."""
+    """`address:port` of every backend: the `lb_backends` setting when given (a balancer
+    in front of servers this deploy does not manage), else every web host's vhost."""
+    given = host.data.get("lb_backends")
+    if given:
+        return [str(b) for b in given]
     return [f"{private_address(h)}:{backend_port(h)}" for h in group_hosts("web")]
 
 

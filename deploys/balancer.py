@@ -13,9 +13,9 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt
 
-from deploys import common, web
-from deploys._util import backends, nginx_site
-from deploys.settings import Setting, defaults
+from pyinfra_wordpress_lb.deploys import common, web
+from pyinfra_wordpress_lb.deploys._util import backends, nginx_site
+from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
 
 METHODS = ("least_conn", "round_robin", "ip_hash")
 
@@ -34,6 +34,9 @@ SETTINGS = (
     Setting("lb_keepalive", 16,
             "idle keepalive connections to the backends per worker; 0: none (the tutorial's)"),
     Setting("lb_server_name", "_", "nginx `server_name` of the balancer"),
+    Setting("lb_backends", None,
+            "`address:port` of each backend; default: every `web` host's backend vhost "
+            "(set it to put the balancer alone in front of servers you run yourself)"),
 )
 
 

@@ -6,7 +6,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, server
 
-from deploys.settings import Setting, defaults
+from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
 
 SETTINGS = (
     Setting("private_address", None,

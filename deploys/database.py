@@ -12,11 +12,11 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, mysql, systemd
 
-from deploys import common, secrets
-import templates
-from deploys._util import group_addresses, private_address
-from deploys.settings import Setting, defaults
-from operations import mariadb
+from pyinfra_wordpress_lb.deploys import common, secrets
+from pyinfra_wordpress_lb import templates
+from pyinfra_wordpress_lb.deploys._util import group_addresses, private_address
+from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
+from pyinfra_wordpress_lb.operations import mariadb
 
 CONFIG = "/etc/mysql/mariadb.conf.d/70-wordpress-lb.cnf"
 

@@ -2,7 +2,7 @@
 
 Each deploy module lists its keys in a ``SETTINGS`` tuple next to the deploy; the
 deploy takes its ``data_defaults`` from it, and the README's settings table is
-generated from the same declarations (``python -m deploys.settings``).
+generated from the same declarations (``python -m pyinfra_wordpress_lb.deploys.settings``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def defaults(*groups: tuple[Setting, ...]) -> dict[str, Any]:
 
 def all_settings() -> list[tuple[str, Setting]]:
     """(tier, setting) for every declared key, in deploy order."""
-    from deploys import balancer, common, database, sync, web
+    from pyinfra_wordpress_lb.deploys import balancer, common, database, sync, web
 
     return [(module.__name__.split(".")[-1], s)
             for module in (common, database, web, sync, balancer) for s in module.SETTINGS]

@@ -15,12 +15,12 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
-import templates
-from deploys import common, secrets, web
-from deploys._util import group_hosts, host_fact, private_address
-from deploys.settings import Setting, defaults
-from facts.ssh import HostKeys
-from operations import ssh
+from pyinfra_wordpress_lb import templates
+from pyinfra_wordpress_lb.deploys import common, secrets, web
+from pyinfra_wordpress_lb.deploys._util import group_hosts, host_fact, private_address
+from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
+from pyinfra_wordpress_lb.facts.ssh import HostKeys
+from pyinfra_wordpress_lb.operations import ssh
 
 UNIT = "lsyncd-wordpress.service"
 CONFIG = "/etc/lsyncd/wordpress.conf.lua"
@@ -52,7 +52,8 @@ def sync() -> None:
     known_hosts = f"{ssh_dir}/known_hosts"
     others = peers()
 
-    apt.packages(name="Install lsyncd", packages=["lsyncd", "rsync", "openssh-client"],
+    # rrsync (Debian's rsync) is a Python 3 script: the receiving side needs python3.
+    apt.packages(name="Install lsyncd", packages=["lsyncd", "rsync", "openssh-client", "python3"],
                  no_recommends=True)
     files.directory(name="Create the mesh's SSH directory", path=ssh_dir, user=user,
                     group=user, mode="700")

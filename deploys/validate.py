@@ -18,8 +18,8 @@ from pyinfra.api.connectors import get_all_connectors
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.server import LinuxDistribution
 
-from deploys import secrets
-from deploys.settings import all_settings, value
+from pyinfra_wordpress_lb.deploys import secrets
+from pyinfra_wordpress_lb.deploys.settings import all_settings, value
 
 SUPPORTED_DEBIAN = {12: "bookworm", 13: "trixie"}
 PORT_SETTINGS = ("web_port", "colocated_web_port", "lb_port", "db_port")

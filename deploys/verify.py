@@ -8,10 +8,10 @@ from urllib.parse import urlsplit
 from pyinfra import host
 from pyinfra.api import deploy
 
-from deploys import balancer, common, secrets, web
-from deploys._util import backends, group_hosts
-from deploys.settings import defaults
-from operations import http
+from pyinfra_wordpress_lb.deploys import balancer, common, secrets, web
+from pyinfra_wordpress_lb.deploys._util import backends, group_hosts
+from pyinfra_wordpress_lb.deploys.settings import defaults
+from pyinfra_wordpress_lb.operations import http
 
 
 @deploy("Verify", data_defaults=defaults(common.SETTINGS, web.SETTINGS, balancer.SETTINGS))

@@ -14,13 +14,13 @@ from pyinfra import host
 from pyinfra.api import HiddenValue, deploy
 from pyinfra.operations import apt, files
 
-import templates
-from deploys import common, database, secrets
-from deploys._util import (
+from pyinfra_wordpress_lb import templates
+from pyinfra_wordpress_lb.deploys import common, database, secrets
+from pyinfra_wordpress_lb.deploys._util import (
     backend_port, group_addresses, group_hosts, nginx_site, private_address,
 )
-from deploys.settings import Setting, defaults
-from operations import php, wordpress
+from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
+from pyinfra_wordpress_lb.operations import php, wordpress
 
 WORDPRESS_VERSION = "7.1.0"
 WORDPRESS_SHA1 = "e0ca593bc062f7a8c5a956ca44aff7375b0841e0"  # published by wordpress.org

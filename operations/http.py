@@ -9,7 +9,7 @@ from pyinfra.api import OperationError, operation
 from pyinfra.api.state import StateStage
 from pyinfra.context import state
 
-from facts.http import Response
+from pyinfra_wordpress_lb.facts.http import Response
 
 
 @operation()

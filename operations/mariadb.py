@@ -12,8 +12,8 @@ import hashlib
 from pyinfra import host
 from pyinfra.api import HiddenValue, QuoteString, StringCommand, operation
 
-from facts.mariadb import Accounts, Databases
-from operations._content import unmasked
+from pyinfra_wordpress_lb.facts.mariadb import Accounts, Databases
+from pyinfra_wordpress_lb.operations._content import unmasked
 
 
 def native_password_hash(password: str) -> str:

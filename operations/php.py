@@ -8,8 +8,8 @@ from pyinfra.context import state
 from pyinfra.facts.files import File
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
-from facts.php import FpmVersion
-from operations._content import put_content
+from pyinfra_wordpress_lb.facts.php import FpmVersion
+from pyinfra_wordpress_lb.operations._content import put_content
 
 # Debian's unit stops PHP-FPM with SIGTERM, which kills workers in the middle of a
 # response (a client then gets a truncated page no balancer can retry). SIGQUIT makes

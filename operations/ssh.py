@@ -8,8 +8,8 @@ from pyinfra import host
 from pyinfra.api import HiddenValue, operation
 from pyinfra.facts.files import File
 
-from facts.ssh import KnownHosts
-from operations._content import put_content, unmasked
+from pyinfra_wordpress_lb.facts.ssh import KnownHosts
+from pyinfra_wordpress_lb.operations._content import put_content, unmasked
 
 
 @operation()

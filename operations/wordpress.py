@@ -9,9 +9,9 @@ from pyinfra.api import HiddenValue, OperationError, operation
 from pyinfra.context import state
 from pyinfra.facts.files import Sha1File, Sha256File
 
-from templates import php_string, render
-from facts.wordpress import Installed, Release
-from operations._content import put_content, unmasked, upload_secret
+from pyinfra_wordpress_lb.templates import php_string, render
+from pyinfra_wordpress_lb.facts.wordpress import Installed, Release
+from pyinfra_wordpress_lb.operations._content import put_content, unmasked, upload_secret
 
 CHECKSUM_FACTS = {"sha1": Sha1File, "sha256": Sha256File}
 

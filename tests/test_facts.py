@@ -7,4 +7,4 @@ from pyinfra_testing.facts import make_fact_tests
 TESTS_BASE = Path(__file__).parent / "facts"
 
 for _fact in sorted(d.name for d in TESTS_BASE.iterdir() if d.is_dir()):
-    locals()[_fact] = make_fact_tests("facts", _fact, TESTS_BASE / _fact)
+    locals()[_fact] = make_fact_tests("pyinfra_wordpress_lb.facts", _fact, TESTS_BASE / _fact)

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from deploys.settings import all_settings, markdown_table
+from pyinfra_wordpress_lb.deploys.settings import all_settings, markdown_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

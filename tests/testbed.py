@@ -54,6 +54,8 @@ TOPOLOGIES: dict[str, list[tuple[str, list[str]]]] = {
     # For destructive mesh tests: a third web host to add and remove.
     "mesh": [("lb1", ["lb"]), ("web1", ["web"]), ("web2", ["web"]), ("web3", ["web"]),
              ("db1", ["db"])],
+    # For examples/: bare hosts that the example projects deploy to.
+    "examples": [("lb1", ["lb"]), ("web1", ["web"]), ("web2", ["web"])],
 }
 
 PACKAGES = [

@@ -243,3 +243,12 @@ def test_addresses_reported_by_the_hosts_are_each_their_own(secrets_file):
     assert 'target = "wordpress@10.9.0.6:/"' in web2 and "10.9.0.7:/" not in web2
     lb = upload(result["lb1"], "Balancer | Write the balancer vhost")
     assert "server 10.9.0.6:80 " in lb and "server 10.9.0.7:80 " in lb
+
+
+def test_lb_backends_puts_the_balancer_in_front_of_given_servers(secrets_file):
+    given = ["192.0.2.21:8080", "192.0.2.22:8080"]
+    ops = plan(TOPOLOGIES["split"], secrets_file, host_data={"lb1": {"lb_backends": given}})["lb1"]
+    vhost = commands(ops, "Balancer | Write the balancer vhost")
+    for backend in given:
+        assert f"server {backend} " in vhost
+    assert "10.0.0.11" not in vhost and "10.0.0.12" not in vhost

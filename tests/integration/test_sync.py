@@ -97,7 +97,7 @@ def test_the_mesh_runs_as_wordpress_and_reports_status(split):
     for host in ("web1", "web2"):
         _, user = split.exec(host, "ps -o user:20= -C lsyncd")
         assert user.split() == ["wordpress"], user
-    run = pyinfra(split.hosts_file, "facts.lsyncd.Status", "--limit", "web", deploy="fact")
+    run = pyinfra(split.hosts_file, "pyinfra_wordpress_lb.facts.lsyncd.Status", "--limit", "web", deploy="fact")
     status = json.loads(run.output[run.output.index("{"):run.output.rindex("}") + 1])
     assert status["web1"]["active"] and status["web1"]["peers"] == [split.host("web2").address]
     assert status["web2"]["peers"] == [split.host("web1").address]
