@@ -20,6 +20,15 @@ GRACEFUL_STOP = """\
 KillSignal=SIGQUIT
 TimeoutStopSec=30
 """
+# ...but only if the master gives them time: with PHP's default process_control_timeout
+# (0) it follows its SIGQUIT with SIGTERM at once, on a stop and on every reload (USR2),
+# so a reload alone cut responses short. Included from php-fpm.conf's [global] section.
+GRACEFUL_GLOBAL = """\
+; Managed by pyinfra-wordpress-lb (operations/php.py). Local changes are overwritten.
+; On a stop or reload, workers get this long to finish the request they serve.
+[global]
+process_control_timeout = 25s
+"""
 
 
 @operation()
@@ -27,9 +36,10 @@ def fpm(pool: str, pool_config: str, ini: str, disable_default_pool: bool = True
     """
     Ensure PHP-FPM runs a pool and ini settings of ours, at the host's PHP version
     (found from the installed ``php-fpm`` package at run time, so it works on the first
-    run, right after the package is installed), and stops gracefully (SIGQUIT: workers
-    finish their requests). Reloads PHP-FPM when a file changed, after checking the
-    configuration; starts and enables the service if needed.
+    run, right after the package is installed), and stops gracefully (SIGQUIT, and time
+    for workers to finish their requests, on a stop and on a reload). Reloads PHP-FPM
+    when a file changed, after checking the configuration; starts and enables the
+    service if needed.
 
     + pool: pool name; its file is ``/etc/php/<version>/fpm/pool.d/<pool>.conf``
     + pool_config: the pool file's content
@@ -57,6 +67,7 @@ def fpm(pool: str, pool_config: str, ini: str, disable_default_pool: bool = True
     etc = f"/etc/php/{version}/fpm"
     service = f"php{version}-fpm.service"
     commands = list(put_content(f"{etc}/pool.d/{pool}.conf", pool_config))
+    commands += put_content(f"{etc}/pool.d/00-graceful-stop.conf", GRACEFUL_GLOBAL)
     commands += put_content(f"{etc}/conf.d/90-{pool}.ini", ini)
     dropin = f"/etc/systemd/system/{service}.d"
     graceful = list(put_content(f"{dropin}/graceful-stop.conf", GRACEFUL_STOP))
