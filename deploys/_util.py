@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
+from urllib.parse import urlsplit
+
 from pyinfra import host, inventory, state
 from pyinfra.api.host import Host
+from pyinfra.facts.hardware import NetworkDevices
 from pyinfra.operations import files, server, systemd
 
 from pyinfra_wordpress_lb import templates
 
 from pyinfra_wordpress_lb.facts.network import PrivateAddress
+
+
+# Jinja options for configuration files a person reads: no blank lines left by tags.
+TIDY = {"trim_blocks": True, "lstrip_blocks": True}
 
 
 def host_fact(target: Host, fact_cls):
@@ -26,13 +34,26 @@ def host_fact(target: Host, fact_cls):
 
 def private_address(target: Host | None = None) -> str:
     """A host's cluster address: its `private_address` data, else what it reports."""
-    target = target or host
+    target = host if target is None else target
     address = target.data.get("private_address") or host_fact(target, PrivateAddress)
     if not address:
         raise ValueError(
             f"{target.name}: no private IPv4 address found; set `private_address` in its data"
         )
     return address
+
+
+def interface_of(target: Host, address: str) -> tuple[str, ipaddress.IPv4Network]:
+    """The interface that carries `address` on a host, and its network (from pyinfra's
+    NetworkDevices fact)."""
+    for name, device in (host_fact(target, NetworkDevices) or {}).items():
+        ipv4 = device.get("ipv4") or {}
+        for entry in [ipv4, *(ipv4.get("additional_ips") or [])]:
+            if entry.get("address") == address and entry.get("mask_bits") is not None:
+                network = ipaddress.ip_interface(f"{address}/{entry['mask_bits']}").network
+                return name, network
+    raise ValueError(f"{target.name}: no interface carries {address}; set `lb_vip_interface` "
+                     "and check `private_address`")
 
 
 def group_hosts(group: str) -> list[Host]:
@@ -44,12 +65,51 @@ def group_addresses(group: str) -> list[str]:
     return [private_address(h) for h in group_hosts(group)]
 
 
+def site_url(target: Host | None = None) -> str:
+    """The site's public URL, without a trailing slash: the `site_url` setting, else
+    https (http with `tls = "off"`) on the balancers' shared address, else on the first
+    balancer (or web host)."""
+    from pyinfra_wordpress_lb.deploys.settings import value
+
+    target = host if target is None else target
+    if target.data.get("site_url"):
+        return str(target.data.site_url).rstrip("/")
+    scheme = "http" if value(target, "tls") == "off" else "https"
+    if value(target, "lb_vip"):
+        return f"{scheme}://{value(target, 'lb_vip')}"
+    first = (group_hosts("lb") or group_hosts("web"))[0]
+    return f"{scheme}://{first.data.get('ssh_hostname') or first.name}"
+
+
+def site_connect_to(target: Host | None = None) -> dict[str, str]:
+    """Where the web hosts' requests to the site's own URL should go: `host:port` of the
+    URL -> `address:port` of the balancers (their shared address, else the first one's
+    private address), over the private network."""
+    from pyinfra_wordpress_lb.deploys.settings import value
+
+    target = host if target is None else target
+    lbs = group_hosts("lb")
+    if not lbs:
+        return {}
+    parts = urlsplit(site_url(target))
+    https = parts.scheme == "https"
+    address = value(target, "lb_vip") or private_address(lbs[0])
+    port = value(lbs[0], "lb_https_port") if https else value(lbs[0], "lb_port")
+    own = f"{(parts.hostname or '').lower()}:{parts.port or (443 if https else 80)}"
+    return {own: f"{address}:{port}"}
+
+
+def site_host(target: Host | None = None) -> str:
+    """The host name (or address) in the site's URL, without the port."""
+    return urlsplit(site_url(target)).hostname or ""
+
+
 def backend_port(target: Host | None = None) -> int:
     """Port of a web host's backend vhost. A host that is also a load balancer keeps the
     public port for the balancer, so its backend moves to `colocated_web_port`."""
     from pyinfra_wordpress_lb.deploys.settings import value
 
-    target = target or host
+    target = host if target is None else target
     port = int(value(target, "web_port"))
     if "lb" in target.groups and port == int(value(target, "lb_port")):
         return int(value(target, "colocated_web_port"))
@@ -65,17 +125,19 @@ def backends() -> list[str]:
     return [f"{private_address(h)}:{backend_port(h)}" for h in group_hosts("web")]
 
 
-def nginx_site(site: str, template: str, what: str, **context) -> None:
+def nginx_site(site: str, template: str, what: str, also_reload_after=(), **context) -> None:
     """Write an nginx site from a template, enable it (and not Debian's default site),
-    check the configuration and reload nginx only when something changed."""
+    check the configuration and reload nginx only when something changed (the site, or
+    one of the operations in `also_reload_after`, such as its certificate)."""
     available = f"/etc/nginx/sites-available/{site}"
     vhost = files.template(name=f"Write the {what}", src=templates.path(template),
-                           dest=available, mode="644", **context)
+                           dest=available, mode="644", jinja_env_kwargs=TIDY, **context)
     enabled = files.link(name=f"Enable the {what}", path=f"/etc/nginx/sites-enabled/{site}",
                          target=available)
     default = files.link(name="Disable nginx's default site",
                          path="/etc/nginx/sites-enabled/default", present=False)
-    changed = lambda: vhost.did_change() or enabled.did_change() or default.did_change()  # noqa: E731
+    changed = lambda: any(op.did_change() for op in (vhost, enabled, default,  # noqa: E731
+                                                     *also_reload_after))
     server.shell(name="Check the nginx configuration", commands=["nginx -t -q"], _if=changed)
     systemd.service(name="Reload nginx", service="nginx.service", reloaded=True, _if=changed)
     systemd.service(name="Keep nginx running and enabled", service="nginx.service",

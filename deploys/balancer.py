@@ -9,15 +9,21 @@ hosts trust those headers from the balancers' addresses only.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt
 
-from pyinfra_wordpress_lb.deploys import common, web
-from pyinfra_wordpress_lb.deploys._util import backends, nginx_site
+from pyinfra_wordpress_lb.deploys import common, tls, web
+from pyinfra_wordpress_lb.deploys._util import (
+    backends, group_hosts, host_fact, nginx_site, private_address, site_url,
+)
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
 
 METHODS = ("least_conn", "round_robin", "ip_hash")
+HEALTH_PATH = "/pwlb-health"  # local only: keepalived's check that this nginx serves
 
 SETTINGS = (
     Setting("lb_port", 80, "the site's public port on the `lb` hosts"),
@@ -40,14 +46,39 @@ SETTINGS = (
 )
 
 
-@deploy("Balancer", data_defaults=defaults(common.SETTINGS, web.SETTINGS, SETTINGS))
+def http2_directive() -> bool:
+    """nginx 1.25.1 replaced `listen ... http2` with `http2 on`: Debian 13 ships 1.26,
+    Debian 12 ships 1.22 (the release is known before nginx is installed)."""
+    return (host_fact(host, LinuxDistribution).get("major") or 13) >= 13
+
+
+@deploy("Balancer", data_defaults=defaults(common.SETTINGS, web.SETTINGS, tls.SETTINGS,
+                                            SETTINGS))
 def balancer() -> None:
     method = host.data.lb_method
     if method not in METHODS:
         raise ValueError(f"lb_method {method!r}: use one of {', '.join(METHODS)}")
     apt.packages(name="Install nginx", packages=["nginx"], no_recommends=True)
+    certificate = tls.certificates()
+    tls_on = tls.mode() != "off"
+    acme = tls.mode() == "acme"
+    me = private_address()
     nginx_site(
         "wordpress-lb", "nginx/balancer.conf.j2", "balancer vhost",
+        also_reload_after=certificate,
+        tls=tls_on,
+        https_port=host.data.lb_https_port,
+        http2_directive=http2_directive(),
+        cert=tls.CERT,
+        key=tls.KEY,
+        dh_params=tls.DH_PARAMS,
+        hsts_max_age=int(host.data.hsts_max_age or 0),
+        site_netloc=urlsplit(site_url()).netloc,
+        acme=acme,
+        acme_webroot=tls.ACME_WEBROOT,
+        acme_peers=[f"{private_address(h)}:{host.data.lb_port}" for h in group_hosts("lb")
+                    if private_address(h) != me] if acme else [],
+        health_path=HEALTH_PATH,
         method=method,
         backends=backends(),
         max_fails=host.data.lb_max_fails,

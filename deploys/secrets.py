@@ -20,7 +20,7 @@ import string
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from pyinfra import host
 from pyinfra.api import HiddenValue
 
@@ -38,6 +38,12 @@ _PASSWORD_ALPHABET = string.ascii_letters + string.digits
 
 
 def _generate(name: str) -> str:
+    if name.endswith("_tls_key"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
     if name.endswith("_ssh_key"):
         key = ed25519.Ed25519PrivateKey.generate()
         return key.private_bytes(
@@ -54,7 +60,7 @@ class SecretsError(RuntimeError):
 
 
 def secrets_path(target=None) -> Path:
-    target = target or host
+    target = host if target is None else target
     path = (os.environ.get("PWLB_SECRETS_FILE") or target.data.get("secrets_file")
             or DEFAULT_FILE)
     return Path(path).expanduser().resolve()
@@ -97,12 +103,28 @@ def _save(path: Path, data: dict[str, str]) -> None:
 
 def stored(name: str) -> str:
     """The raw value of one secret from the file, generating and saving it if missing."""
+    return kept(name, lambda current: current or _generate(name))
+
+
+def kept(name: str, make) -> str:
+    """A value kept in the store that the controller derives (a certificate): `make`
+    gets the stored value (or None) and returns what should be stored; a new value
+    is saved, so every later run (and every host) gets the same."""
     path = secrets_path()
     data = _load(path)
-    if name not in data:
-        data[name] = _generate(name)
+    value = make(data.get(name))
+    if data.get(name) != value:
+        data[name] = value
         _save(path, data)
-    return data[name]
+    return value
+
+
+def beside(suffix: str, target=None) -> Path:
+    """A file next to the secrets store, named after it: `hosts.secrets.json` ->
+    `hosts<suffix>` (the self-signed CA's certificate, for clients to trust)."""
+    path = secrets_path(target)
+    stem = path.name.removesuffix(".json").removesuffix(".secrets")
+    return path.with_name(stem + suffix)
 
 
 def raw(name: str) -> str:

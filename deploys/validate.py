@@ -8,10 +8,15 @@ each, naming the host or key, what is wrong and how to fix it.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import ipaddress
 import re
+from pathlib import Path
 from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from pyinfra import inventory, state
 from pyinfra.api.connectors import get_all_connectors
@@ -19,10 +24,12 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.server import LinuxDistribution
 
 from pyinfra_wordpress_lb.deploys import secrets
+from pyinfra_wordpress_lb.deploys._util import interface_of, private_address, site_url
 from pyinfra_wordpress_lb.deploys.settings import all_settings, value
 
 SUPPORTED_DEBIAN = {12: "bookworm", 13: "trixie"}
-PORT_SETTINGS = ("web_port", "colocated_web_port", "lb_port", "db_port")
+PORT_SETTINGS = ("web_port", "colocated_web_port", "lb_port", "lb_https_port", "db_port")
+TLS_MODES = ("self-signed", "acme", "files", "off")
 # Data that belongs to pyinfra (connectors, global arguments) rather than to us.
 _PYINFRA_PREFIXES = ("_", "ssh_", "fake_", "docker_", "dockerssh_", "chroot_", "local_",
                      "terraform_", "vagrant_", "podman_")
@@ -118,6 +125,162 @@ def _check_site(problems: list[str]) -> None:
                 problems.append(f"{h.name}: admin_email {email!r} is not an email address")
 
 
+def _check_tls(problems: list[str]) -> None:
+    """The balancers' TLS settings: a known mode that agrees with site_url, and what
+    each mode needs (checked on the controller, before any host is touched)."""
+    seen: set[str] = set()
+
+    def problem(text: str) -> None:
+        if text not in seen:
+            seen.add(text)
+            problems.append(text)
+
+    for h in _group("lb"):
+        mode = value(h, "tls")
+        if mode not in TLS_MODES:
+            problem(f"{h.name}: tls {mode!r} is not one of {', '.join(TLS_MODES)}")
+            continue
+        url = site_url(h)
+        scheme, name = urlsplit(url).scheme, urlsplit(url).hostname or ""
+        if scheme in ("http", "https") and (mode == "off") != (scheme == "http"):
+            wanted = "http://" if mode == "off" else "https://"
+            other = '"self-signed", "acme" or "files"' if scheme == "https" else '"off"'
+            problem(f"{h.name}: site_url {url!r} does not match tls {mode!r}: use "
+                    f"{wanted}... or set tls = {other}")
+        hsts = value(h, "hsts_max_age")
+        if not isinstance(hsts, int) or isinstance(hsts, bool) or hsts < 0:
+            problem(f"{h.name}: hsts_max_age {hsts!r} is not a number of seconds (0: off)")
+        for key in ("tls_trust", "acme_server_ca"):
+            path = value(h, key)
+            if path and _read_pem(path, key, problem) is not None:
+                if not _certificates(_read_pem(path, key, problem)):
+                    problem(f"{key} {path}: holds no PEM certificate")
+        if mode == "acme":
+            email = value(h, "acme_email")
+            if not email or not _EMAIL.match(str(email)):
+                problem(f"{h.name}: tls = \"acme\" needs acme_email (the ACME account's "
+                        f"contact address); got {email!r}")
+            if _is_ip(name):
+                problem(f"{h.name}: tls = \"acme\" needs a DNS name in site_url, not the "
+                        f"address {name} (use tls = \"self-signed\" or \"files\")")
+            server = urlsplit(str(value(h, "acme_server")))
+            if server.scheme != "https" or not server.hostname:
+                problem(f"{h.name}: acme_server {value(h, 'acme_server')!r} is not an https URL")
+        elif mode == "files":
+            _check_files_mode(h, name, problem)
+
+
+def _read_pem(path: str, key: str, problem) -> str | None:
+    try:
+        return Path(str(path)).expanduser().read_text()
+    except OSError as exc:
+        problem(f"{key} {path}: cannot be read on this machine ({exc.strerror})")
+        return None
+
+
+def _certificates(pem: str) -> list[x509.Certificate]:
+    try:
+        return x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        return []
+
+
+def _covers(cert: x509.Certificate, name: str) -> bool:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    if _is_ip(name):
+        return ipaddress.ip_address(name) in san.get_values_for_type(x509.IPAddress)
+    name = name.lower().rstrip(".")
+    for pattern in (n.lower().rstrip(".") for n in san.get_values_for_type(x509.DNSName)):
+        if pattern == name or (pattern.startswith("*.") and "." in name
+                               and name.split(".", 1)[1] == pattern[2:]):
+            return True
+    return False
+
+
+def _check_files_mode(h, name: str, problem) -> None:
+    cert_path, key_path = value(h, "tls_certificate"), value(h, "tls_key")
+    if not cert_path or not key_path:
+        problem(f"{h.name}: tls = \"files\" needs tls_certificate and tls_key (files on this "
+                "machine)")
+        return
+    chain_pem, key_pem = (_read_pem(cert_path, "tls_certificate", problem),
+                          _read_pem(key_path, "tls_key", problem))
+    if chain_pem is None or key_pem is None:
+        return
+    chain = _certificates(chain_pem)
+    if not chain:
+        problem(f"tls_certificate {cert_path}: holds no PEM certificate")
+        return
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        problem(f"tls_key {key_path}: is not an unencrypted PEM private key")
+        return
+    leaf = chain[0]
+    if leaf.public_key().public_bytes(serialization.Encoding.DER,
+                                      serialization.PublicFormat.SubjectPublicKeyInfo) != \
+            key.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo):
+        problem(f"tls_key {key_path} does not match the certificate in {cert_path}")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if leaf.not_valid_after_utc <= now:
+        problem(f"tls_certificate {cert_path} expired on "
+                f"{leaf.not_valid_after_utc:%Y-%m-%d}; renew it")
+    elif leaf.not_valid_before_utc > now:
+        problem(f"tls_certificate {cert_path} is not valid before "
+                f"{leaf.not_valid_before_utc:%Y-%m-%d}")
+    if not _covers(leaf, name):
+        problem(f"tls_certificate {cert_path} does not cover {name} (the host of site_url)")
+
+
+def _check_vip(problems: list[str]) -> None:
+    """The shared address: two or more balancers, inside their subnet, nobody's own."""
+    lbs = _group("lb")
+    vips = {str(value(h, "lb_vip")) for h in lbs if value(h, "lb_vip")}
+    if not vips:
+        return
+    if len(vips) > 1:
+        problems.append(f"the balancers disagree on lb_vip ({', '.join(sorted(vips))}): set "
+                        "one shared address for all of them")
+        return
+    vip = vips.pop()
+    try:
+        address = ipaddress.IPv4Address(vip)
+    except ValueError:
+        problems.append(f"lb_vip {vip!r} is not an IPv4 address")
+        return
+    if len(lbs) < 2:
+        problems.append(f"lb_vip {vip} needs two or more hosts in group `lb` (there is "
+                        f"{len(lbs)}): a shared address with one balancer fails over nowhere")
+        return
+    for h in _hosts():
+        own = {str(h.data.get("private_address") or ""), str(h.data.get("ssh_hostname") or ""),
+               h.name}
+        if vip in own:
+            problems.append(f"lb_vip {vip} is {h.name}'s own address; pick a free address in "
+                            "the balancers' subnet")
+    vrid = value(lbs[0], "lb_vrid")
+    if not isinstance(vrid, int) or isinstance(vrid, bool) or not 1 <= vrid <= 255:
+        problems.append(f"lb_vrid {vrid!r} is not a VRRP router id (1-255)")
+    interval = value(lbs[0], "lb_vrrp_interval")
+    if not isinstance(interval, (int, float)) or isinstance(interval, bool) \
+            or not 0.1 <= interval <= 10:
+        problems.append(f"lb_vrrp_interval {interval!r} is not between 0.1 and 10 seconds")
+    for h in lbs:
+        try:
+            _, network = interface_of(h, private_address(h))
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        if address not in network or address in (network.network_address,
+                                                 network.broadcast_address):
+            problems.append(f"lb_vip {vip} is outside {h.name}'s subnet {network}: the shared "
+                            "address must be in the balancers' own network")
+
+
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -164,7 +327,7 @@ def _check_releases(problems: list[str]) -> None:
 
 
 CHECKS = (_check_roles, _check_addresses, _check_ports, _check_site, _check_keys,
-          _check_secrets, _check_releases)
+          _check_secrets, _check_releases, _check_tls, _check_vip)
 
 
 def problems() -> list[str]:

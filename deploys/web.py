@@ -17,7 +17,8 @@ from pyinfra.operations import apt, files
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import common, database, secrets
 from pyinfra_wordpress_lb.deploys._util import (
-    backend_port, group_addresses, group_hosts, nginx_site, private_address,
+    backend_port, group_addresses, group_hosts, nginx_site, private_address, site_connect_to,
+    site_url,
 )
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
 from pyinfra_wordpress_lb.operations import php, wordpress
@@ -69,14 +70,6 @@ PACKAGES = [
 ]
 
 
-def site_url() -> str:
-    if host.data.get("site_url"):
-        return host.data.site_url.rstrip("/")
-    lbs = group_hosts("lb") or group_hosts("web")
-    target = lbs[0]
-    return f"http://{target.data.get('ssh_hostname') or target.name}"
-
-
 def db_host() -> str:
     dbs = group_hosts("db")
     if not dbs:
@@ -100,6 +93,7 @@ def wp_config() -> HiddenValue:
         table_prefix=host.data.table_prefix,
         trusted_proxies=group_addresses("lb"),
         site_url=site_url(),
+        connect_to=site_connect_to(),
     ))
 
 
@@ -151,6 +145,12 @@ def web() -> None:
         content=wp_config(),
         user=user,
     )
+    mu_plugins = f"{docroot}/wp-content/mu-plugins"
+    files.directory(name="Create the must-use plugins directory", path=mu_plugins, user=user,
+                    group=user, mode="755")
+    files.template(name="Install the must-use plugin for WordPress behind the balancers",
+                   src=templates.path("wordpress/wordpress-lb.php.j2"),
+                   dest=f"{mu_plugins}/wordpress-lb.php", user=user, group=user, mode="644")
 
     nginx_site(
         "wordpress", "nginx/wordpress.conf.j2", "nginx backend vhost",

@@ -7,36 +7,65 @@ import shlex
 
 from pyinfra.api import FactBase
 
+# curl's exit codes that say why there was no answer.
+CURL_ERRORS = {
+    6: "the name does not resolve",
+    7: "connection refused",
+    28: "timed out",
+    35: "TLS handshake failed",
+    51: "the certificate does not match the name",
+    52: "empty reply",
+    56: "connection reset",
+    60: "the certificate is not trusted",
+}
+
 
 class Response(FactBase[dict]):
     """
-    Returns the HTTP status and page title a URL answers with when the host itself asks
-    (``curl``, no redirects followed, 10 s at most). Status 0: no answer at all.
+    Returns the HTTP status, page title and redirect target a URL answers with when the
+    host itself asks (``curl``, no redirects followed, 10 s at most, certificates
+    checked against the host's trusted CAs). Status 0: no answer, and ``error`` says why.
+    ``connect_to`` sends the request to another ``address:port`` than the URL's
+    (curl's ``--connect-to``): the name, the ``Host`` header and TLS stay the URL's.
 
     .. code:: python
 
-        {"status": 200, "title": "My site", "served_by": "web1"}
+        {"status": 200, "title": "My site", "served_by": "web1", "location": None,
+         "error": None}
     """
 
     default = dict
     requires_command = "curl"
 
-    def command(self, url: str, host_header: str | None = None) -> str:
-        header = f" -H {shlex.quote('Host: ' + host_header)}" if host_header else ""
+    def command(self, url: str, host_header: str | None = None,
+                connect_to: str | None = None) -> str:
+        options = ""
+        if host_header:
+            options += f" -H {shlex.quote('Host: ' + host_header)}"
+        if connect_to:
+            options += f" --connect-to {shlex.quote('::' + connect_to)}"
         return (
-            f"curl -s -m 10 -D - -o - -w '\\nPWLB-STATUS:%{{http_code}}\\n'{header} "
-            f"{shlex.quote(url)} | grep -a -i -o -E "
-            "'<title>[^<]*</title>|^PWLB-STATUS:[0-9]+|^x-served-by: *[^[:space:]]+'; true"
+            f"out=$(curl -s -m 10 -D - -o - -w '\\nPWLB-STATUS:%{{http_code}}\\n'{options} "
+            f"{shlex.quote(url)}); rc=$?; printf '%s\\n' \"$out\" | grep -a -i -o -E "
+            "'<title>[^<]*</title>|^PWLB-STATUS:[0-9]+|^(x-served-by|location): *[^[:space:]]+'; "
+            "echo PWLB-EXIT:$rc"
         )
 
     def process(self, output: list[str]) -> dict:
-        result = {"status": 0, "title": None, "served_by": None}
+        result = {"status": 0, "title": None, "served_by": None, "location": None,
+                  "error": None}
         for line in output:
             line = line.strip()
             if line.startswith("PWLB-STATUS:"):
                 result["status"] = int(line.split(":", 1)[1])
+            elif line.startswith("PWLB-EXIT:"):
+                code = int(line.split(":", 1)[1] or 0)
+                if code:
+                    result["error"] = CURL_ERRORS.get(code, f"curl exit status {code}")
             elif match := re.match(r"<title>(.*)</title>", line, re.I):
                 result["title"] = result["title"] or match.group(1).strip()
             elif line.lower().startswith("x-served-by:"):
                 result["served_by"] = line.split(":", 1)[1].strip()
+            elif line.lower().startswith("location:"):
+                result["location"] = line.split(":", 1)[1].strip()
         return result

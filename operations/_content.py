@@ -35,11 +35,12 @@ def upload_secret(path: str, data: bytes, user: str, group: str, mode: int):
 
 
 def put_content(path: str, content: str, user: str = "root", group: str = "root",
-                mode: int = 644, secret: bool = False):
-    """Yield the commands that make `path` hold `content` with this owner and mode."""
+                mode: int = 644, secret: bool = False, force: bool = False):
+    """Yield the commands that make `path` hold `content` with this owner and mode
+    (`force`: write it even if the content looks the same, e.g. through a link)."""
     data = content.encode()
     quoted = QuoteString(path)
-    if host.get_fact(Sha256File, path=path) != hashlib.sha256(data).hexdigest():
+    if force or host.get_fact(Sha256File, path=path) != hashlib.sha256(data).hexdigest():
         if secret:
             yield from upload_secret(path, data, user, group, mode)
             return

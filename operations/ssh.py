@@ -46,7 +46,8 @@ def known_hosts(
     current = host.get_fact(KnownHosts, path=path)
     info = host.get_fact(File, path=path)
 
-    content_ok = {k: sorted(v) for k, v in current.items()} == wanted
+    # A missing file is written even when no host is pinned (a lone web host).
+    content_ok = bool(info) and {k: sorted(v) for k, v in current.items()} == wanted
     owner_ok = bool(info) and (info["user"], info["group"], info["mode"]) == (user, group, mode)
     if content_ok and owner_ok:
         host.noop(f"{path} already pins {len(wanted)} host(s)")
@@ -57,7 +58,7 @@ def known_hosts(
     tmp = shlex.quote(f"{path}.pyinfra-tmp")
     if not content_ok:
         body = " ".join(shlex.quote(line) for line in lines)
-        write = f"printf '%s\\n' {body}" if lines else "true"
+        write = f"printf '%s\\n' {body}" if lines else "printf ''"
         yield f"{write} > {tmp} && mv -f {tmp} {quoted}"
     yield f"chown {user}:{group} {quoted} && chmod {mode} {quoted}"
 

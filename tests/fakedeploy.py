@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from io import StringIO
 from pathlib import Path
@@ -26,6 +27,18 @@ FAKE_HOST: dict = {
 }
 
 
+def ip_addr_json(address: str, prefix: int = 24, interface: str = "eth0") -> str:
+    """What `ip -j addr show` answers on a host with this address (pyinfra's
+    NetworkDevices fact reads it)."""
+    return json.dumps([
+        {"ifname": "lo", "operstate": "UNKNOWN", "mtu": 65536,
+         "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
+        {"ifname": interface, "operstate": "UP", "mtu": 1500, "address": "02:42:ac:1e:01:0a",
+         "addr_info": [{"family": "inet", "local": address, "prefixlen": prefix,
+                        "scope": "global"}]},
+    ])
+
+
 class Plan(dict):
     """{host: [(operation name, [commands]), ...]}, plus `order`: every operation's
     name in the order pyinfra will run them across all hosts (one entry per step)."""
@@ -41,14 +54,15 @@ def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = N
     names: list[str] = []
     for hosts in groups.values():
         names += [h for h in hosts if h not in names]
-    responses = {**FAKE_HOST, **(fake_responses or {})}
-    base = {"fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": responses}
-    all_hosts = [
-        (f"@fake/{name}", {**base, "private_address": f"10.0.0.{10 + index}",
-                           "secrets_file": str(secrets_file), **(data or {}),
-                           **(host_data or {}).get(name, {})})
-        for index, name in enumerate(names)
-    ]
+    base = {"fake_delay": 0, "fake_delay_jitter": 0}
+    all_hosts = []
+    for index, name in enumerate(names):
+        address = f"10.0.0.{10 + index}"
+        responses = {**FAKE_HOST, "ip -j addr": ip_addr_json(address), **(fake_responses or {})}
+        all_hosts.append((f"@fake/{name}", {
+            **base, "fake_responses": responses, "private_address": address,
+            "secrets_file": str(secrets_file), **(data or {}), **(host_data or {}).get(name, {}),
+        }))
     inventory = Inventory(
         (all_hosts, {}),
         **{group: ([f"@fake/{h}" for h in hosts], {}) for group, hosts in groups.items()},

@@ -48,15 +48,26 @@ DEPLOY_UID = 1000
 
 # Hosts of each topology, with their inventory groups. The first `lb` host publishes
 # port 80 on 127.0.0.1.
+# A host in group "acme" is not part of the inventory: it runs an ACME test server.
 TOPOLOGIES: dict[str, list[tuple[str, list[str]]]] = {
-    "split": [("lb1", ["lb"]), ("web1", ["web"]), ("web2", ["web"]), ("db1", ["db"])],
+    # Two balancers sharing an address, HTTPS with the cluster's own CA (`make demo`).
+    "split": [("lb1", ["lb"]), ("lb2", ["lb"]), ("web1", ["web"]), ("web2", ["web"]),
+              ("db1", ["db"])],
     "seed": [("hosta", ["lb", "web", "db"]), ("hostb", ["web"])],
     # For destructive mesh tests: a third web host to add and remove.
     "mesh": [("lb1", ["lb"]), ("web1", ["web"]), ("web2", ["web"]), ("web3", ["web"]),
              ("db1", ["db"])],
     # For examples/: bare hosts that the example projects deploy to.
     "examples": [("lb1", ["lb"]), ("web1", ["web"]), ("web2", ["web"])],
+    # The edge under fire: ACME certificates from a pebble server on the bed, balancers
+    # killed, stopped and cut off from each other.
+    "edge": [("lb1", ["lb"]), ("lb2", ["lb"]), ("web1", ["web"]), ("db1", ["db"]),
+             ("acme", ["acme"])],
 }
+# Topologies whose balancers share an address (the bed's .100).
+SHARED_ADDRESS = {"split", "edge"}
+# The site's name on the edge bed (pebble resolves it to the shared address).
+EDGE_SITE = "www.pwlb.test"
 
 PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "ca-certificates",
@@ -291,10 +302,38 @@ class Bed:
     subnet: str
     port: int
     hosts: list[Host] = field(default_factory=list)
+    vip: str | None = None
 
     @property
     def dir(self) -> Path:
         return STATE_DIR / self.name
+
+    @property
+    def https_port(self) -> int:
+        """Where the first balancer's 443 is published on 127.0.0.1 (8080 -> 8443)."""
+        return self.port - 80 + 443
+
+    @property
+    def site_url(self) -> str:
+        """The site's URL as this machine reaches it: https on the shared address (which
+        answers from here directly), else plain HTTP on the published port."""
+        if self.topology == "edge":
+            return f"https://{EDGE_SITE}"
+        if self.vip:
+            return f"https://{self.vip}"
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA that signed the site's certificate (the self-signed mode writes it
+        beside the hosts file; on the edge bed it is pebble's issuing root)."""
+        if self.topology == "edge":
+            return self.dir / "pebble-roots.pem"
+        return self.dir / "hosts.ca.crt"
+
+    @property
+    def inventory_hosts(self) -> list[Host]:
+        return [h for h in self.hosts if "acme" not in h.groups]
 
     @property
     def hosts_file(self) -> Path:
@@ -329,7 +368,7 @@ class Bed:
     def to_json(self) -> dict:
         return {
             "name": self.name, "topology": self.topology, "release": self.release,
-            "subnet": self.subnet, "port": self.port,
+            "subnet": self.subnet, "port": self.port, "vip": self.vip,
             "hosts": [h.__dict__ for h in self.hosts],
         }
 
@@ -442,8 +481,9 @@ def up(topology: str = "split", release: str = "13", name: str | None = None,
     tag = build_image(release)
     down(name)
     c = client()
-    bed = Bed(name=name, topology=topology, release=str(release), subnet=_subnet(c, name),
-              port=port)
+    subnet = _subnet(c, name)
+    bed = Bed(name=name, topology=topology, release=str(release), subnet=subnet, port=port,
+              vip=f"{subnet.rsplit('.', 1)[0]}.100" if topology in SHARED_ADDRESS else None)
     bed.dir.mkdir(parents=True, exist_ok=True)
     pubkey = _make_key(bed.key_file)
 
@@ -458,7 +498,7 @@ def up(topology: str = "split", release: str = "13", name: str | None = None,
         address = f"{prefix}.{10 + index}"
         ports = {}
         if "lb" in groups and not published:
-            ports = {"80/tcp": ("127.0.0.1", port)}
+            ports = {"80/tcp": ("127.0.0.1", port), "443/tcp": ("127.0.0.1", bed.https_port)}
             published = True
         elif groups == ["web"] and backend_port and not backend_published:
             ports = {"80/tcp": ("127.0.0.1", backend_port)}
@@ -483,6 +523,8 @@ def up(topology: str = "split", release: str = "13", name: str | None = None,
             key_type, key = line.split()[:2]
             known_hosts.append(f"{host.address} {key_type} {key}")
     (bed.dir / "known_hosts").write_text("\n".join(known_hosts) + "\n")
+    if any("acme" in h.groups for h in bed.hosts):
+        start_pebble(bed)
     bed.hosts_file.write_text(hosts_toml(bed))
     (bed.dir / "bed.json").write_text(json.dumps(bed.to_json(), indent=2))
     return bed
@@ -503,7 +545,7 @@ def hosts_toml(bed: Bed) -> str:
     archive = wordpress_archive()
     lines = [f"# Test bed {bed.name!r}: topology {bed.topology}, Debian {bed.release}.",
              "# Written by tests/testbed.py; removed by `make down`.", ""]
-    for host in bed.hosts:
+    for host in bed.inventory_hosts:
         data = {
             "groups": host.groups,
             "ssh_hostname": host.address,
@@ -513,7 +555,8 @@ def hosts_toml(bed: Bed) -> str:
             "ssh_strict_host_key_checking": "yes",
             "_sudo": True,
             "private_address": host.address,
-            "site_url": f"http://127.0.0.1:{bed.port}",
+            "site_url": bed.site_url,
+            **edge_settings(bed),
             # No internet here: the release comes from Debian's package, uploaded.
             "wordpress_archive": str(archive.path),
             "wordpress_version": archive.version,
@@ -523,6 +566,63 @@ def hosts_toml(bed: Bed) -> str:
         lines += [f"{key} = {_toml_value(value)}" for key, value in data.items()]
         lines.append("")
     return "\n".join(lines)
+
+
+def edge_settings(bed: Bed) -> dict:
+    """What the bed's topology sets beyond the defaults: the shared address; plain HTTP
+    where there is none; ACME from the bed's pebble on the edge bed."""
+    settings: dict = {}
+    if bed.vip:
+        settings["lb_vip"] = bed.vip
+    else:
+        settings["tls"] = "off"
+    if bed.topology == "edge":
+        acme = next(h for h in bed.hosts if "acme" in h.groups)
+        settings.update({
+            "tls": "acme",
+            "acme_server": f"https://{acme.address}:14000/dir",
+            "acme_email": "webmaster@pwlb.test",
+            "acme_server_ca": str(bed.dir / "pebble-api.pem"),
+            "tls_trust": str(bed.ca_file),
+        })
+    return settings
+
+
+# Pebble (Let's Encrypt's ACME test server, from Debian) on the bed's `acme` host: its own
+# HTTPS certificate for its address, http-01 validation on port 80, the site's name
+# resolved to the shared address. Its issuing root changes at every start: read it from
+# the management port into the bed's directory.
+PEBBLE_SETUP = """\
+set -e
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pebble curl >/dev/null
+mkdir -p /etc/pebble
+cd /etc/pebble
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=acme \\
+    -addext "subjectAltName=IP:{address}" -keyout key.pem -out cert.pem 2>/dev/null
+cat > config.json <<CONFIG
+{{"pebble": {{"listenAddress": "0.0.0.0:14000", "managementListenAddress": "0.0.0.0:15000",
+  "certificate": "/etc/pebble/cert.pem", "privateKey": "/etc/pebble/key.pem",
+  "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "",
+  "externalAccountBindingRequired": false}}}}
+CONFIG
+echo "{vip} {site}" >> /etc/hosts
+systemd-run --unit pebble --setenv=PEBBLE_VA_NOSLEEP=1 /usr/bin/pebble -config /etc/pebble/config.json
+for i in $(seq 1 50); do
+    curl -sf --cacert cert.pem https://{address}:14000/dir >/dev/null && break
+    sleep 0.2
+done
+"""
+
+
+def start_pebble(bed: Bed) -> None:
+    acme = next(h for h in bed.hosts if "acme" in h.groups)
+    bed.exec(acme.name, PEBBLE_SETUP.format(address=acme.address, vip=bed.vip, site=EDGE_SITE))
+    _, api = bed.exec(acme.name, "cat /etc/pebble/cert.pem")
+    (bed.dir / "pebble-api.pem").write_text(api)
+    _, roots = bed.exec(acme.name, "curl -sf --cacert /etc/pebble/cert.pem "
+                                   f"https://{acme.address}:15000/roots/0")
+    bed.ca_file.write_text(roots)
 
 
 def status() -> list[dict]:

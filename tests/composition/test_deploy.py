@@ -175,7 +175,7 @@ def test_balancer_upstream_has_every_backend(secrets_file):
     assert "proxy_next_upstream error timeout http_502 http_503 http_504;" in conf
     assert "non_idempotent" not in conf
     assert "client_max_body_size 64M;" in conf
-    assert names(ops)[-1] == "Verify | The site answers through the balancer"
+    assert "Verify | The site answers through this balancer" in names(ops)
 
 
 def test_colocated_backend_moves_off_the_public_port(secrets_file):
@@ -194,7 +194,8 @@ def test_balancer_settings_baseline_and_methods(secrets_file):
                data={"lb_method": "round_robin", "lb_keepalive": 0, "lb_next_upstream": ""})["lb1"]
     conf = upload(ops, "Balancer | Write the balancer vhost")
     assert "least_conn" not in conf and "ip_hash" not in conf
-    assert "keepalive" not in conf and "proxy_next_upstream off;" in conf
+    assert "keepalive 16" not in conf and "proxy_http_version" not in conf
+    assert "proxy_next_upstream off;" in conf
     with pytest.raises(Exception) as failure:
         plan(TOPOLOGIES["split"], secrets_file, data={"lb_method": "random"})
     assert "lb_method 'random'" in repr(getattr(failure.value, "exception", failure.value))
@@ -213,18 +214,23 @@ def test_barriers_make_every_host_wait(topology, secrets_file):
     """pyinfra runs hosts' operation lists side by side; the barriers are shared steps."""
     result = plan(TOPOLOGIES[topology], secrets_file)
     order = result.order
-    tiers = order.index("Wait until every host has its tiers")
-    deployed = order.index("Wait until the site is deployed")
+    barriers = ["Wait until every host has its tiers", "Wait until every balancer serves",
+                "Wait until the site is deployed"]
+    tiers, serving, deployed = (order.index(b) for b in barriers)
     for host, ops in result.items():
         # Each barrier is one step for all hosts, and every host passes through it.
-        assert "Wait until every host has its tiers" in names(ops), host
-        assert "Wait until the site is deployed" in names(ops), host
+        for barrier in barriers:
+            assert barrier in names(ops), host
     for step in order[:tiers]:
-        assert step.split(" | ")[0] in ("Common base", "Database", "Web", "Sync mesh"), step
-    for step in order[tiers + 1:deployed]:
-        assert step.split(" | ")[0] in ("WordPress install", "Balancer"), step
+        assert step.split(" | ")[0] in ("Common base", "Database", "Web", "Sync mesh",
+                                        "Trust"), step
+    for step in order[tiers + 1:serving]:
+        assert step.split(" | ")[0] in ("WordPress install", "Balancer", "Shared address"), step
+    for step in order[serving + 1:deployed]:
+        assert step.split(" | ")[0] == "ACME certificate", step
     assert all(step.startswith("Verify |") for step in order[deployed + 1:])
-    assert order.count("Wait until every host has its tiers") == 1
+    for barrier in barriers:
+        assert order.count(barrier) == 1
 
 
 def test_addresses_reported_by_the_hosts_are_each_their_own(secrets_file):
@@ -252,3 +258,118 @@ def test_lb_backends_puts_the_balancer_in_front_of_given_servers(secrets_file):
     for backend in given:
         assert f"server {backend} " in vhost
     assert "10.0.0.11" not in vhost and "10.0.0.12" not in vhost
+
+
+# TLS at the balancers and the shared address.
+
+HA = {"lb": ["lb1", "lb2"], "web": ["web1", "web2"], "db": ["db1"]}
+
+
+def test_self_signed_by_default_with_the_ca_beside_the_hosts_file(secrets_file):
+    result = plan(TOPOLOGIES["split"], secrets_file, data={"site_url": "https://www.example.com"})
+    conf = upload(result["lb1"], "Balancer | Write the balancer vhost")
+    assert "listen 443 ssl default_server;" in conf and "http2 on;" in conf
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in conf and "ssl_session_tickets off;" in conf
+    assert "return 301 https://www.example.com$request_uri;" in conf
+    assert "proxy_set_header X-Forwarded-Proto https;" in conf
+    assert "Strict-Transport-Security" not in conf  # off until asked for
+    ca = secrets_file.with_name("hosts.ca.crt")
+    assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    chain = commands(result["lb1"], "Balancer | Install the site's certificate and key (key never shown)")
+    assert "PRIVATE KEY" not in chain
+    stored = json.loads(secrets_file.read_text())
+    assert stored["ca_tls_cert"] == ca.read_text()
+    # The cluster's hosts that talk HTTPS trust the CA; the database host does not need to.
+    for host in ("lb1", "web1", "web2"):
+        assert "update-ca-certificates" in commands(result[host], "Trust | Trust the site certificate's CA")
+    assert not any(n.startswith("Trust |") for n in names(result["db1"]))
+    # WordPress calls its own URL through the balancer, over the private network.
+    assert "wordpress-lb.php" in commands(
+        result["web1"], "Web | Install the must-use plugin for WordPress behind the balancers")
+
+
+def test_self_signed_certificate_is_stable_and_covers_the_site(secrets_file):
+    from cryptography import x509
+
+    plan(TOPOLOGIES["split"], secrets_file, data={"site_url": "https://www.example.com"})
+    first = json.loads(secrets_file.read_text())
+    plan(TOPOLOGIES["split"], secrets_file, data={"site_url": "https://www.example.com"})
+    assert json.loads(secrets_file.read_text()) == first  # re-runs change nothing
+    cert = x509.load_pem_x509_certificate(first["site_tls_cert"].encode())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["www.example.com"]
+    ca = x509.load_pem_x509_certificate(first["ca_tls_cert"].encode())
+    cert.verify_directly_issued_by(ca)
+    # Another name: a new certificate from the same CA.
+    plan(TOPOLOGIES["split"], secrets_file, data={"site_url": "https://blog.example.com"})
+    again = json.loads(secrets_file.read_text())
+    assert again["ca_tls_cert"] == first["ca_tls_cert"]
+    assert again["site_tls_cert"] != first["site_tls_cert"]
+
+
+def test_hsts_when_asked(secrets_file):
+    conf = upload(plan(TOPOLOGIES["split"], secrets_file, data={"hsts_max_age": 31536000})["lb1"],
+                  "Balancer | Write the balancer vhost")
+    assert 'add_header Strict-Transport-Security "max-age=31536000" always;' in conf
+
+
+def test_tls_off_is_plain_http(secrets_file):
+    result = plan(TOPOLOGIES["split"], secrets_file,
+                  data={"tls": "off", "site_url": "http://www.example.com"})
+    conf = upload(result["lb1"], "Balancer | Write the balancer vhost")
+    assert "443" not in conf and "return 301" not in conf
+    assert "proxy_set_header X-Forwarded-Proto $scheme;" in conf
+    assert not any("certificate" in n for n in names(result["lb1"]))
+    assert "Trust | Trust no private CA" in names(result["web1"])
+
+
+def test_debian_12_balancer_uses_the_old_http2_syntax(secrets_file):
+    bookworm = [line.replace("13", "12").replace("trixie", "bookworm")
+                for line in FAKE_HOST["*-release"]]
+    conf = upload(plan(TOPOLOGIES["split"], secrets_file,
+                       fake_responses={"*-release": bookworm})["lb1"],
+                  "Balancer | Write the balancer vhost")
+    assert "listen 443 ssl http2 default_server;" in conf and "http2 on;" not in conf
+
+
+def test_acme_mode_issues_after_every_balancer_serves(secrets_file):
+    data = {"tls": "acme", "site_url": "https://www.example.com",
+            "acme_email": "webmaster@example.com", "lb_vip": "10.0.0.100"}
+    result = plan(HA, secrets_file, data=data)
+    lb1 = names(result["lb1"])
+    issue = "ACME certificate | Get the site's certificate from https://acme-v02.api.letsencrypt.org/directory"
+    assert lb1.index("Balancer | Put a placeholder certificate in place until ACME delivers") \
+        < lb1.index("Wait until every balancer serves") < lb1.index(issue)
+    certbot = commands(result["lb1"], issue)
+    assert "certbot certonly --non-interactive" in certbot and "--webroot" in certbot
+    assert "-d www.example.com" in certbot and "--deploy-hook 'systemctl reload nginx'" in certbot
+    conf = upload(result["lb1"], "Balancer | Write the balancer vhost")
+    # A token this balancer does not hold is asked from the other one.
+    assert "server 10.0.0.11:80 max_fails=0;" in conf and "try_files $uri @acme_peers;" in conf
+    assert "location ^~ /.well-known/acme-challenge/" in conf
+    assert "server 10.0.0.10:80 max_fails=0;" in upload(result["lb2"], "Balancer | Write the balancer vhost")
+    assert "server = https://acme-v02.api.letsencrypt.org/directory" in upload(
+        result["lb1"], "Balancer | Write certbot's settings (server, contact)")
+    # No balancer's private data leaves it: nothing certbot makes passes the controller.
+    assert not any("letsencrypt/live" in c and "upload" in c for _, cs in result["lb1"] for c in cs)
+
+
+def test_two_balancers_share_an_address(secrets_file):
+    result = plan(HA, secrets_file, data={"lb_vip": "10.0.0.100"})
+    lb1 = upload(result["lb1"], "Shared address | Write the keepalived configuration")
+    lb2 = upload(result["lb2"], "Shared address | Write the keepalived configuration")
+    for conf in (lb1, lb2):
+        assert "state BACKUP" in conf and "nopreempt" in conf and "version 3" in conf
+        assert "10.0.0.100/24 dev eth0" in conf and "check_unicast_src" in conf
+        assert "advert_int 0.3" in conf and "virtual_router_id 51" in conf
+    assert "priority 150" in lb1 and "unicast_src_ip 10.0.0.10" in lb1
+    assert "priority 140" in lb2 and "unicast_src_ip 10.0.0.11" in lb2
+    assert "unicast_peer {\n        10.0.0.11\n    }" in lb1
+    dropin = upload(result["lb1"], "Shared address | Make nginx hand the address over when it stops")
+    assert "ExecStop=\nExecStop=-/usr/local/sbin/wordpress-lb-nginx-handover stop" in dropin
+    # The site's default URL is the shared address; the certificate covers it.
+    assert "return 301 https://10.0.0.100$request_uri;" in upload(
+        result["lb1"], "Balancer | Write the balancer vhost")
+    # No shared address, no keepalived.
+    single = plan(HA, secrets_file)
+    assert not any(n.startswith("Shared address |") for n in names(single["lb1"]))

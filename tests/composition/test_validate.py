@@ -78,8 +78,9 @@ def test_invalid_site_url(secrets_file, url):
 
 
 def test_valid_site_urls_pass(secrets_file):
-    for url in ("https://www.example.com", "http://127.0.0.1:8080", "http://blog.example.org/wp"):
-        plan(SPLIT, secrets_file, data={"site_url": url})
+    for url, tls in (("https://www.example.com", "self-signed"), ("http://127.0.0.1:8080", "off"),
+                     ("http://blog.example.org/wp", "off"), ("https://10.0.0.5:8443", "self-signed")):
+        plan(SPLIT, secrets_file, data={"site_url": url, "tls": tls})
 
 
 @pytest.mark.parametrize("email", ["admin", "admin@", "admin@localhost", "a b@example.com"])
@@ -121,3 +122,112 @@ def test_every_problem_is_listed_once(secrets_file):
     assert message.count("admin_email 'nobody'") == 1
     assert message.count("site_url 'nope'") == 1
     assert "3 problems" in message
+
+
+# TLS at the balancers and the shared address.
+
+def make_certificate(tmp_path, names=("www.example.com",), days=30, other_key=False,
+                     expired=False):
+    """A self-signed certificate and key in files, as an operator would bring them."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start = now - datetime.timedelta(days=60 if expired else 1)
+    end = now - datetime.timedelta(days=1) if expired else now + datetime.timedelta(days=days)
+    sans = [x509.IPAddress(ipaddress.ip_address(n)) if n[0].isdigit() else x509.DNSName(n)
+            for n in names]
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(end)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .sign(key, hashes.SHA256()))
+    if other_key:
+        key = ec.generate_private_key(ec.SECP256R1())
+    cert_file, key_file = tmp_path / "site.crt", tmp_path / "site.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return {"tls": "files", "tls_certificate": str(cert_file), "tls_key": str(key_file),
+            "site_url": "https://www.example.com"}
+
+
+def test_unknown_tls_mode(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"tls": "on"})
+    assert "tls 'on' is not one of self-signed, acme, files, off" in message
+
+
+def test_site_url_scheme_must_match_tls(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"site_url": "http://www.example.com"})
+    assert "site_url 'http://www.example.com' does not match tls 'self-signed'" in message
+    message = rejected(SPLIT, secrets_file, data={"site_url": "https://www.example.com",
+                                                  "tls": "off"})
+    assert "site_url 'https://www.example.com' does not match tls 'off'" in message
+
+
+def test_acme_needs_an_email_and_a_name(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"tls": "acme", "site_url": "https://10.0.0.5"})
+    assert "tls = \"acme\" needs acme_email" in message
+    assert "needs a DNS name in site_url, not the address 10.0.0.5" in message
+    plan(SPLIT, secrets_file, data={"tls": "acme", "site_url": "https://www.example.com",
+                                    "acme_email": "webmaster@example.com"})
+
+
+def test_files_mode_good_certificate_passes(secrets_file, tmp_path):
+    ops = plan(SPLIT, secrets_file, data=make_certificate(tmp_path))["lb1"]
+    assert any("Install the site's certificate" in name for name, _ in ops)
+
+
+def test_files_mode_missing_file(secrets_file, tmp_path):
+    data = {**make_certificate(tmp_path), "tls_key": str(tmp_path / "nope.key")}
+    message = rejected(SPLIT, secrets_file, data=data)
+    assert f"tls_key {tmp_path / 'nope.key'}: cannot be read on this machine" in message
+
+
+def test_files_mode_key_that_does_not_match(secrets_file, tmp_path):
+    message = rejected(SPLIT, secrets_file, data=make_certificate(tmp_path, other_key=True))
+    assert "does not match the certificate" in message
+
+
+def test_files_mode_expired_certificate(secrets_file, tmp_path):
+    message = rejected(SPLIT, secrets_file, data=make_certificate(tmp_path, expired=True))
+    assert "expired on" in message
+
+
+def test_files_mode_certificate_for_another_name(secrets_file, tmp_path):
+    message = rejected(SPLIT, secrets_file,
+                       data=make_certificate(tmp_path, names=("other.example.org",)))
+    assert "does not cover www.example.com (the host of site_url)" in message
+    # A wildcard covers one level.
+    plan(SPLIT, secrets_file, data=make_certificate(tmp_path, names=("*.example.com",)))
+
+
+HA = {"lb": ["lb1", "lb2"], "web": ["web1", "web2"], "db": ["db1"]}
+
+
+def test_shared_address_with_one_balancer(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"lb_vip": "10.0.0.100"})
+    assert "lb_vip 10.0.0.100 needs two or more hosts in group `lb`" in message
+
+
+def test_shared_address_outside_the_subnet(secrets_file):
+    message = rejected(HA, secrets_file, data={"lb_vip": "10.0.1.100"})
+    assert "lb_vip 10.0.1.100 is outside @fake/lb1's subnet 10.0.0.0/24" in message
+
+
+def test_shared_address_that_is_a_hosts_own(secrets_file):
+    message = rejected(HA, secrets_file, data={"lb_vip": "10.0.0.12"})
+    assert "lb_vip 10.0.0.12 is @fake/web1's own address" in message
+
+
+def test_shared_address_not_an_address(secrets_file):
+    message = rejected(HA, secrets_file, data={"lb_vip": "vip.lan"})
+    assert "lb_vip 'vip.lan' is not an IPv4 address" in message

@@ -3,7 +3,9 @@
 Beds run one after another, never side by side: asking for a different bed tears the
 current one down first. Tests that only read a deployed cluster share it; destructive
 tests ask for a bed of their own name.
-Set PWLB_KEEP_BED=1 to leave the last bed running for a look after the tests.
+Set PWLB_KEEP_BED=1 to leave the last bed running for a look after the tests, and
+PWLB_REUSE_BED=1 to reuse a bed of the same name that is still up (a faster edit-test
+loop; CI never sets it).
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ class Beds:
         if self.current and self.current.name == name:
             return self.current
         self.close()
-        self.current = testbed.up(topology, release, name=name, port=PORT)
+        self.current = testbed.up(topology, release, name=name, port=PORT,
+                                  reuse=bool(os.environ.get("PWLB_REUSE_BED")))
         return self.current
 
     def deployed(self, topology: str, release: str = "13") -> tuple[testbed.Bed, Run, Run]:

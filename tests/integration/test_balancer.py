@@ -1,5 +1,6 @@
-"""The balancer: the site through 127.0.0.1, spread, login, uploads, client identity,
-failover under load; the tutorial's co-located topology on the seed bed."""
+"""The balancer: the site through its URL (HTTPS on the shared address of the split bed),
+spread, login, uploads, client identity, failover under load; the tutorial's co-located
+topology on the seed bed (plain HTTP)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def split(beds):
 
 
 def lb(bed) -> str:
-    return f"http://127.0.0.1:{bed.port}"
+    return bed.site_url
 
 
 def png(width: int = 2, height: int = 2) -> bytes:
@@ -39,8 +40,9 @@ def png(width: int = 2, height: int = 2) -> bytes:
 
 def test_front_page_through_the_balancer_from_both_backends(split):
     served = {}
+    site = wp.http(split)
     for _ in range(120):
-        response = requests.get(lb(split) + "/", timeout=30, allow_redirects=False)
+        response = site.get(lb(split) + "/", timeout=30, allow_redirects=False)
         assert response.status_code == 200
         assert wp.title(response.text) == TITLE
         server = response.headers["X-Served-By"]
@@ -50,7 +52,7 @@ def test_front_page_through_the_balancer_from_both_backends(split):
 
 
 def test_login_through_the_balancer_stays_on_its_address(split):
-    session = requests.Session()
+    session = wp.http(split)
     session.get(lb(split) + "/wp-login.php", timeout=30)
     response = session.post(
         lb(split) + "/wp-login.php",
@@ -69,7 +71,7 @@ def test_login_through_the_balancer_stays_on_its_address(split):
 
 
 def test_an_upload_through_the_balancer_is_served_by_every_backend(split):
-    session = requests.Session()
+    session = wp.http(split)
     session.post(lb(split) + "/wp-login.php",
                  data={"log": "admin", "pwd": wp.secrets(split)["admin_password"],
                        "wp-submit": "Log In", "testcookie": "1"},
@@ -88,7 +90,7 @@ def test_an_upload_through_the_balancer_is_served_by_every_backend(split):
     # The mesh carries it to the other backend within about a second.
     deadline, served = time.monotonic() + 15, set()
     while time.monotonic() < deadline and served != {"web1", "web2"}:
-        got = requests.get(lb(split) + path, timeout=30)
+        got = session.get(lb(split) + path, timeout=30)
         if got.status_code == 200:
             assert got.content == image
             served.add(got.headers["X-Served-By"])
@@ -110,10 +112,12 @@ def test_a_client_cannot_spoof_its_address_or_scheme(split):
     gateway = split.subnet.rsplit(".", 1)[0] + ".1"  # where this machine's requests come from
     try:
         seen = set()
+        site = wp.http(split)
         for _ in range(10):
-            response = requests.get(lb(split) + "/pwlb-whoami.php", headers=forged, timeout=30)
+            response = site.get(lb(split) + "/pwlb-whoami.php", headers=forged, timeout=30)
             seen.add(response.headers["X-Served-By"])
-            assert response.json() == {"addr": gateway, "https": False}, response.text
+            # HTTPS because the client used it, from the balancer's word; not the client's.
+            assert response.json() == {"addr": gateway, "https": True}, response.text
         assert seen == {"web1", "web2"}
         # The backend's access log has the real address, not the forged one.
         _, log = split.exec("web1", "tail -n 50 /var/log/nginx/access.log")
@@ -140,7 +144,7 @@ def test_seed_topology_colocated_balancer_keeps_the_public_port(beds):
     assert {"80", "90"} <= ports
     served = set()
     for _ in range(40):
-        response = requests.get(lb(bed) + "/", timeout=30)
+        response = wp.get(lb(bed), "/", bed=bed)
         assert response.status_code == 200 and wp.title(response.text) == TITLE
         served.add(response.headers["X-Served-By"])
     assert served == {"hosta", "hostb"}
@@ -157,7 +161,7 @@ def mesh_bed(beds):
 def wait_for_traffic(bed, host: str, seconds: float = 40) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        response = requests.get(lb(bed) + "/", timeout=30)
+        response = wp.get(lb(bed), "/", bed=bed)
         if response.headers.get("X-Served-By") == host:
             return True
         time.sleep(0.25)

@@ -1,9 +1,11 @@
-"""Talking to a deployed WordPress as a browser would: plain HTTP, cookies, forms."""
+"""Talking to a deployed WordPress as a browser would: HTTPS (trusting the bed's CA) or
+plain HTTP, cookies, forms."""
 
 from __future__ import annotations
 
 import json
 import re
+from urllib.parse import urlsplit
 
 import requests
 
@@ -15,13 +17,31 @@ def secrets(bed: Bed) -> dict[str, str]:
 
 
 def site_host(bed: Bed) -> str:
-    return f"127.0.0.1:{bed.port}"
+    """The Host of the site's URL (with its port, if any)."""
+    return urlsplit(bed.site_url).netloc
+
+
+def verify(bed: Bed):
+    """What requests should check the site's certificate against."""
+    return str(bed.ca_file) if bed.site_url.startswith("https://") else True
+
+
+def http(bed: Bed) -> requests.Session:
+    """A client of the site, as a browser that trusts the bed's CA."""
+    session = requests.Session()
+    session.verify = verify(bed)
+    # Else REQUESTS_CA_BUNDLE (set on some machines) silently replaces `verify`.
+    session.trust_env = False
+    return session
 
 
 def get(base: str, path: str = "/", bed: Bed | None = None, **kw) -> requests.Response:
+    """GET a backend directly (plain HTTP, the site's Host header) or the site."""
     headers = kw.pop("headers", {})
-    if bed:
+    if bed and not base.startswith("https://"):
         headers.setdefault("Host", site_host(bed))
+    if bed:
+        kw.setdefault("verify", verify(bed))
     return requests.get(base + path, headers=headers, timeout=30, allow_redirects=False, **kw)
 
 
@@ -31,14 +51,16 @@ def title(html: str) -> str:
 
 
 def login(base: str, user: str, password: str, bed: Bed) -> requests.Session:
-    """Log in through wp-login.php; returns the session holding the auth cookies."""
-    session = requests.Session()
-    session.headers["Host"] = site_host(bed)
+    """Log in through wp-login.php (of the site, or of a backend directly on a plain-HTTP
+    site); returns the session holding the auth cookies."""
+    session = http(bed)
+    if not base.startswith("https://"):
+        session.headers["Host"] = site_host(bed)
     session.get(base + "/wp-login.php", timeout=30)  # sets the test cookie
     response = session.post(
         base + "/wp-login.php",
         data={"log": user, "pwd": password, "wp-submit": "Log In", "testcookie": "1",
-              "redirect_to": f"http://{site_host(bed)}/wp-admin/"},
+              "redirect_to": f"{bed.site_url}/wp-admin/"},
         timeout=30, allow_redirects=False,
     )
     session.login_response = response  # type: ignore[attr-defined]

@@ -1,0 +1,276 @@
+"""TLS at the edge (group `lb`): nginx on the balancers terminates HTTPS; the backends
+stay plain HTTP on the private network. The setting `tls` picks where certificates
+come from:
+
+- `self-signed` (default): a small CA made on the controller and kept in the secrets
+  store signs the site's certificate; the CA's certificate is written beside the hosts
+  file (`hosts.toml` -> `hosts.ca.crt`) for clients to trust. Balancers and web hosts
+  trust it too (WordPress calls its own URL).
+- `acme`: certbot (http-01 through a webroot) from `acme_server`, Let's Encrypt by
+  default. Every balancer holds its own certificate and renews it with certbot's timer
+  (reloading nginx); a challenge request that reaches a balancer without the token is
+  answered by a peer, so whichever balancer holds the shared address, issuing works.
+  No certificate ever travels through the controller.
+- `files`: the operator's chain and key, from files on the controller.
+- `off`: plain HTTP.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pyinfra import host
+from pyinfra.api import HiddenValue, deploy
+from pyinfra.operations import apt, files, systemd
+
+from pyinfra_wordpress_lb import templates
+from pyinfra_wordpress_lb.deploys import common, secrets
+from pyinfra_wordpress_lb.deploys._util import site_host
+from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
+from pyinfra_wordpress_lb.operations import tls
+
+MODES = ("self-signed", "acme", "files", "off")
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+TLS_DIR = "/etc/wordpress-lb/tls"
+CERT = f"{TLS_DIR}/site.crt"
+KEY = f"{TLS_DIR}/site.key"
+DH_PARAMS = f"{TLS_DIR}/ffdhe2048.pem"
+ACME_SERVER_CA = f"{TLS_DIR}/acme-server-ca.pem"
+ACME_WEBROOT = "/var/lib/wordpress-lb/acme"
+CERT_NAME = "wordpress-lb"  # certbot's lineage: /etc/letsencrypt/live/wordpress-lb/
+TRUST_NAME = "wordpress-lb"  # /usr/local/share/ca-certificates/wordpress-lb.crt
+CA_DAYS, SITE_DAYS, RENEW_DAYS = 3650, 397, 30
+
+SETTINGS = (
+    Setting("tls", "self-signed",
+            "where the balancers' certificate comes from: `self-signed` (a CA made on the "
+            "controller), `acme` (certbot), `files` (yours), `off` (plain HTTP)"),
+    Setting("lb_https_port", 443, "the site's HTTPS port on the `lb` hosts"),
+    Setting("hsts_max_age", 0,
+            "seconds of `Strict-Transport-Security` sent with HTTPS answers; 0: none (turn it on "
+            "once HTTPS works for good: browsers remember it)"),
+    Setting("acme_server", LETS_ENCRYPT, "ACME directory URL for `tls = \"acme\"`"),
+    Setting("acme_email", None, "ACME account contact address (required for `acme`)"),
+    Setting("acme_server_ca", None,
+            "a CA file on the controller to trust the ACME server's own HTTPS (a private "
+            "ACME server); default: the system's"),
+    Setting("tls_certificate", None,
+            "`files` mode: the certificate chain (PEM, leaf first) on the controller"),
+    Setting("tls_key", None, "`files` mode: its private key (PEM) on the controller"),
+    Setting("tls_trust", None,
+            "a CA file (PEM) on the controller that balancers and web hosts trust, for a "
+            "certificate from a private CA (the `self-signed` CA is trusted already)"),
+)
+
+
+def mode(target=None) -> str:
+    return value(host if target is None else target, "tls")
+
+
+def certificate_names(target=None) -> list[str]:
+    """The names the site's certificate covers: the host of `site_url`, and in
+    `self-signed` mode the shared address too."""
+    target = host if target is None else target
+    names = [site_host(target)]
+    vip = value(target, "lb_vip")
+    if mode(target) == "self-signed" and vip and vip not in names:
+        names.append(str(vip))
+    return names
+
+
+# The self-signed mode's CA and certificate, made and kept on the controller.
+
+def _load_cert(pem: str | None) -> x509.Certificate | None:
+    try:
+        return x509.load_pem_x509_certificate(pem.encode()) if pem else None
+    except ValueError:
+        return None
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, public_key,
+             days: int) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days)))
+
+
+def _fresh(cert: x509.Certificate, days: int) -> bool:
+    left = cert.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)
+    return left > datetime.timedelta(days=days)
+
+
+def ca_certificate() -> str:
+    """The cluster's own CA (PEM), made on first use and kept in the secrets store."""
+    key = serialization.load_pem_private_key(secrets.raw("ca_tls_key").encode(), None)
+    ca_name = "pyinfra-wordpress-lb CA"
+
+    def make(current: str | None) -> str:
+        cert = _load_cert(current)
+        if cert and cert.public_key() == key.public_key() and _fresh(cert, RENEW_DAYS):
+            return current
+        cert = (_builder(_name(ca_name), _name(ca_name), key.public_key(), CA_DAYS)
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(x509.KeyUsage(
+                    digital_signature=True, key_cert_sign=True, crl_sign=True,
+                    content_commitment=False, key_encipherment=False, data_encipherment=False,
+                    key_agreement=False, encipher_only=False, decipher_only=False),
+                    critical=True)
+                .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                               critical=False)
+                .sign(key, hashes.SHA256()))
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    pem = secrets.kept("ca_tls_cert", make)
+    # Beside the hosts file, for clients (browsers, curl) to trust.
+    beside = secrets.beside(".ca.crt")
+    if not beside.exists() or beside.read_text() != pem:
+        beside.write_text(pem)
+        beside.chmod(0o644)
+    return pem
+
+
+def self_signed_certificate(names: list[str]) -> str:
+    """The site's certificate for these names, signed by the cluster's CA; made again
+    when the names or the CA change or when it has less than 30 days left."""
+    ca_pem = ca_certificate()
+    ca = _load_cert(ca_pem)
+    ca_key = serialization.load_pem_private_key(secrets.raw("ca_tls_key").encode(), None)
+    key = serialization.load_pem_private_key(secrets.raw("site_tls_key").encode(), None)
+    wanted = [_general_name(n) for n in names]
+
+    def make(current: str | None) -> str:
+        cert = _load_cert(current)
+        if cert and cert.issuer == ca.subject and cert.public_key() == key.public_key() \
+                and _fresh(cert, RENEW_DAYS):
+            try:
+                san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+                if list(san.value) == wanted:
+                    cert.verify_directly_issued_by(ca)
+                    return current
+            except (x509.ExtensionNotFound, ValueError, TypeError,
+                    InvalidSignature):
+                pass
+        cert = (_builder(_name(names[0]), ca.subject, key.public_key(), SITE_DAYS)
+                .add_extension(x509.SubjectAlternativeName(wanted), critical=False)
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                               critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    ca_key.public_key()), critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    return secrets.kept("site_tls_cert", make)
+
+
+def trusted_pem(target=None) -> str | None:
+    """What balancers and web hosts trust beyond the system's CAs: the self-signed CA
+    and the `tls_trust` file."""
+    target = host if target is None else target
+    parts = []
+    if mode(target) == "self-signed":
+        parts.append(ca_certificate())
+    extra = value(target, "tls_trust")
+    if extra:
+        parts.append(Path(extra).expanduser().read_text())
+    return "".join(p if p.endswith("\n") else p + "\n" for p in parts) or None
+
+
+# On the hosts.
+
+def certificates() -> list:
+    """The balancer's certificate for nginx, by mode (called by the balancer tier
+    before its vhost; returns the operations whose change needs an nginx reload)."""
+    tls_mode = mode()
+    if tls_mode == "off":
+        return []
+    changed = [
+        files.directory(name="Create the TLS directory", path=TLS_DIR, mode="755"),
+        files.template(name="Install the DHE parameters (RFC 7919 ffdhe2048)",
+                       src=templates.path("tls/ffdhe2048.pem.j2"), dest=DH_PARAMS, mode="644"),
+    ]
+    if tls_mode == "acme":
+        apt.packages(name="Install certbot", packages=["certbot"], no_recommends=True)
+        files.directory(name="Create the ACME challenge webroot", path=ACME_WEBROOT,
+                        mode="755")
+        changed.append(tls.placeholder(
+            name="Put a placeholder certificate in place until ACME delivers",
+            cert_path=CERT, key_path=KEY, common_name=site_host()))
+        files.template(name="Write certbot's settings (server, contact)",
+                       src=templates.path("certbot/cli.ini.j2"), dest="/etc/letsencrypt/cli.ini",
+                       mode="644", server=host.data.acme_server, email=host.data.acme_email)
+        ca = host.data.get("acme_server_ca")
+        if ca:  # a setting, not a fact: fixed for the whole run
+            files.put(name="Trust the ACME server's own certificate",
+                      src=str(Path(ca).expanduser()), dest=ACME_SERVER_CA, mode="644")
+        dropin = files.template(
+            name="Let certbot's renewals trust the ACME server",
+            src=templates.path("systemd/certbot.service.d/wordpress-lb.conf.j2"),
+            dest="/etc/systemd/system/certbot.service.d/wordpress-lb.conf", mode="644",
+            ca_bundle=ACME_SERVER_CA if ca else None)
+        systemd.daemon_reload(name="Reload systemd for certbot's settings",
+                              _if=dropin.did_change)
+        systemd.service(name="Keep certbot's renewal timer on", service="certbot.timer",
+                        running=True, enabled=True)
+        return changed
+    if tls_mode == "files":
+        chain = Path(host.data.tls_certificate).expanduser().read_text()
+        key = Path(host.data.tls_key).expanduser().read_text()
+    else:
+        chain = self_signed_certificate(certificate_names())
+        key = secrets.raw("site_tls_key")
+    changed.append(tls.certificate(
+        name="Install the site's certificate and key (key never shown)",
+        cert_path=CERT, key_path=KEY, certificate=chain, key=HiddenValue(key)))
+    return changed
+
+
+@deploy("ACME certificate", data_defaults=defaults(common.SETTINGS, SETTINGS))
+def acme() -> None:
+    """Every balancer gets its own certificate (once all balancers serve the challenge
+    location and the shared address is held)."""
+    if mode() != "acme" or "lb" not in host.groups:
+        return
+    tls.acme_certificate(
+        name=f"Get the site's certificate from {host.data.acme_server}",
+        cert_name=CERT_NAME,
+        domains=certificate_names(),
+        email=host.data.acme_email,
+        server=host.data.acme_server,
+        webroot=ACME_WEBROOT,
+        cert_path=CERT,
+        key_path=KEY,
+        ca_bundle=ACME_SERVER_CA if host.data.get("acme_server_ca") else None,
+    )
+
+
+@deploy("Trust", data_defaults=defaults(common.SETTINGS, SETTINGS))
+def trust() -> None:
+    """Balancers and web hosts trust the certificate's CA when it is not a public one,
+    so the verify step and WordPress's requests to its own URL can check it."""
+    pem = trusted_pem()
+    tls.trusted_ca(name="Trust the site certificate's CA" if pem else "Trust no private CA",
+                   ca_name=TRUST_NAME, certificate=pem, present=bool(pem))
