@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: help venv engine test test-unit test-integration demo down images settings docs bench
 
 help:
-	@echo "make demo        bring up the split test bed (4 Debian 13 containers) and deploy"
+	@echo "make demo        bring up the split test bed (5 Debian 13 containers) and deploy"
 	@echo "make test        unit + composition + integration tests (needs root or Docker)"
 	@echo "make test-unit   unit and composition tests only (seconds, no containers)"
 	@echo "make down        remove every test-bed container and network"
@@ -39,6 +39,7 @@ images: $(STAMP) engine
 demo: $(STAMP) engine
 	$(BIN)/python -m tests.testbed up split --reuse --port 8080
 	PWLB_HOSTS=.testbed/split/hosts.toml $(BIN)/pyinfra -y inventory.py deploy.py
+	@$(BIN)/python -m tests.testbed url split
 
 down: $(STAMP)
 	$(BIN)/python -m tests.testbed down

@@ -20,13 +20,15 @@ COLORS = {"ours": "#2a7ab9", "tutorial": "#c8553d"}
 def table(report: dict) -> str:
     """The README's Performance table."""
     d, o, b = report["deploy"], report["ours"], report["baseline"]
+    hosts = len(d["alone_seconds"])
     rows = [
-        ("Cold deploy, 4 hosts (split)", f"{d['cold_all_seconds']} s", "—"),
+        (f"Cold deploy, {hosts} hosts (split)", f"{d['cold_all_seconds']} s", "—"),
         ("Re-run on an unchanged cluster", f"{min(d['rerun_seconds'])}–{max(d['rerun_seconds'])} s, "
          f"{max(d['rerun_changed'])} changes ({round(100 * d['rerun_over_cold'])}% of cold)", "—"),
         ("Cold all / slowest host alone", f"{d['cold_all_over_slowest_alone']}× "
          f"(slowest alone {d['slowest_alone_seconds']} s)", "—"),
-        ("Front page via LB (req/s, p50 / p99)", _http(o["http"]["lb"]), _http(b["http"]["lb"])),
+        ("Front page via LB (req/s, p50 / p99)" + (", ours over HTTPS" if "http_plain" in o else ""),
+         _http(o["http"]["lb"]), _http(b["http"]["lb"])),
         ("Front page, one backend direct", _http(o["http"]["direct"]), _http(b["http"]["direct"])),
         ("LB / direct throughput", f"{round(100 * o['http']['lb_over_direct'])}%",
          f"{round(100 * b['http']['lb_over_direct'])}%"),
@@ -37,6 +39,25 @@ def table(report: dict) -> str:
         ("Failed GETs, backend container stopped", _fail(o["failover"]["container_stopped"]),
          _fail(b["failover"]["container_stopped"])),
     ]
+    if "http_plain" in o:
+        rows.insert(5, ("Front page via LB over plain HTTP, our other settings",
+                        _http(o["http_plain"]["lb"]) + f" (HTTPS/HTTP: "
+                        f"{round(100 * o['https_over_http'])}%)", "—"))
+    if "takeover" in o:
+        t = o["takeover"]
+        single = t["one_balancer_kill"]
+        rows += [
+            (f"Site answers again after the address holder is killed ({len(t['kills'])} kills)",
+             f"p50 {t['kill_outage_p50_s']} s, max {t['kill_outage_max_s']} s; failed GETs "
+             f"{'/'.join(str(k['failed']) for k in t['kills'])} (in flight), "
+             f"{sum(k['failed_after_move'] for k in t['kills'])} after the move",
+             f"one balancer: down {single['outage_s']} s even with an immediate restart, "
+             f"{single['failed']} of {single['requests']} GETs failed"),
+        ]
+        for how, runs in t["graceful"].items():
+            rows.append((f"Failed GETs, holder's {how} ({len(runs)} runs)",
+                         f"{sum(r['failed'] for r in runs)} of {sum(r['requests'] for r in runs)}"
+                         f", worst {max(r['worst_s'] for r in runs)} s", "—"))
     lines = ["| measure | ours (defaults) | tutorial baseline |", "|---|---|---|"]
     lines += [f"| {a} | {b_} | {c} |" for a, b_, c in rows]
     footprint = ", ".join(f"{role}: {mb} MB" for role, mb in report["footprint_mb"].items())
@@ -142,13 +163,13 @@ def readme_block(report: dict) -> str:
         f"Measured {report['date']} on {report['machine']} with `{report['command']}` "
         f"({report['bench_seconds'] // 60} min; full report: `bench/results/latest.md`, "
         "charts beside it). The tutorial baseline is this same deploy with the tutorial's "
-        "settings: `mesh_delay=15` (lsyncd's default), and an upstream with nginx's defaults "
+        "settings: plain HTTP (`tls=off`), `mesh_delay=15` (lsyncd's default), and an upstream with nginx's defaults "
         "only (`lb_keepalive=0`, `lb_next_upstream=\"error timeout\"`, "
         "`lb_connect_timeout=60s`), measured on the same bed in the same run.",
         "",
         table(report),
         "",
-        f"Deploy: the four hosts deployed together took {d['cold_all_seconds']} s; each "
+        f"Deploy: the {len(d['alone_seconds'])} hosts deployed together took {d['cold_all_seconds']} s; each "
         f"alone took {', '.join(f'{h} {s} s' for h, s in d['alone_seconds'].items())} (their "
         f"sum is {d['sum_alone_over_cold_all']}× the cold deploy: hosts run side by side, "
         "waiting for each other only at the two barriers).",

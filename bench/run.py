@@ -19,19 +19,22 @@ import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tests import testbed
 from tests.integration import mesh
-from tests.integration.load import get_load
+from tests.integration.load import get_load, resolving
 from tests.runner import pyinfra
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PORT, BACKEND_PORT = 18180, 18181
 
-# The tutorial's configuration, selected through documented data keys: lsyncd's default
-# delay, and an upstream with nginx's defaults only (least_conn and nothing else: no
-# keepalive, retries only on connection errors and timeouts, 60 s connect timeout).
+# The tutorial's configuration, selected through documented data keys: plain HTTP,
+# lsyncd's default delay, and an upstream with nginx's defaults only (least_conn and
+# nothing else: no keepalive, retries only on connection errors and timeouts, 60 s
+# connect timeout). (`site_url` follows: http on the same shared address.)
 BASELINE = {
+    "tls": "off",
     "mesh_delay": "15",
     "lb_keepalive": "0",
     "lb_next_upstream": "error timeout",
@@ -57,18 +60,27 @@ def timed_deploy(bed: testbed.Bed, *args: str) -> dict:
     return {"seconds": round(took, 2), "changed": run.changed}
 
 
+def bed_up() -> testbed.Bed:
+    return testbed.up("split", "13", name="bench", port=PORT, backend_port=BACKEND_PORT)
+
+
+def plain_http(bed: testbed.Bed) -> dict[str, str]:
+    """Settings that turn TLS off on the bench bed (the site on http:// instead)."""
+    return {"tls": "off", "site_url": f"http://{bed.vip}"}
+
+
 def measure_deploy(quick: bool) -> tuple[testbed.Bed, dict]:
-    """Cold deploy of all four hosts, re-runs, and each host deployed alone."""
-    bed = testbed.up("split", "13", name="bench", port=PORT, backend_port=BACKEND_PORT)
+    """Cold deploy of all five hosts, re-runs, and each host deployed alone."""
+    bed = bed_up()
     cold = timed_deploy(bed)
     reruns = [timed_deploy(bed) for _ in range(2 if quick else 3)]
     testbed.down(bed.name)
 
     # A fresh bed, each host deployed alone in dependency order: the slowest of them is
     # the floor for the whole cluster if hosts run in parallel.
-    bed = testbed.up("split", "13", name="bench", port=PORT, backend_port=BACKEND_PORT)
+    bed = bed_up()
     alone = {}
-    for host in ("db1", "web1", "web2", "lb1"):
+    for host in ("db1", "web1", "web2", "lb1", "lb2"):
         alone[host] = timed_deploy(bed, "--limit", host)
     slowest = max(r["seconds"] for r in alone.values())
     rerun = statistics.median(r["seconds"] for r in reruns)
@@ -86,10 +98,11 @@ def measure_deploy(quick: bool) -> tuple[testbed.Bed, dict]:
     }
 
 
-def wrk(url: str, host_header: str, seconds: int, connections: int) -> dict:
+def wrk(url: str, host_header: str | None, seconds: int, connections: int) -> dict:
+    header = ["-H", f"Host: {host_header}"] if host_header else []
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
-         "-H", f"Host: {host_header}", url],
+         *header, url],
         capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
@@ -102,19 +115,21 @@ def wrk(url: str, host_header: str, seconds: int, connections: int) -> dict:
             "non_2xx": int(errors.group(1)) if errors else 0}
 
 
-def measure_http(quick: bool) -> dict:
-    """Front page through the balancer and straight to one backend, same concurrency.
-    Runs alternate (LB, direct, LB, direct, ...) so that drift on a noisy machine hits
-    both alike; each figure is the median run."""
-    site = f"127.0.0.1:{PORT}"
+def measure_http(bed: testbed.Bed, quick: bool) -> dict:
+    """Front page through the balancers' shared address (as the site's URL says: HTTPS,
+    or HTTP with TLS off) and straight to one backend, same concurrency. Runs alternate
+    (LB, direct, LB, direct, ...) so that drift on a noisy machine hits both alike; each
+    figure is the median run."""
+    site = testbed_site(bed)
     seconds, runs, connections = (5, 1, 8) if quick else (10, 5, 8)
-    urls = {"lb": f"http://127.0.0.1:{PORT}/", "direct": f"http://127.0.0.1:{BACKEND_PORT}/"}
+    urls = {"lb": f"{site}/", "direct": f"http://127.0.0.1:{BACKEND_PORT}/"}
+    host = urlsplit(site).netloc
     for url in urls.values():
-        wrk(url, site, 3, connections)  # warm OPcache and connections
+        wrk(url, host, 3, connections)  # warm OPcache and connections
     samples: dict[str, list[dict]] = {name: [] for name in urls}
     for _ in range(runs):
         for name, url in urls.items():
-            samples[name].append(wrk(url, site, seconds, connections))
+            samples[name].append(wrk(url, host, seconds, connections))
     result = {}
     for name, runs_of in samples.items():
         median = sorted(runs_of, key=lambda s: s["rps"])[len(runs_of) // 2]
@@ -142,17 +157,26 @@ def measure_sync(bed: testbed.Bed, quick: bool, delay: int) -> dict:
     return result
 
 
+def testbed_site(bed: testbed.Bed) -> str:
+    """The site's URL as currently deployed (the hosts file's, unless TLS is off)."""
+    return CURRENT.get("site", bed.site_url)
+
+
+CURRENT: dict[str, str] = {}
+
+
 def measure_failover(bed: testbed.Bed) -> dict:
     result = {}
-    url = f"http://127.0.0.1:{PORT}/"
+    url = f"{testbed_site(bed)}/"
+    verify = str(bed.ca_file) if url.startswith("https://") else True
     fpm = bed.exec("web1", "ls /etc/php")[1].split()[0]
     # PHP-FPM down on one backend (nginx there answers 502).
-    load = get_load(url, total=600, seconds=6,
+    load = get_load(url, total=600, seconds=6, verify=verify,
                     during=lambda: bed.exec("web1", f"systemctl stop php{fpm}-fpm"))
     bed.exec("web1", f"systemctl start php{fpm}-fpm")
     result["php_fpm_stopped"] = _load_figures(load)
     time.sleep(12)  # past fail_timeout: both backends in the pool again
-    load = get_load(url, total=600, seconds=6,
+    load = get_load(url, total=600, seconds=6, verify=verify,
                     during=lambda: bed.container("web1").stop(timeout=20))
     bed.container("web1").start()
     bed.wait_booted("web1")
@@ -160,6 +184,73 @@ def measure_failover(bed: testbed.Bed) -> dict:
     mesh.wait_quiet(bed, ["web1", "web2"], timeout=120)
     time.sleep(12)
     return result
+
+
+def holder(bed: testbed.Bed) -> str:
+    for lb in bed.group("lb"):
+        try:
+            _, addresses = bed.exec(lb.name, "ip -4 -o addr show", check=False)
+        except Exception:  # noqa: BLE001 - a stopped container holds nothing
+            continue
+        if f" {bed.vip}/" in addresses:
+            return lb.name
+    raise SystemExit("bench: no balancer holds the shared address")
+
+
+def restart(bed: testbed.Bed, name: str) -> None:
+    bed.container(name).start()
+    bed.wait_booted(name)
+    time.sleep(3)  # its keepalived settles as backup
+
+
+def measure_takeover(bed: testbed.Bed, quick: bool) -> dict:
+    """The balancer holding the shared address killed, its nginx stopped, the host
+    stopped, under GETs through the address (a new connection each, as many visitors);
+    beside one balancer alone (clients on its own address) killed and restarted at once."""
+    url, verify = f"{bed.site_url}/", str(bed.ca_file)
+
+    def run(during, seconds=6.0, total=300):
+        return get_load(url, total=total, seconds=seconds, at=2.0, during=during,
+                        verify=verify, fresh=True, timeout=15)
+
+    kills = []
+    for _ in range(3 if quick else 5):
+        victim = holder(bed)
+        load = run(lambda: bed.container(victim).kill())
+        outage = load.outage()
+        kills.append({"outage_s": round(outage, 3), "failed": load.failed,
+                      "failed_after_move": load.failed_after(load.at + outage),
+                      "requests": load.sent})
+        restart(bed, victim)
+    graceful = {}
+    for how in ("nginx stop", "host stop"):
+        runs = []
+        for _ in range(2 if quick else 3):
+            victim = holder(bed)
+            if how == "nginx stop":
+                load = run(lambda: bed.exec(victim, "systemctl stop nginx"))
+                bed.exec(victim, "systemctl start nginx")
+            else:
+                load = run(lambda: bed.container(victim).stop(timeout=30))
+                restart(bed, victim)
+            runs.append({"failed": load.failed, "requests": load.sent,
+                         "worst_s": round(load.worst, 3)})
+            time.sleep(2)
+        graceful[how] = runs
+    # One balancer: clients go to lb1's own address; killed, it is restarted at once.
+    lb1 = bed.host("lb1").address
+    with resolving(bed.vip, lb1):
+        load = run(lambda: (bed.container("lb1").kill(), restart(bed, "lb1")), seconds=30,
+                   total=600)
+    single = {"outage_s": round(load.outage(), 3), "failed": load.failed, "requests": load.sent}
+    outages = sorted(k["outage_s"] for k in kills)
+    return {
+        "kills": kills,
+        "kill_outage_p50_s": outages[len(outages) // 2],
+        "kill_outage_max_s": outages[-1],
+        "graceful": graceful,
+        "one_balancer_kill": single,
+    }
 
 
 def _load_figures(load) -> dict:
@@ -214,16 +305,25 @@ def main(argv=None) -> int:
         bed, report["deploy"] = measure_deploy(args.quick)
         ours, base = {}, {}
         print("bench: ours", flush=True)
-        ours["http"] = measure_http(args.quick)
+        ours["http"] = measure_http(bed, args.quick)
         ours["sync"] = measure_sync(bed, args.quick, delay=1)
         ours["failover"] = measure_failover(bed)
+        print("bench: the shared address", flush=True)
+        ours["takeover"] = measure_takeover(bed, args.quick)
         report["footprint_mb"] = measure_footprint(bed)
+        print("bench: ours over plain HTTP", flush=True)
+        timed_deploy(bed, *data_args(plain_http(bed)))
+        CURRENT["site"] = f"http://{bed.vip}"
+        ours["http_plain"] = measure_http(bed, args.quick)
+        ours["https_over_http"] = round(ours["http"]["lb"]["rps"]
+                                        / ours["http_plain"]["lb"]["rps"], 3)
         print("bench: tutorial baseline", flush=True)
-        report["baseline_deploy"] = timed_deploy(bed, *data_args(BASELINE))
-        base["http"] = measure_http(args.quick)
+        report["baseline_deploy"] = timed_deploy(bed, *data_args({**BASELINE, **plain_http(bed)}))
+        base["http"] = measure_http(bed, args.quick)
         base["sync"] = measure_sync(bed, args.quick, delay=15)
         base["failover"] = measure_failover(bed)
         report["ours"], report["baseline"] = ours, base
+        CURRENT.pop("site")
         report["restored"] = timed_deploy(bed)
     finally:
         testbed.down("bench")

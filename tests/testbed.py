@@ -650,6 +650,8 @@ def main(argv: list[str] | None = None) -> int:
     p_build.add_argument("--release", action="append", choices=sorted(RELEASES))
     p_build.add_argument("--force", action="store_true")
     sub.add_parser("status", help="list the beds' containers")
+    p_url = sub.add_parser("url", help="print a bed's site URL (and the CA to trust)")
+    p_url.add_argument("name", nargs="?", default="split")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
@@ -663,6 +665,12 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "build":
             for release in args.release or sorted(RELEASES):
                 print(build_image(release, force=args.force))
+        elif args.command == "url":
+            bed = Bed.load(args.name)
+            trust = (f"; trust the CA in {bed.ca_file} (curl --cacert, or import it into a "
+                     "browser)" if bed.site_url.startswith("https://") else "")
+            print(f"The site: {bed.site_url}/ (wp-admin: {bed.site_url}/wp-admin/, user admin, "
+                  f"password: admin_password in {bed.dir / 'hosts.secrets.json'}){trust}")
         elif args.command == "status":
             for row in status():
                 print(f"{row['bed']:12} {row['name']:28} {row['status']}")
