@@ -6,15 +6,18 @@ between them; the barriers are the points where every host waits for all others.
 
 from pyinfra import host
 
-from pyinfra_wordpress_lb.deploys.balancer import balancer
+from pyinfra_wordpress_lb.deploys import database as db_tier
+from pyinfra_wordpress_lb.deploys import sync as sync_tier
+from pyinfra_wordpress_lb.deploys.balancer import admit, balancer
 from pyinfra_wordpress_lb.deploys.common import common
 from pyinfra_wordpress_lb.deploys.database import database
 from pyinfra_wordpress_lb.deploys.ha import shared_address
-from pyinfra_wordpress_lb.deploys.sync import sync
+from pyinfra_wordpress_lb.deploys.sync import seed, sync
 from pyinfra_wordpress_lb.deploys.tls import acme, trust
 from pyinfra_wordpress_lb.deploys.validate import validate
 from pyinfra_wordpress_lb.deploys.verify import verify
-from pyinfra_wordpress_lb.deploys.web import install, web
+from pyinfra_wordpress_lb.deploys.web import web
+from pyinfra_wordpress_lb.deploys.wordpress import install, release
 from pyinfra_wordpress_lb.operations import cluster
 
 validate()  # a wrong inventory or setting stops here, before any change
@@ -22,6 +25,7 @@ common()
 if "db" in host.groups:
     database()
 if "web" in host.groups:
+    release()  # beside the served one, then one atomic switch
     web()
     sync()
 if "lb" in host.groups or "web" in host.groups:
@@ -30,15 +34,22 @@ if "lb" in host.groups or "web" in host.groups:
 cluster.barrier(name="Wait until every host has its tiers", reason="database, web, mesh")
 
 if "web" in host.groups:
-    install()
+    install()  # and the database upgrade a new release needs: once, every host switched
+    seed()  # web hosts new to the cluster get the shared content from a peer
 if "lb" in host.groups:
-    balancer()
+    balancer()  # new web hosts held back until verified
     shared_address()
 
 cluster.barrier(name="Wait until every balancer serves", reason="balancers, shared address")
 
 if "lb" in host.groups:
     acme()
+    admit()  # new web hosts, verified, join the pool
+# Web hosts that left the inventory: no balancer sends to them now.
+if "db" in host.groups:
+    db_tier.prune_departed()
+if "web" in host.groups:
+    sync_tier.prune_departed()
 
 cluster.barrier(name="Wait until the site is deployed", reason="install, certificates")
 

@@ -13,22 +13,24 @@ from pyinfra.operations import files, server, systemd
 from pyinfra_wordpress_lb import templates
 
 from pyinfra_wordpress_lb.facts.network import PrivateAddress
+from pyinfra_wordpress_lb.facts.wordpress import Releases
 
 
 # Jinja options for configuration files a person reads: no blank lines left by tags.
 TIDY = {"trim_blocks": True, "lstrip_blocks": True}
 
 
-def host_fact(target: Host, fact_cls):
-    """A fact of another host that does not change while the deploy is loaded (its
-    address, its host keys), asked once: pyinfra 3.10 asks again on every get_fact, and
-    every host's deploy reads every peer's."""
+def host_fact(target: Host, fact_cls, **kwargs):
+    """A fact of a host as it was when the deploy was loaded (its address, its host keys,
+    its releases), asked once: pyinfra 3.10 asks again on every get_fact, and every
+    host's deploy reads every peer's."""
     cache = getattr(state, "pwlb_facts", None)
     if cache is None:
         cache = state.pwlb_facts = {}
-    key = (target.name, fact_cls)  # by name: `pyinfra.host` is a proxy, not the host
+    # By name: `pyinfra.host` is a proxy, not the host.
+    key = (target.name, fact_cls, tuple(sorted(kwargs.items())))
     if key not in cache:
-        cache[key] = target.get_fact(fact_cls)
+        cache[key] = target.get_fact(fact_cls, **kwargs)
     return cache[key]
 
 
@@ -123,6 +125,39 @@ def backends() -> list[str]:
     if given:
         return [str(b) for b in given]
     return [f"{private_address(h)}:{backend_port(h)}" for h in group_hosts("web")]
+
+
+def serving(target) -> bool:
+    """Did this web host serve a release when the deploy was loaded?"""
+    docroot = str(target.data.get("docroot") or "/var/www/wordpress").rstrip("/")
+    found = host_fact(target, Releases, base=docroot)
+    return bool(found["current"] or found["legacy"])
+
+
+def newcomers() -> list:
+    """Web hosts that join a cluster already serving: they get the shared content from
+    a peer, and traffic only once verified. (On a first deploy nobody is new.)"""
+    web = group_hosts("web")
+    if not any(serving(h) for h in web):
+        return []
+    return [h for h in web if not serving(h)]
+
+
+def upstream(held_back: list[Host] = ()) -> list[dict]:
+    """The balancer's backends: `address` (`address:port`), and `down` with the reason
+    when a balancer must not send it new requests: the web host is drained (`drain`
+    in its data), or it is new to the cluster and not verified yet (`held_back`)."""
+    from pyinfra_wordpress_lb.deploys.settings import value
+
+    if host.data.get("lb_backends"):
+        return [{"address": b, "down": None} for b in backends()]
+    held = {h.name for h in held_back}
+    entries = []
+    for h in group_hosts("web"):
+        reason = ("drained" if value(h, "drain") else
+                  "new, not verified yet" if h.name in held else None)
+        entries.append({"address": f"{private_address(h)}:{backend_port(h)}", "down": reason})
+    return entries
 
 
 def nginx_site(site: str, template: str, what: str, also_reload_after=(), **context) -> None:

@@ -18,9 +18,11 @@ from pyinfra.operations import apt
 
 from pyinfra_wordpress_lb.deploys import common, tls, web
 from pyinfra_wordpress_lb.deploys._util import (
-    backends, group_hosts, host_fact, nginx_site, private_address, site_url,
+    backend_port, group_hosts, host_fact, newcomers, nginx_site, private_address, site_url,
+    upstream,
 )
-from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
+from pyinfra_wordpress_lb.operations import http
+from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
 
 METHODS = ("least_conn", "round_robin", "ip_hash")
 HEALTH_PATH = "/pwlb-health"  # local only: keepalived's check that this nginx serves
@@ -52,21 +54,17 @@ def http2_directive() -> bool:
     return (host_fact(host, LinuxDistribution).get("major") or 13) >= 13
 
 
-@deploy("Balancer", data_defaults=defaults(common.SETTINGS, web.SETTINGS, tls.SETTINGS,
-                                            SETTINGS))
-def balancer() -> None:
+def vhost(what: str, held_back: list, also_reload_after=()) -> None:
+    """The balancer's nginx site, with these web hosts held back (not sent new requests)."""
     method = host.data.lb_method
     if method not in METHODS:
         raise ValueError(f"lb_method {method!r}: use one of {', '.join(METHODS)}")
-    apt.packages(name="Install nginx", packages=["nginx"], no_recommends=True)
-    certificate = tls.certificates()
-    tls_on = tls.mode() != "off"
     acme = tls.mode() == "acme"
     me = private_address()
     nginx_site(
-        "wordpress-lb", "nginx/balancer.conf.j2", "balancer vhost",
-        also_reload_after=certificate,
-        tls=tls_on,
+        "wordpress-lb", "nginx/balancer.conf.j2", what,
+        also_reload_after=also_reload_after,
+        tls=tls.mode() != "off",
         https_port=host.data.lb_https_port,
         http2_directive=http2_directive(),
         cert=tls.CERT,
@@ -80,7 +78,7 @@ def balancer() -> None:
                     if private_address(h) != me] if acme else [],
         health_path=HEALTH_PATH,
         method=method,
-        backends=backends(),
+        backends=upstream(held_back),
         max_fails=host.data.lb_max_fails,
         fail_timeout=host.data.lb_fail_timeout,
         keepalive=int(host.data.lb_keepalive),
@@ -93,3 +91,29 @@ def balancer() -> None:
         next_upstream_tries=host.data.lb_next_upstream_tries,
         next_upstream_timeout=host.data.lb_next_upstream_timeout,
     )
+
+
+@deploy("Balancer", data_defaults=defaults(common.SETTINGS, web.SETTINGS, tls.SETTINGS,
+                                            SETTINGS))
+def balancer() -> None:
+    apt.packages(name="Install nginx", packages=["nginx"], no_recommends=True)
+    certificate = tls.certificates()
+    # Web hosts new to a serving cluster get no request until verified (`admit`).
+    vhost("balancer vhost", held_back=newcomers(), also_reload_after=certificate)
+
+
+@deploy("Balancer", data_defaults=defaults(common.SETTINGS, web.SETTINGS, tls.SETTINGS,
+                                            SETTINGS))
+def admit() -> None:
+    """Web hosts new to the cluster, once they have the shared content: each answers this
+    balancer directly, then joins the pool."""
+    joining = newcomers()
+    if not joining or host.data.get("lb_backends"):
+        return
+    name = urlsplit(site_url()).netloc
+    for newcomer in joining:
+        address = f"{private_address(newcomer)}:{backend_port(newcomer)}"
+        http.responds(name=f"New web host {newcomer.name} serves the site",
+                      url=f"http://{address}/", host_header=name, title=value(host, "site_title"),
+                      what=f"the new web host {newcomer.name} ({address})")
+    vhost("balancer vhost with the new web hosts in the pool", held_back=[])

@@ -17,7 +17,7 @@ SETTINGS = (
     Setting("base_packages", ("ca-certificates", "curl", "python3", "rsync"),
             "packages every host gets"),
     Setting("wordpress_user", "wordpress",
-            "system user (and group) that owns the docroot, runs PHP-FPM and lsyncd"),
+            "system user (and group) that owns the shared content, runs PHP-FPM and lsyncd"),
     Setting("wordpress_home", "/var/lib/wordpress", "home of the wordpress user"),
     Setting("secrets_file", None,
             "the secrets store; default: beside the hosts file (`hosts.toml` -> "

@@ -86,8 +86,14 @@ def database() -> None:
             database=host.data.db_name,
             privileges=["ALL"],
         )
+
+
+@deploy("Database", data_defaults=defaults(common.SETTINGS, SETTINGS))
+def prune_departed() -> None:
+    """After the balancers stopped sending requests to a web host that left the
+    inventory (the requests it was serving have finished): its account goes."""
     mariadb.accounts_absent(
         name="Drop database accounts of web hosts no longer in the inventory",
-        user=user,
-        keep_hosts=web_addresses,
+        user=host.data.db_user,
+        keep_hosts=group_addresses("web"),
     )

@@ -103,6 +103,21 @@ def _check_ports(problems: list[str]) -> None:
                     f"lb_port ({public}): the backend needs another port than the balancer's")
 
 
+def _check_releases_and_pool(problems: list[str]) -> None:
+    for h in _group("web"):
+        keep = value(h, "keep_releases")
+        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+            problems.append(f"{h.name}: keep_releases {keep!r} is not a number of releases "
+                            "(1 or more: the served one counts)")
+        drain = value(h, "drain")
+        if not isinstance(drain, bool):
+            problems.append(f"{h.name}: drain {drain!r} is not true or false")
+    web = _group("web")
+    if web and all(value(h, "drain") is True for h in web) and _group("lb"):
+        problems.append("every web host has drain = true: the balancers would have no "
+                        "backend left; undrain at least one")
+
+
 def _check_site(problems: list[str]) -> None:
     checked = set()
     for h in _hosts():
@@ -326,7 +341,8 @@ def _check_releases(problems: list[str]) -> None:
                 "are supported: nothing was changed on it")
 
 
-CHECKS = (_check_roles, _check_addresses, _check_ports, _check_site, _check_keys,
+CHECKS = (_check_roles, _check_addresses, _check_ports, _check_releases_and_pool, _check_site,
+          _check_keys,
           _check_secrets, _check_releases, _check_tls, _check_vip)
 
 

@@ -10,14 +10,14 @@ from urllib.parse import urlsplit
 from pyinfra import host
 from pyinfra.api import deploy
 
-from pyinfra_wordpress_lb.deploys import balancer, common, ha, secrets, tls, web
+from pyinfra_wordpress_lb.deploys import balancer, common, ha, secrets, tls, web, wordpress
 from pyinfra_wordpress_lb.deploys._util import backends, group_hosts, site_url
 from pyinfra_wordpress_lb.deploys.settings import defaults
 from pyinfra_wordpress_lb.operations import http
 
 
-@deploy("Verify", data_defaults=defaults(common.SETTINGS, web.SETTINGS, balancer.SETTINGS,
-                                          tls.SETTINGS, ha.SETTINGS))
+@deploy("Verify", data_defaults=defaults(common.SETTINGS, web.SETTINGS, wordpress.SETTINGS,
+                                          balancer.SETTINGS, tls.SETTINGS, ha.SETTINGS))
 def verify() -> None:
     # From the balancers; from the web hosts when there is no balancer.
     if "lb" not in host.groups and (group_hosts("lb") or "web" not in host.groups):

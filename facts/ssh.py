@@ -56,3 +56,27 @@ class KnownHosts(FactBase[dict]):
             for pattern in words[0].split(","):
                 entries.setdefault(pattern, set()).add(f"{words[1]} {words[2]}")
         return {pattern: sorted(keys) for pattern, keys in entries.items()}
+
+
+class AuthorizedSources(FactBase[list]):
+    """
+    Returns the addresses an ``authorized_keys`` file lets its keys log in from (their
+    ``from="..."`` options), sorted: the mesh peers a web host admits now.
+
+    .. code:: python
+
+        ["10.0.0.11", "10.0.0.12"]
+    """
+
+    default = list
+
+    def command(self, path: str) -> str:
+        return f"grep -o 'from=\"[^\"]*\"' {shlex.quote(path)} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> list[str]:
+        sources = set()
+        for line in output:
+            line = line.strip()
+            if line.startswith('from="') and line.endswith('"'):
+                sources.update(a for a in line[6:-1].split(",") if a)
+        return sorted(sources)

@@ -1,31 +1,99 @@
-"""Facts about a WordPress docroot."""
+"""Facts about WordPress on a web host: its releases, whether it is installed, whether its
+database needs an upgrade."""
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from pyinfra.api import FactBase
 
 
-class Release(FactBase[str | None]):
+class Releases(FactBase[dict]):
     """
-    Returns the release the deploy put into a docroot: ``"<version> <checksum>"``, as
-    recorded in ``<docroot>/.pwlb-release``, or ``None`` when there is none.
+    Returns the WordPress releases under a base directory (``<base>/releases/<id>``,
+    newest first, each with the ``"<version> <checksum>"`` it records), the one
+    ``<base>/current`` points at, and whether ``<base>`` still holds the single-docroot
+    layout of earlier versions (core files right in it).
 
     .. code:: python
 
-        "7.1.0 sha1:e0ca593bc062f7a8c5a956ca44aff7375b0841e0"
+        {
+            "current": "6.8.12-acf9b39c5f55",
+            "releases": {"6.8.12-acf9b39c5f55": "6.8.12 sha256:acf9b3...",
+                         "6.1.9-2b1e6f0c3d4a": "6.1.9 sha256:2b1e6f..."},
+            "order": ["6.8.12-acf9b39c5f55", "6.1.9-2b1e6f0c3d4a"],
+            "legacy": False,
+        }
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"current": None, "releases": {}, "order": [], "legacy": False}
+
+    def command(self, base: str) -> str:
+        root = shlex.quote(base)
+        return (
+            f"cd {root} 2>/dev/null || exit 0; "
+            "echo current=$(readlink current 2>/dev/null | sed 's|^releases/||'); "
+            "[ -d wp-includes ] && [ ! -L current ] && echo legacy=yes; "
+            "ls -1t releases 2>/dev/null | while read -r id; do "
+            "echo \"release=$id $(cat \"releases/$id/.pwlb-release\" 2>/dev/null)\"; done; true"
+        )
+
+    def process(self, output: list[str]) -> dict:
+        result = self.default()
+        for line in output:
+            line = line.strip()
+            if line.startswith("current="):
+                result["current"] = line.split("=", 1)[1] or None
+            elif line == "legacy=yes":
+                result["legacy"] = True
+            elif line.startswith("release="):
+                release_id, _, recorded = line.split("=", 1)[1].partition(" ")
+                if release_id.endswith(".tmp"):
+                    continue  # an unpack that did not finish
+                result["releases"][release_id] = recorded.strip() or None
+                result["order"].append(release_id)
+        return result
+
+
+class DatabaseVersion(FactBase[dict | None]):
+    """
+    Returns the database schema version WordPress's code in a docroot expects (``core``,
+    ``$wp_db_version``) and the one the database has (``db``, the ``db_version``
+    option): ``db`` below ``core`` means a database upgrade is due. ``None`` when it
+    cannot tell (no configuration yet, database unreachable).
+
+    .. code:: python
+
+        {"core": 60421, "db": 53496}
     """
 
     default = type(None)
 
-    def command(self, docroot: str) -> str:
-        return f"cat {shlex.quote(docroot + '/.pwlb-release')} 2>/dev/null || true"
+    def command(self, docroot: str, user: str = "wordpress") -> str:
+        root = shlex.quote(docroot)
+        return (
+            f"if [ -f {root}/wp-config.php ]; then cd {root} && runuser -u {shlex.quote(user)} -- "
+            f"php -d display_errors=stderr -r {shlex.quote(_DB_VERSION_PHP)} 2>/dev/null "
+            "| tail -n 1; fi; true"
+        )
 
-    def process(self, output: list[str]) -> str | None:
-        lines = [line.strip() for line in output if line.strip()]
-        return lines[0] if lines else None
+    def process(self, output: list[str]) -> dict | None:
+        last = output[-1].strip() if output else ""
+        match = re.match(r"^core=(\d+) db=(\d*)$", last)
+        if not match:
+            return None
+        return {"core": int(match.group(1)), "db": int(match.group(2) or 0)}
 
+
+# Loads WordPress as the front end does (no upgrade check there) and compares.
+_DB_VERSION_PHP = (
+    "define('WP_INSTALLING', true); $_SERVER['HTTP_HOST'] = 'localhost'; "
+    "require './wp-load.php'; global $wp_db_version; "
+    "echo 'core=', $wp_db_version, ' db=', get_option('db_version'), PHP_EOL;"
+)
 
 # Runs as the pool user, with WP_INSTALLING so that WordPress neither redirects to its
 # installer nor dies on missing tables.

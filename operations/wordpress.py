@@ -1,4 +1,5 @@
-"""WordPress: a verified release in the docroot, its configuration, an unattended install."""
+"""WordPress on a web host: verified releases side by side and the one served, its
+configuration, an unattended install, the database upgrade a new release needs."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from pyinfra.context import state
 from pyinfra.facts.files import Sha1File, Sha256File
 
 from pyinfra_wordpress_lb.templates import php_string, render
-from pyinfra_wordpress_lb.facts.wordpress import Installed, Release
+from pyinfra_wordpress_lb.facts.wordpress import DatabaseVersion, Installed, Releases
 from pyinfra_wordpress_lb.operations._content import put_content, unmasked, upload_secret
 
 CHECKSUM_FACTS = {"sha1": Sha1File, "sha256": Sha256File}
+SHARED_CONTENT = "shared/wp-content"  # under the base: what WordPress writes at run time
 
 
 def parse_checksum(checksum: str) -> tuple[str, str]:
@@ -30,36 +32,46 @@ def parse_checksum(checksum: str) -> tuple[str, str]:
     return algorithm, digest
 
 
+def release_id(version: str, checksum: str) -> str:
+    """The directory name of a release: its version and the start of its checksum."""
+    return f"{version}-{parse_checksum(checksum)[1][:12]}"
+
+
 @operation()
-def release(archive: str, checksum: str, version: str, docroot: str, user: str = "wordpress"):
+def release(archive: str, checksum: str, version: str, base: str, user: str = "wordpress"):
     """
-    Put a WordPress release archive (already on the host) into the docroot, but only
-    after its checksum matched: a wrong checksum stops the deploy with an error naming
-    both checksums, and the docroot is not touched. Core files are replaced;
-    ``wp-content`` (uploads, plugins, themes) and ``wp-config.php`` are kept.
+    Ensure a WordPress release is unpacked in a directory of its own,
+    ``<base>/releases/<version>-<checksum prefix>``, beside the others and never over
+    the one being served; only after its checksum matched: a wrong checksum stops the
+    deploy with an error naming both checksums, and nothing under ``base`` is touched.
+    The release's ``wp-content`` and ``wp-config.php`` are links to the host's shared
+    ``<base>/shared/wp-content`` and ``<base>/wp-config.php``; the themes and plugins it
+    bundles are added to the shared tree where missing (never over what is there). Core
+    files belong to root: PHP cannot change them. Switching to it is ``current``'s job.
 
     + archive: path of the ``.tar.gz`` on the host (top directory ``wordpress/``)
     + checksum: ``sha1:<hex>`` or ``sha256:<hex>`` the archive must have
-    + version: the release's version, recorded in ``<docroot>/.pwlb-release``
-    + docroot: the WordPress directory
-    + user: owner of the files (the PHP-FPM pool and lsyncd user)
+    + version: the release's version, recorded in the release's ``.pwlb-release``
+    + base: the WordPress directory (releases, shared content, ``current``)
+    + user: owner of the shared content (the PHP-FPM pool and mesh user)
 
     **Example:**
 
     .. code:: python
 
         wordpress.release(
-            name="Install WordPress 7.1.0",
-            archive="/var/cache/wordpress-lb/wordpress-7.1.0.tar.gz",
+            name="Unpack WordPress 6.8.3",
+            archive="/var/cache/wordpress-lb/wordpress-6.8.3.tar.gz",
             checksum="sha1:e0ca593bc062f7a8c5a956ca44aff7375b0841e0",
-            version="7.1.0",
-            docroot="/var/www/wordpress",
+            version="6.8.3",
+            base="/var/www/wordpress",
         )
     """
     algorithm, digest = parse_checksum(checksum)
     wanted = f"{version} {algorithm}:{digest}"
-    if host.get_fact(Release, docroot=docroot) == wanted:
-        host.noop(f"{docroot} holds WordPress {version}")
+    name = release_id(version, checksum)
+    if host.get_fact(Releases, base=base)["releases"].get(name) == wanted:
+        host.noop(f"{base}/releases/{name} holds WordPress {version}")
         return
 
     actual = host.get_fact(CHECKSUM_FACTS[algorithm], path=archive)
@@ -67,11 +79,13 @@ def release(archive: str, checksum: str, version: str, docroot: str, user: str =
     if actual != digest and (actual is not None or state.is_executing):
         raise OperationError(
             f"{archive} has {algorithm} {actual or '(no file)'}, expected {digest} "
-            f"(wordpress_checksum {algorithm}:{digest}); {docroot} was left as it was"
+            f"(wordpress_checksum {algorithm}:{digest}); {base} was left as it was"
         )
 
-    q_archive, q_root = shlex.quote(archive), shlex.quote(docroot)
-    staging = shlex.quote(docroot.rstrip("/") + ".staging")
+    q_archive = shlex.quote(archive)
+    target = shlex.quote(f"{base}/releases/{name}")
+    staging = shlex.quote(f"{base}/releases/{name}.tmp")
+    shared = shlex.quote(f"{base}/{SHARED_CONTENT}")
     # Verified again on the host, right before use.
     yield (
         f"echo {shlex.quote(f'{digest}  {archive}')} | {algorithm}sum --check --quiet "
@@ -83,11 +97,165 @@ def release(archive: str, checksum: str, version: str, docroot: str, user: str =
         f"tar -xzf {q_archive} -C {staging} --strip-components=1 --no-same-owner"
     )
     yield (
-        f"mkdir -p {q_root} && rsync -rlt --exclude=/wp-config.php --exclude=/wp-content/uploads/ "
-        f"{staging}/ {q_root}/ && mkdir -p {q_root}/wp-content/uploads"
+        f"mkdir -p {shared} && chown {user}:{user} {shared} && "
+        f"rsync -rlt --ignore-existing --chown={user}:{user} {staging}/wp-content/ {shared}/"
     )
-    yield f"echo {shlex.quote(wanted)} > {q_root}/.pwlb-release"
-    yield f"chown -R {user}:{user} {q_root} && rm -rf {staging}"
+    yield (
+        f"rm -rf {staging}/wp-content {staging}/wp-config.php && "
+        f"ln -s ../../{SHARED_CONTENT} {staging}/wp-content && "
+        f"ln -s ../../wp-config.php {staging}/wp-config.php && "
+        f"echo {shlex.quote(wanted)} > {staging}/.pwlb-release && "
+        f"chown -R root:root {staging} && chmod -R u=rwX,go=rX {staging}"
+    )
+    yield f"rm -rf {target} && mv -T {staging} {target}"
+
+
+@operation()
+def current(base: str, version: str, checksum: str, keep: int = 2):
+    """
+    Ensure ``<base>/current`` points at this release (already unpacked by ``release``):
+    one atomic rename of the link, so every request runs one release or the other,
+    never a mix. Releases beyond the ``keep`` most recently served are removed (never
+    the current one); the one served before stays for a rollback.
+
+    + base: the WordPress directory
+    + version, checksum: the release (as given to ``release``)
+    + keep: how many releases to keep, the current one included
+
+    **Example:**
+
+    .. code:: python
+
+        wordpress.current(
+            name="Serve WordPress 6.8.3",
+            base="/var/www/wordpress",
+            version="6.8.3",
+            checksum="sha1:e0ca593bc062f7a8c5a956ca44aff7375b0841e0",
+        )
+    """
+    if keep < 1:
+        raise OperationError(f"keep_releases {keep}: at least the current release is kept")
+    name = release_id(version, checksum)
+    releases = host.get_fact(Releases, base=base)
+    commands = []
+    if releases["current"] != name:
+        link = shlex.quote(f"{base}/current")
+        new = shlex.quote(f"{base}/current.new")
+        # mtime = last served: the newest others are the ones a rollback wants.
+        commands.append(f"touch {shlex.quote(f'{base}/releases/{name}')} && "
+                        f"ln -sfn releases/{name} {new} && mv -T {new} {link}")
+    others = [r for r in releases["order"] if r != name]
+    if releases["current"] and releases["current"] != name:
+        # The one served until now is the newest of the others from now on.
+        others = [releases["current"]] + [r for r in others if r != releases["current"]]
+    for old in others[keep - 1:]:
+        commands.append(f"rm -rf {shlex.quote(f'{base}/releases/{old}')}")
+    if not commands:
+        host.noop(f"{base}/current is {name}")
+        return
+    yield from commands
+
+
+@operation()
+def adopt_legacy(base: str, user: str = "wordpress"):
+    """
+    When ``base`` still has the single-docroot layout of earlier versions (core files
+    and ``wp-content`` right in it), copy its ``wp-content`` into the shared tree
+    (``<base>/shared/wp-content``) so that a release can be served from it. Nothing is
+    removed here: the old docroot keeps serving until ``retire_legacy``.
+
+    + base: the WordPress directory
+    + user: owner of the shared content
+
+    **Example:**
+
+    .. code:: python
+
+        wordpress.adopt_legacy(name="Copy the old docroot's wp-content", base="/var/www/wordpress")
+    """
+    if not host.get_fact(Releases, base=base)["legacy"]:
+        host.noop(f"{base} has the release layout")
+        return
+    shared = shlex.quote(f"{base}/{SHARED_CONTENT}")
+    yield (f"mkdir -p {shared} && chown {user}:{user} {shared} && "
+           f"rsync -a {shlex.quote(base + '/wp-content/')} {shared}/")
+
+
+# What earlier versions put at the top of the docroot besides WordPress's own files.
+_LEGACY_OWN = (".pwlb-release", ".mesh-tmp")
+_KEEP = ("releases", "shared", "current", "wp-config.php", "legacy-docroot")
+
+
+@operation()
+def retire_legacy(base: str, user: str = "wordpress"):
+    """
+    Finish moving from the single-docroot layout, once nginx serves ``<base>/current``:
+    wait (at most a minute) until no nginx worker still serves a request from the old
+    docroot, copy uploads that arrived meanwhile into the shared tree, remove the old
+    core files and ``wp-content``, and move anything else found at the top of the old
+    docroot into ``<base>/legacy-docroot/`` (kept, not served, not synced).
+
+    + base: the WordPress directory
+    + user: owner of the shared content
+
+    **Example:**
+
+    .. code:: python
+
+        wordpress.retire_legacy(name="Remove the old docroot", base="/var/www/wordpress")
+    """
+    if not host.get_fact(Releases, base=base)["legacy"]:
+        host.noop(f"{base} has no old docroot left")
+        return
+    root = shlex.quote(base)
+    shared = shlex.quote(f"{base}/{SHARED_CONTENT}")
+    yield ("for i in $(seq 1 120); do pgrep -f 'nginx: worker process is shutting down' "
+           ">/dev/null || break; sleep 0.5; done")
+    yield (f"rsync -a --update --chown={user}:{user} {shlex.quote(base + '/wp-content/')} "
+           f"{shared}/")
+    core = " ".join(["wp-admin", "wp-includes", "wp-content", "index.php", "xmlrpc.php",
+                     "license.txt", "readme.html", *_LEGACY_OWN])
+    keep = " ".join(f"-e {shlex.quote(k)}" for k in _KEEP)
+    yield (
+        f"cd {root} && rm -rf {core} && "
+        "find . -maxdepth 1 -name 'wp-*.php' ! -name wp-config.php -delete && "
+        f"for entry in $(ls -A | grep -vxF {keep}); do "
+        "mkdir -p legacy-docroot && mv -- \"$entry\" legacy-docroot/; done"
+    )
+
+
+@operation()
+def upgrade_database(docroot: str, url: str, user: str = "wordpress"):
+    """
+    Run WordPress's own database upgrade (``wp_upgrade()``, what ``wp-admin/upgrade.php``
+    does) when the code in ``docroot`` expects a newer schema than the database has; do
+    nothing otherwise. Run it once per database, from one web host, after every web
+    host serves the new release.
+
+    + docroot: the served release (``<base>/current``)
+    + url: the site's URL (WordPress needs a host name)
+    + user: the PHP-FPM pool user
+
+    **Example:**
+
+    .. code:: python
+
+        wordpress.upgrade_database(
+            name="Upgrade the WordPress database",
+            docroot="/var/www/wordpress/current",
+            url="https://www.example.com",
+        )
+    """
+    versions = host.get_fact(DatabaseVersion, docroot=docroot, user=user)
+    if versions and versions["db"] >= versions["core"]:
+        host.noop(f"the database is at {versions['db']}, as the code expects")
+        return
+    if versions is None and state.is_executing:
+        raise OperationError(f"cannot tell the database version WordPress in {docroot} expects: "
+                             "is PHP there and the database reachable?")
+    script = render("wordpress/upgrade.php.j2", url=php_string(url))
+    yield (f"cd {shlex.quote(docroot)} && runuser -u {shlex.quote(user)} -- php -r "
+           f"{shlex.quote(script.removeprefix('<?php').strip())}")
 
 
 @operation()

@@ -58,10 +58,12 @@ def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = N
     all_hosts = []
     for index, name in enumerate(names):
         address = f"10.0.0.{10 + index}"
-        responses = {**FAKE_HOST, "ip -j addr": ip_addr_json(address), **(fake_responses or {})}
+        own = dict((host_data or {}).get(name, {}))
+        responses = {**FAKE_HOST, "ip -j addr": ip_addr_json(address), **(fake_responses or {}),
+                     **own.pop("fake_responses", {})}
         all_hosts.append((f"@fake/{name}", {
             **base, "fake_responses": responses, "private_address": address,
-            "secrets_file": str(secrets_file), **(data or {}), **(host_data or {}).get(name, {}),
+            "secrets_file": str(secrets_file), **(data or {}), **own,
         }))
     inventory = Inventory(
         (all_hosts, {}),

@@ -60,12 +60,13 @@ def parse_results(output: str) -> dict[str, dict[str, int]]:
 
 
 def pyinfra(hosts_file: Path, *args: str, deploy: str = "deploy.py", env: dict | None = None,
-            timeout: float = 1800) -> Run:
-    """`pyinfra -y inventory.py deploy.py` with PWLB_HOSTS pointing at a bed's hosts file."""
+            timeout: float = 1800, cwd: Path = ROOT) -> Run:
+    """`pyinfra -y inventory.py deploy.py` with PWLB_HOSTS pointing at a bed's hosts file
+    (from another tree with `cwd`: an earlier version of this project)."""
     command = [PYINFRA, "-y", "inventory.py", deploy, *args]
     run_env = {**os.environ, "PWLB_HOSTS": str(hosts_file), "COLUMNS": "250",
                **(env or {})}
-    proc = subprocess.run(command, cwd=ROOT, env=run_env, capture_output=True, text=True,
+    proc = subprocess.run(command, cwd=cwd, env=run_env, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
     output = proc.stdout + proc.stderr
     return Run(proc.returncode, output, parse_results(output))

@@ -245,12 +245,15 @@ CACHE_DIR = STATE_DIR / "cache"
 # wordpress.org is out of reach here: the bed's release archive is built offline from
 # Debian's `wordpress` package and its default theme, symlinks dereferenced, Debian's
 # wp-config.php and .htaccess left out, laid out like an upstream archive (wordpress/).
+# Each release's default theme is a package of its own.
+DEFAULT_THEMES = {"trixie": "wordpress-theme-twentytwentyfive",
+                  "bookworm": "wordpress-theme-twentytwentythree"}
 ARCHIVE_SCRIPT = """\
 set -e
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
-    wordpress wordpress-theme-twentytwentyfive >/dev/null
-version=$(dpkg-query -W -f='${Version}' wordpress | sed 's/+.*//')
+    wordpress {theme} >/dev/null
+version=$(dpkg-query -W -f='${{Version}}' wordpress | sed 's/+.*//')
 tar -C /usr/share -chzf /out/archive.tar.gz --owner=0 --group=0 \\
     --exclude=wordpress/wp-config.php --exclude=wordpress/.htaccess wordpress
 echo "$version" > /out/version
@@ -279,7 +282,8 @@ def wordpress_archive(release: str = "13") -> Archive:
         print(f"testbed: building a WordPress archive from Debian {codename}'s package",
               flush=True)
         client().containers.run(
-            build_image(release), ["sh", "-c", ARCHIVE_SCRIPT], remove=True,
+            build_image(release),
+            ["sh", "-c", ARCHIVE_SCRIPT.format(theme=DEFAULT_THEMES[codename])], remove=True,
             labels=_labels("archive-builder"), volumes={str(out): {"bind": "/out", "mode": "rw"}},
         )
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
@@ -542,7 +546,7 @@ def _toml_value(value) -> str:
 
 def hosts_toml(bed: Bed) -> str:
     """The bed as an operator's hosts file (see inventory.py)."""
-    archive = wordpress_archive()
+    archive = wordpress_archive(bed.release)  # the bed's own Debian release's WordPress
     lines = [f"# Test bed {bed.name!r}: topology {bed.topology}, Debian {bed.release}.",
              "# Written by tests/testbed.py; removed by `make down`.", ""]
     for host in bed.inventory_hosts:

@@ -52,10 +52,11 @@ def test_tiers_go_to_their_groups_only(topology, secrets_file):
         tiers = {name.split(" | ")[0] for name in names(ops)}
         assert ("Database" in tiers) == (host in groups["db"]), host
         assert ("Web" in tiers) == (host in groups["web"]), host
+        assert ("WordPress" in tiers) == (host in groups["web"]), host
         # The unattended install runs once, from the first web host, after its web tier.
         if host == sorted(groups["web"])[0]:
             assert INSTALL in names(ops)
-            assert all(not n.startswith(("Web |", "Sync mesh |"))
+            assert all(not n.startswith(("Web |", "WordPress |"))
                        for n in names(ops)[names(ops).index(INSTALL):])
         else:
             assert INSTALL not in names(ops)
@@ -88,24 +89,33 @@ def test_secrets_are_generated_once_and_never_in_commands(secrets_file):
     assert json.loads(secrets_file.read_text()) == stored
 
 
-def test_web_tier_writes_pool_vhost_and_config_in_order(secrets_file):
+def test_release_is_unpacked_beside_then_switched_then_served(secrets_file):
     ops = plan(TOPOLOGIES["split"], secrets_file)["web2"]
     order = names(ops)
     expected = [
+        "WordPress | Download the WordPress 7.1.0 archive",
+        "WordPress | Unpack the verified WordPress 7.1.0 beside the served release",
+        "WordPress | Write wp-config.php (secrets; never shown)",
+        "WordPress | Serve WordPress 7.1.0 (one atomic switch)",
+        "WordPress | Reload PHP-FPM gracefully for the new release",
         "Web | Install nginx and PHP-FPM",
         "Web | Run the wordpress PHP-FPM pool with OPcache",
-        "Web | Download the WordPress 7.1.0 archive",
-        "Web | Put the verified WordPress 7.1.0 into the docroot",
-        "Web | Write wp-config.php (secrets; never shown)",
         "Web | Write the nginx backend vhost",
         "Web | Reload nginx",
     ]
     positions = [order.index(name) for name in expected]
     assert positions == sorted(positions)
-    download = commands(ops, "Web | Download the WordPress 7.1.0 archive")
+    download = commands(ops, "WordPress | Download the WordPress 7.1.0 archive")
     assert "https://wordpress.org/wordpress-7.1.0.tar.gz" in download
-    release = commands(ops, "Web | Put the verified WordPress 7.1.0 into the docroot")
+    release = commands(ops, "WordPress | Unpack the verified WordPress 7.1.0 beside the served release")
     assert "sha1sum --check" in release and "e0ca593bc062f7a8c5a956ca44aff7375b0841e0" in release
+    assert "/var/www/wordpress/releases/7.1.0-e0ca593bc062.tmp" in release
+    switch = commands(ops, "WordPress | Serve WordPress 7.1.0 (one atomic switch)")
+    assert "mv -T /var/www/wordpress/current.new /var/www/wordpress/current" in switch
+    vhost = upload(ops, "Web | Write the nginx backend vhost")
+    assert "root /var/www/wordpress/current;" in vhost
+    assert "fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;" in vhost
+    assert "root /var/www/wordpress/shared;" in vhost  # wp-content, from the shared tree
 
 
 def test_local_archive_is_uploaded_instead(secrets_file, tmp_path):
@@ -113,7 +123,7 @@ def test_local_archive_is_uploaded_instead(secrets_file, tmp_path):
     archive.write_bytes(b"not really")
     ops = plan(TOPOLOGIES["split"], secrets_file,
                data={"wordpress_archive": str(archive), "wordpress_version": "6.8.12"})["web1"]
-    assert "Web | Upload the WordPress 6.8.12 archive" in names(ops)
+    assert "WordPress | Upload the WordPress 6.8.12 archive" in names(ops)
     assert not any("Download" in n for n in names(ops))
 
 
@@ -123,8 +133,8 @@ def test_data_overrides_reach_the_operations(secrets_file):
     ops = result["db1"]
     assert "htop" in commands(ops, "Common base | Install the base packages")
     assert "wpsite" in commands(ops, "Common base | Add the wpsite system user")
-    assert "chown -R wpsite:wpsite" in commands(
-        result["web1"], "Web | Put the verified WordPress 7.1.0 into the docroot")
+    assert "--chown=wpsite:wpsite" in commands(
+        result["web1"], "WordPress | Unpack the verified WordPress 7.1.0 beside the served release")
 
 
 def test_first_run_commands_of_the_common_base(secrets_file):
@@ -203,7 +213,7 @@ def test_balancer_settings_baseline_and_methods(secrets_file):
 
 def test_backends_name_themselves_unless_turned_off(secrets_file):
     conf = upload(plan(TOPOLOGIES["split"], secrets_file)["web1"], "Web | Write the nginx backend vhost")
-    assert conf.count("add_header X-Served-By $hostname always;") == 2
+    assert conf.count("add_header X-Served-By $hostname always;") == 3
     conf = upload(plan(TOPOLOGIES["split"], secrets_file, data={"served_by_header": ""})["web1"],
                   "Web | Write the nginx backend vhost")
     assert "X-Served-By" not in conf
@@ -222,12 +232,14 @@ def test_barriers_make_every_host_wait(topology, secrets_file):
         for barrier in barriers:
             assert barrier in names(ops), host
     for step in order[:tiers]:
-        assert step.split(" | ")[0] in ("Common base", "Database", "Web", "Sync mesh",
-                                        "Trust"), step
+        assert step.split(" | ")[0] in ("Common base", "Database", "WordPress", "Web",
+                                        "Sync mesh", "Trust"), step
     for step in order[tiers + 1:serving]:
-        assert step.split(" | ")[0] in ("WordPress install", "Balancer", "Shared address"), step
+        assert step.split(" | ")[0] in ("WordPress install", "Sync mesh", "Balancer",
+                                        "Shared address"), step
     for step in order[serving + 1:deployed]:
-        assert step.split(" | ")[0] == "ACME certificate", step
+        assert step.split(" | ")[0] in ("ACME certificate", "Balancer", "Database",
+                                        "Sync mesh"), step
     assert all(step.startswith("Verify |") for step in order[deployed + 1:])
     for barrier in barriers:
         assert order.count(barrier) == 1
@@ -285,7 +297,7 @@ def test_self_signed_by_default_with_the_ca_beside_the_hosts_file(secrets_file):
     assert not any(n.startswith("Trust |") for n in names(result["db1"]))
     # WordPress calls its own URL through the balancer, over the private network.
     assert "wordpress-lb.php" in commands(
-        result["web1"], "Web | Install the must-use plugin for WordPress behind the balancers")
+        result["web1"], "WordPress | Install the must-use plugin for WordPress behind the balancers")
 
 
 def test_self_signed_certificate_is_stable_and_covers_the_site(secrets_file):
@@ -373,3 +385,72 @@ def test_two_balancers_share_an_address(secrets_file):
     # No shared address, no keepalived.
     single = plan(HA, secrets_file)
     assert not any(n.startswith("Shared address |") for n in names(single["lb1"]))
+
+
+# Releases, and web hosts joining, draining, leaving.
+
+SERVING = {"ls -1t releases": ["current=6.8.12-acf9b39c5f55",
+                               "release=6.8.12-acf9b39c5f55 6.8.12 sha256:acf9"]}
+OLD_LAYOUT = {"ls -1t releases": ["current=", "legacy=yes"]}
+
+
+def test_a_drained_web_host_gets_no_new_requests(secrets_file):
+    result = plan(TOPOLOGIES["split"], secrets_file, host_data={"web1": {"drain": True}})
+    conf = upload(result["lb1"], "Balancer | Write the balancer vhost")
+    assert "server 10.0.0.11:80 max_fails=1 fail_timeout=10s down;" in conf
+    assert "server 10.0.0.12:80 max_fails=1 fail_timeout=10s;" in conf
+    assert "# drained: no new requests (those it serves finish)." in conf
+
+
+def test_a_new_web_host_is_seeded_verified_then_admitted(secrets_file):
+    result = plan(TOPOLOGIES["split"], secrets_file,
+                  host_data={"web1": {"fake_responses": SERVING}})
+    lb1 = names(result["lb1"])
+    first = upload(result["lb1"], "Balancer | Write the balancer vhost")
+    assert "server 10.0.0.12:80 max_fails=1 fail_timeout=10s down;" in first
+    assert "# new, not verified yet" in first
+    check = "Balancer | New web host @fake/web2 serves the site"
+    admitted = "Balancer | Write the balancer vhost with the new web hosts in the pool"
+    assert lb1.index("Wait until every balancer serves") < lb1.index(check) < lb1.index(admitted)
+    assert "server 10.0.0.12:80 max_fails=1 fail_timeout=10s;" in upload(result["lb1"], admitted)
+    # web1, serving already, gives web2 the shared content once the mesh admits peers.
+    web1 = names(result["web1"])
+    seed = "Sync mesh | Give @fake/web2 the shared content from this peer"
+    assert web1.index("Wait until every host has its tiers") < web1.index(seed)
+    assert "rsync -a --update" in commands(result["web1"], seed)
+    assert "wordpress@10.0.0.12:/" in commands(result["web1"], seed)
+    assert seed not in names(result["web2"])
+    # On a first deploy of the whole cluster nobody is held back.
+    fresh = upload(plan(TOPOLOGIES["split"], secrets_file)["lb1"], "Balancer | Write the balancer vhost")
+    assert " down;" not in fresh
+
+
+def test_an_old_single_docroot_moves_to_releases(secrets_file):
+    ops = plan(TOPOLOGIES["split"], secrets_file,
+               host_data={"web1": {"fake_responses": OLD_LAYOUT}})["web1"]
+    order = names(ops)
+    steps = [
+        "WordPress | Stop the mesh while the docroot moves to releases",
+        "WordPress | Copy the old docroot's wp-content to the shared tree",
+        "WordPress | Unpack the verified WordPress 7.1.0 beside the served release",
+        "WordPress | Serve WordPress 7.1.0 (one atomic switch)",
+        "Web | Reload nginx",
+        "Web | Retire the old single docroot",
+        "Sync mesh | Restart the mesh for its new configuration",
+    ]
+    assert [order.index(step) for step in steps] == sorted(order.index(step) for step in steps)
+
+
+def test_a_departed_web_host_loses_access_after_the_balancers_moved_on(secrets_file):
+    departed = {"grep -o 'from=": ['from="10.0.0.12,10.0.0.99"']}
+    result = plan(TOPOLOGIES["split"], secrets_file,
+                  host_data={"web1": {"fake_responses": departed}})
+    web1 = names(result["web1"])
+    early = upload(result["web1"], "Sync mesh | Let the mesh key rsync into the mesh's root, from the peers only")
+    assert 'from="10.0.0.12,10.0.0.99"' in early  # still admitted while it may serve
+    prune = "Sync mesh | Admit only the current web hosts to the mesh"
+    assert web1.index("Wait until every balancer serves") < web1.index(prune)
+    assert 'from="10.0.0.12"' in upload(result["web1"], prune)
+    db1 = names(result["db1"])
+    drop = "Database | Drop database accounts of web hosts no longer in the inventory"
+    assert db1.index("Wait until every balancer serves") < db1.index(drop)

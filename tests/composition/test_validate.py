@@ -231,3 +231,12 @@ def test_shared_address_that_is_a_hosts_own(secrets_file):
 def test_shared_address_not_an_address(secrets_file):
     message = rejected(HA, secrets_file, data={"lb_vip": "vip.lan"})
     assert "lb_vip 'vip.lan' is not an IPv4 address" in message
+
+
+def test_releases_and_drain_settings(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"keep_releases": 0})
+    assert "keep_releases 0 is not a number of releases" in message
+    message = rejected(SPLIT, secrets_file, host_data={"web1": {"drain": "yes"}})
+    assert "web1: drain 'yes' is not true or false" in message
+    message = rejected(SPLIT, secrets_file, data={"drain": True})
+    assert "every web host has drain = true" in message

@@ -30,13 +30,15 @@ def pytest_collection_modifyitems(items):
         if "/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
     # One bed at a time, each brought up once: every test on the shared split bed first,
-    # then those on the seed bed, then those with beds of their own (stable otherwise).
+    # then those on the seed bed, then those with beds of their own, grouped by the bed
+    # their `own_bed("name")` marker names (stable otherwise: file order within a bed).
     def bed_order(item):
+        own = item.get_closest_marker("own_bed")
+        if own:
+            return (2, own.args[0] if own.args else "")
         if "seed" in item.nodeid:
-            return 1
-        if item.get_closest_marker("own_bed"):
-            return 2
-        return 0
+            return (1, "")
+        return (0, "")
 
     items.sort(key=bed_order)
 
@@ -102,7 +104,7 @@ class ArchiveServer:
     address (reachable only from the bed's own network), for the download path."""
 
     def __init__(self, bed: testbed.Bed) -> None:
-        self.archive = testbed.wordpress_archive()
+        self.archive = testbed.wordpress_archive(bed.release)
         handler = partial(_QuietHandler, directory=str(self.archive.path.parent))
         gateway = bed.subnet.rsplit(".", 1)[0] + ".1"
         self.server = ThreadingHTTPServer((gateway, 0), handler)

@@ -120,3 +120,72 @@ def resolving(name: str, address: str):
         yield
     finally:
         socket.getaddrinfo = real
+
+
+class Background:
+    """GETs of these URLs in turn, from `concurrency` workers, for as long as the `with`
+    block runs (bounded: at most `limit` requests and `max_seconds`). Any answer other
+    than 200 counts as failed (a 404 for an upload included).
+
+        with Background([site + "/", site + upload]) as load:
+            pyinfra(...)
+        assert load.result.failed == 0, load.result.errors
+    """
+
+    def __init__(self, urls: list[str], verify=True, concurrency: int = 4,
+                 pause: float = 0.02, fresh: bool = False, limit: int = 50000,
+                 max_seconds: float = 900) -> None:
+        self.urls, self.verify, self.pause, self.fresh = urls, verify, pause, fresh
+        self.limit, self.max_seconds = limit, max_seconds
+        self.concurrency = concurrency
+        self.result = LoadResult()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def _worker(self, offset: int) -> None:
+        session = requests.Session()
+        session.trust_env = False
+        index = offset
+        began_all = time.monotonic()
+        headers = {"Connection": "close"} if self.fresh else {}
+        while not self._stop.is_set() and time.monotonic() - began_all < self.max_seconds:
+            with self._lock:
+                if self.result.sent >= self.limit:
+                    return
+            url = self.urls[index % len(self.urls)]
+            index += 1
+            began = time.monotonic()
+            try:
+                response = session.get(url, timeout=15, verify=self.verify, headers=headers,
+                                       allow_redirects=False)
+                ok, reason = response.status_code == 200, f"{response.status_code} {url}"
+                server = response.headers.get("X-Served-By", "?")
+            except requests.RequestException as exc:
+                ok, reason, server = False, f"{type(exc).__name__} {url}", "-"
+            finally:
+                if self.fresh:
+                    session.close()
+            ended = time.monotonic()
+            with self._lock:
+                self.result.sent += 1
+                self.result.worst = max(self.result.worst, ended - began)
+                self.result.served_by[server] += 1
+                if not ok:
+                    self.result.failed += 1
+                    self.result.errors[reason] += 1
+            time.sleep(self.pause)
+
+    def __enter__(self) -> "Background":
+        self._began = time.monotonic()
+        self._threads = [threading.Thread(target=self._worker, args=(i,))
+                         for i in range(self.concurrency)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        self.result.seconds = time.monotonic() - self._began

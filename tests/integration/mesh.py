@@ -7,7 +7,7 @@ import time
 
 from tests.testbed import Bed
 
-UPLOADS = "/var/www/wordpress/wp-content/uploads"
+UPLOADS = "/var/www/wordpress/shared/wp-content/uploads"  # mirrored by the mesh
 
 # Waits for files to appear and records when each did (polling every 10 ms).
 WATCH = r"""
@@ -43,11 +43,11 @@ def put_script(bed: Bed, host: str, name: str, text: str) -> str:
 
 
 def propagation(bed: Bed, source: str, target: str, count: int = 50, gap: float = 0.1,
-                size: int = 1024, timeout: float = 30) -> list[float]:
+                size: int = 1024, timeout: float = 30, directory: str = UPLOADS) -> list[float]:
     """Seconds each of `count` new files took from being written on `source` to
     existing on `target`; a file that never arrived counts as infinity."""
     stamp = f"{source}-{target}-{time.time_ns()}"
-    paths = [f"{UPLOADS}/prop-{stamp}-{i}.bin" for i in range(count)]
+    paths = [f"{directory}/prop-{stamp}-{i}.bin" for i in range(count)]
     watch = put_script(bed, target, "pwlb_watch", WATCH)
     write = put_script(bed, source, "pwlb_write", WRITE)
     listed = json.dumps(paths)

@@ -5,9 +5,7 @@ topology on the seed bed (plain HTTP)."""
 from __future__ import annotations
 
 import json
-import struct
 import time
-import zlib
 
 import pytest
 import requests
@@ -26,16 +24,6 @@ def split(beds):
 
 def lb(bed) -> str:
     return bed.site_url
-
-
-def png(width: int = 2, height: int = 2) -> bytes:
-    """A small valid PNG (WordPress checks what an upload really is)."""
-    def chunk(kind, data):
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 def test_front_page_through_the_balancer_from_both_backends(split):
@@ -78,7 +66,7 @@ def test_an_upload_through_the_balancer_is_served_by_every_backend(split):
                  cookies={"wordpress_test_cookie": "WP Cookie check"}, timeout=30,
                  allow_redirects=False)
     nonce = session.get(lb(split) + "/wp-admin/admin-ajax.php?action=rest-nonce", timeout=30).text
-    image = png()
+    image = wp.png()
     response = session.post(
         lb(split) + "/wp-json/wp/v2/media", data=image, timeout=60,
         headers={"X-WP-Nonce": nonce, "Content-Type": "image/png",
@@ -101,7 +89,7 @@ def test_an_upload_through_the_balancer_is_served_by_every_backend(split):
 
 
 def test_a_client_cannot_spoof_its_address_or_scheme(split):
-    probe = "/var/www/wordpress/pwlb-whoami.php"
+    probe = "/var/www/wordpress/current/pwlb-whoami.php"
     # What WordPress itself sees, after wp-config.php's proxy handling.
     script = ("<?php define('SHORTINIT', true); require __DIR__ . '/wp-load.php'; "
               "header('Content-Type: application/json'); echo json_encode(array("
@@ -182,7 +170,7 @@ def assert_no_failure_while(bed, label, fail, recover, record_property):
     assert wait_for_traffic(bed, "web1"), f"web1 gets no traffic after {label}"
 
 
-@pytest.mark.own_bed
+@pytest.mark.own_bed("mesh")
 def test_no_failed_request_while_a_backend_container_stops(mesh_bed, record_property):
     def recover():
         mesh_bed.container("web1").start()
@@ -193,7 +181,7 @@ def test_no_failed_request_while_a_backend_container_stops(mesh_bed, record_prop
                             record_property)
 
 
-@pytest.mark.own_bed
+@pytest.mark.own_bed("mesh")
 def test_no_failed_request_while_php_fpm_stops(mesh_bed, record_property):
     assert_no_failure_while(mesh_bed, "php-fpm stop",
                             lambda: mesh_bed.exec("web1", "systemctl stop php8.4-fpm"),

@@ -114,7 +114,7 @@ def examples_bed(beds):
     return beds.get("examples", "13")
 
 
-@pytest.mark.own_bed
+@pytest.mark.own_bed("examples")
 def test_mesh_only_example_mirrors_two_plain_web_servers(installed, examples_bed, tmp_path):
     bed = examples_bed
     project = example_project("mesh-only", bed, tmp_path, {"web": ["web1", "web2"]})
@@ -136,7 +136,7 @@ def test_mesh_only_example_mirrors_two_plain_web_servers(installed, examples_bed
     assert served.headers["X-Served-By"] == "web2"
 
 
-@pytest.mark.own_bed
+@pytest.mark.own_bed("examples")
 def test_balancer_only_example_fronts_backends_it_does_not_manage(installed, examples_bed,
                                                                    tmp_path):
     bed = examples_bed  # web1 and web2 serve the mesh example's site (the test above)

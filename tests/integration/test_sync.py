@@ -12,6 +12,8 @@ import time
 import pytest
 
 from tests.integration import mesh
+from tests.integration import wp
+from tests.integration.load import Background
 from tests.runner import pyinfra
 
 RESULTS: dict = {}
@@ -89,7 +91,7 @@ def test_the_mesh_key_only_rsyncs_into_the_docroot(split):
                                   f"wordpress@{web2}:/stolen.txt 2>&1", check=False)
     split.exec("lb1", "rm -f /root/stolen")
     assert code != 0
-    code, _ = split.exec("web2", "test -e /var/www/wordpress/stolen.txt", check=False)
+    code, _ = split.exec("web2", "test -e /var/www/wordpress/shared/wp-content/stolen.txt", check=False)
     assert code != 0
 
 
@@ -112,7 +114,7 @@ def mesh_bed(beds):
     return bed
 
 
-@pytest.mark.own_bed
+@pytest.mark.own_bed("mesh")
 def test_a_host_that_was_down_catches_up_without_losing_newer_files(mesh_bed):
     bed = mesh_bed
     bed.exec("web1", f"echo old > {mesh.UPLOADS}/shared.txt", user="wordpress")
@@ -136,10 +138,8 @@ def test_a_host_that_was_down_catches_up_without_losing_newer_files(mesh_bed):
         assert len(files) == 20, (host, sorted(files))
 
 
-@pytest.mark.own_bed
-def test_membership_follows_the_inventory(mesh_bed, tmp_path):
-    bed = mesh_bed
-    web3 = bed.host("web3").address
+def without_web3(bed, tmp_path):
+    """The bed's inventory without web3 (the same secrets)."""
     hosts = bed.hosts_file.read_text()
     start = hosts.index("[hosts.web3]")
     end = hosts.index("[hosts.", start + 1)
@@ -148,37 +148,81 @@ def test_membership_follows_the_inventory(mesh_bed, tmp_path):
     secrets = tmp_path / "hosts.secrets.json"
     secrets.write_text((bed.dir / "hosts.secrets.json").read_text())
     secrets.chmod(0o600)
+    return smaller
 
-    removed = pyinfra(smaller)
-    assert removed.returncode == 0, removed.output[-4000:]
-    allowed = {
-        "Sync mesh | Let the mesh key rsync into the docroot, from the peers only",
-        "Sync mesh | Pin the peers' host keys",
-        "Sync mesh | Write the lsyncd mesh configuration",
-        "Sync mesh | Restart the mesh for its new configuration",
-        "Database | Drop database accounts of web hosts no longer in the inventory",
-        # The balancer's upstream follows the web hosts too.
-        "Balancer | Write the balancer vhost",
-        "Balancer | Check the nginx configuration",
-        "Balancer | Reload nginx",
-    }
-    assert set(removed.changed_ops) <= allowed, set(removed.changed_ops) - allowed
-    for host in ("web1", "web2"):
-        _, config = bed.exec(host, "cat /etc/lsyncd/wordpress.conf.lua")
-        assert web3 not in config, host
-        _, keys = bed.exec(host, "cat /var/lib/wordpress/.ssh/authorized_keys")
-        assert web3 not in keys, host
 
-    added = pyinfra(bed.hosts_file)
-    assert added.returncode == 0, added.output[-4000:]
-    assert set(added.changed_ops) <= allowed | {
-        "Database | Add database account wordpress@" + web3,
-        "Database | Grant wordpress@" + web3 + " all on wordpress only",
-    }, added.changed_ops
+def drained(bed, host: str, tmp_path):
+    """The bed's inventory with `drain = true` on one web host."""
+    text = bed.hosts_file.read_text().replace(f"[hosts.{host}]\n", f"[hosts.{host}]\ndrain = true\n")
+    path = tmp_path / "hosts.toml"
+    path.write_text(text)
+    secrets = tmp_path / "hosts.secrets.json"
+    secrets.write_text((bed.dir / "hosts.secrets.json").read_text())
+    secrets.chmod(0o600)
+    return path
+
+
+def deploy_under_load(bed, hosts_file, uploads):
+    """A deploy while GETs of the front page and of existing uploads go through the
+    balancer: none may fail, none of the uploads may be missing."""
+    urls = [bed.site_url + "/"] + [bed.site_url + path for path in uploads]
+    with Background(urls, verify=wp.verify(bed)) as load:
+        run = pyinfra(hosts_file)
+    assert run.returncode == 0, run.output[-4000:]
+    print(f"{hosts_file}: {load.result.sent} GETs, {load.result.failed} failed, "
+          f"served by {dict(load.result.served_by)}")
+    assert load.result.sent > 50 and load.result.failed == 0, load.result.errors
+    again = pyinfra(hosts_file)
+    assert again.returncode == 0 and again.changed == 0, again.changed_ops
+    return run, load.result
+
+
+@pytest.mark.own_bed("mesh")
+def test_remove_add_and_drain_web_hosts_without_a_failed_request(mesh_bed, tmp_path_factory):
+    bed = mesh_bed
+    web3 = bed.host("web3").address
+    session = wp.admin(bed)
+    uploads = [wp.upload(session, bed, f"scale-{i}.png") for i in range(3)]
+    assert mesh.wait_quiet(bed, ["web1", "web2", "web3"])
+
+    # Remove web3: the balancer stops sending to it, then its mesh access and database
+    # account go.
+    removed, _ = deploy_under_load(bed, without_web3(bed, tmp_path_factory.mktemp("rm")), uploads)
+    order = list(removed.results)
+    assert order.index("Database | Drop database accounts of web hosts no longer in the inventory") \
+        > order.index("Balancer | Reload nginx")
+    assert "Sync mesh | Admit only the current web hosts to the mesh" in removed.changed_ops
     for host in ("web1", "web2"):
-        _, config = bed.exec(host, "cat /etc/lsyncd/wordpress.conf.lua")
-        assert web3 in config, host
+        assert web3 not in bed.exec(host, "cat /etc/lsyncd/wordpress.conf.lua")[1], host
+        assert web3 not in bed.exec(host, "cat /var/lib/wordpress/.ssh/authorized_keys")[1], host
+    assert web3 not in bed.exec("lb1", "cat /etc/nginx/sites-available/wordpress-lb")[1]
+    code, out = wp.mariadb_as(bed, "web3", "wordpress", wp.secrets(bed)["db_password"],
+                              bed.host("db1").address)
+    assert code != 0 and "is not allowed to connect" in out
+
+    # web3 comes back as a new machine would: nothing of WordPress on it. It gets the
+    # shared content from a peer and serves only once verified.
+    bed.exec("web3", "systemctl stop lsyncd-wordpress; rm -rf /var/www/wordpress")
+    added, load = deploy_under_load(bed, bed.hosts_file, uploads)
+    names = added.changed_ops
+    assert "Sync mesh | Give web3 the shared content from this peer" in names
+    assert "Balancer | New web host web3 serves the site" in added.results
+    for path in uploads:
+        bed.exec("web3", f"test -s /var/www/wordpress/shared{path}")
+    served = set()
+    for _ in range(30):
+        served.add(wp.get(bed.site_url, "/", bed=bed).headers["X-Served-By"])
+    assert served == {"web1", "web2", "web3"}
     bed.exec("web3", f"echo back > {mesh.UPLOADS}/from-web3.txt", user="wordpress")
     assert mesh.wait_quiet(bed, ["web1", "web2", "web3"])
     assert bed.exec("web1", f"cat {mesh.UPLOADS}/from-web3.txt")[1].strip() == "back"
-    assert pyinfra(bed.hosts_file).changed == 0
+
+    # Drain web1: no new request reaches it; then it is back.
+    drain_file = drained(bed, "web1", tmp_path_factory.mktemp("drain"))
+    _, load = deploy_under_load(bed, drain_file, uploads)
+    after = [wp.get(bed.site_url, "/", bed=bed).headers["X-Served-By"] for _ in range(30)]
+    assert "web1" not in after
+    assert "# drained: no new requests" in bed.exec("lb1", "cat /etc/nginx/sites-available/wordpress-lb")[1]
+    deploy_under_load(bed, bed.hosts_file, uploads)
+    back = {wp.get(bed.site_url, "/", bed=bed).headers["X-Served-By"] for _ in range(30)}
+    assert "web1" in back

@@ -9,7 +9,7 @@ import pytest
 
 from tests.runner import pyinfra
 
-pytestmark = pytest.mark.own_bed
+pytestmark = pytest.mark.own_bed("guard")
 
 
 @pytest.fixture(scope="module")

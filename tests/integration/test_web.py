@@ -59,8 +59,8 @@ def test_wp_config_is_not_readable_by_others_nor_served(split):
 
 
 def test_php_in_uploads_is_never_executed(split):
-    split.exec("web1", "printf '<?php echo \"EXEC\" . \"UTED\";' > /var/www/wordpress/wp-content/uploads/x.php"
-                       " && printf 'plain' > /var/www/wordpress/wp-content/uploads/x.txt")
+    split.exec("web1", "printf '<?php echo \"EXEC\" . \"UTED\";' > /var/www/wordpress/shared/wp-content/uploads/x.php"
+                       " && printf 'plain' > /var/www/wordpress/shared/wp-content/uploads/x.txt")
     try:
         response = wp.get(backends(split)["web1"], "/wp-content/uploads/x.php", bed=split)
         assert response.status_code == 403
@@ -68,8 +68,8 @@ def test_php_in_uploads_is_never_executed(split):
         assert wp.get(backends(split)["web1"], "/wp-content/uploads/x.txt",
                       bed=split).text == "plain"
     finally:
-        split.exec("web1", "rm -f /var/www/wordpress/wp-content/uploads/x.php "
-                           "/var/www/wordpress/wp-content/uploads/x.txt")
+        split.exec("web1", "rm -f /var/www/wordpress/shared/wp-content/uploads/x.php "
+                           "/var/www/wordpress/shared/wp-content/uploads/x.txt")
 
 
 def test_static_assets_get_long_cache_headers(split):
@@ -85,7 +85,7 @@ def test_php_fpm_pool_runs_as_wordpress_with_opcache(split):
     workers = [line for line in ps.splitlines() if "pool wordpress" in line]
     assert workers and all(line.split()[0] == "wordpress" for line in workers), ps
     assert "pool www" not in ps
-    probe = "/var/www/wordpress/pwlb-probe.php"
+    probe = "/var/www/wordpress/current/pwlb-probe.php"
     split.exec("web1", f"printf '<?php echo json_encode(array(ini_get(\"opcache.enable\"), "
                        f"ini_get(\"opcache.validate_timestamps\"), get_current_user()));' > {probe}"
                        f" && chown wordpress: {probe}")
@@ -110,7 +110,7 @@ def test_a_changed_secret_is_applied_without_showing_it(split, beds):
         assert rotated.returncode == 0, rotated.output[-4000:]
         assert new not in rotated.output
         changed = set(rotated.changed_ops)
-        assert "Web | Write wp-config.php (secrets; never shown)" in changed
+        assert "WordPress | Write wp-config.php (secrets; never shown)" in changed
         assert any(op.startswith("Database | Keep the password of") for op in changed)
         for name, base in backends(split).items():
             assert wp.title(wp.get(base, "/", bed=split).text) == TITLE, name
@@ -130,8 +130,10 @@ def test_a_wrong_checksum_stops_and_leaves_the_site_serving(split, beds):
     for name, base in backends(split).items():
         response = wp.get(base, "/", bed=split)
         assert response.status_code == 200 and wp.title(response.text) == TITLE, name
-        _, release = split.exec(name, "cat /var/www/wordpress/.pwlb-release")
-        assert "0" * 64 not in release
+        # Nothing was unpacked, the served release is the same.
+        _, releases = split.exec(name, "ls /var/www/wordpress/releases; "
+                                       "readlink /var/www/wordpress/current")
+        assert "000000000000" not in releases
     split.exec("web1", "rm -f /var/cache/wordpress-lb/wordpress-*-000000000000.tar.gz")
     split.exec("web2", "rm -f /var/cache/wordpress-lb/wordpress-*-000000000000.tar.gz")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import struct
+import zlib
 from urllib.parse import urlsplit
 
 import requests
@@ -86,3 +88,33 @@ def mariadb_as(bed: Bed, host: str, user: str, password: str, db_host: str,
     bed.exec(host, MYSQL_CLIENT)
     return bed.exec(host, f"mariadb -h {db_host} -u {user} -p'{password}' wordpress "
                           f"--connect-timeout=5 -N -e '{sql}' 2>&1", check=False)
+
+
+def png(width: int = 2, height: int = 2) -> bytes:
+    """A small valid PNG (WordPress checks what an upload really is)."""
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+def admin(bed: Bed) -> requests.Session:
+    """A session logged in as the administrator, through the site's URL."""
+    session = login(bed.site_url, "admin", secrets(bed)["admin_password"], bed)
+    assert logged_in(session), "the administrator could not log in"
+    return session
+
+
+def upload(session: requests.Session, bed: Bed, name: str, content: bytes | None = None) -> str:
+    """Upload an image through the REST API as an editor's browser does; returns its path
+    on the site (/wp-content/uploads/...)."""
+    nonce = session.get(bed.site_url + "/wp-admin/admin-ajax.php?action=rest-nonce",
+                        timeout=30).text
+    response = session.post(
+        bed.site_url + "/wp-json/wp/v2/media", data=content or png(), timeout=60,
+        headers={"X-WP-Nonce": nonce, "Content-Type": "image/png",
+                 "Content-Disposition": f'attachment; filename="{name}"'})
+    assert response.status_code == 201, response.text[:500]
+    return urlsplit(response.json()["source_url"]).path

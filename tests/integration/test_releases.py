@@ -1,0 +1,165 @@
+"""Zero-downtime changes of WordPress core, on a bed of its own (the tutorial's two hosts,
+Debian 12, plain HTTP), each under GETs through the balancer of the front page and of
+uploads:
+
+1. a cluster deployed by the previous version of this project (one docroot per host,
+   core and uploads mixed, the mesh mirroring all of it) moves to release directories;
+2. WordPress 6.1 (Debian 12's) is upgraded to 6.8 (Debian 13's), database included;
+3. and rolled back to 6.1.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tarfile
+
+import pytest
+
+from tests import testbed
+from tests.integration import mesh, wp
+from tests.integration.load import Background
+from tests.runner import ROOT, pyinfra
+
+pytestmark = pytest.mark.own_bed("migrate")
+
+# The last commit whose deploy kept WordPress in one docroot per host.
+LEGACY_COMMIT = "aa2e369883859d9666220ed507c087ec8ab42f99"
+BASE = "/var/www/wordpress"
+
+
+@pytest.fixture(scope="module")
+def legacy(beds, tmp_path_factory):
+    """The bed deployed by that earlier version, with uploads, a plugin of the site's own
+    and a file of the operator's in the old docroot."""
+    bed = beds.get("seed", "12", name="test-migrate-12")
+    tree = tmp_path_factory.mktemp("legacy")
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", LEGACY_COMMIT],
+                             capture_output=True, check=False)
+    assert archive.returncode == 0, (
+        f"the earlier version ({LEGACY_COMMIT}) is not in this clone's history: "
+        f"{archive.stderr.decode()[:300]}")
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    run = pyinfra(bed.hosts_file, cwd=tree)
+    assert run.returncode == 0, run.output[-4000:]
+    for host in ("hosta", "hostb"):
+        code, _ = bed.exec(host, f"test -d {BASE}/wp-includes && test ! -e {BASE}/current",
+                           check=False)
+        assert code == 0, f"{host} does not have the old layout"
+    session = wp.admin(bed)
+    uploads = [wp.upload(session, bed, f"kept-{i}.png") for i in range(3)]
+    bed.exec("hosta", f"mkdir -p {BASE}/wp-content/plugins/pwlb-kept && echo '<?php' > "
+                      f"{BASE}/wp-content/plugins/pwlb-kept/pwlb-kept.php", user="wordpress")
+    bed.exec("hostb", f"echo 'User-agent: *' > {BASE}/robots.txt")
+    assert mesh.wait_quiet(bed, ["hosta", "hostb"])
+    bed.uploads = uploads
+    return bed
+
+
+def under_load(bed, *args):
+    """Deploy while GETs of the front page and every upload go through the balancer."""
+    urls = [bed.site_url + "/"] + [bed.site_url + path for path in bed.uploads]
+    with Background(urls) as load:
+        run = pyinfra(bed.hosts_file, *args)
+    assert run.returncode == 0, run.output[-4000:]
+    print(f"{' '.join(args) or 'deploy'}: {load.result.sent} GETs, {load.result.failed} failed")
+    assert load.result.sent > 50
+    assert load.result.failed == 0, load.result.errors
+    again = pyinfra(bed.hosts_file, *args)
+    assert again.returncode == 0 and again.changed == 0, again.changed_ops
+    return run
+
+
+def served_release(bed, host) -> str:
+    return bed.exec(host, f"readlink {BASE}/current")[1].strip()
+
+
+def test_the_single_docroot_moves_to_releases_without_a_failed_request(legacy):
+    bed = legacy
+    under_load(bed)
+    archive = testbed.wordpress_archive("12")
+    for host in ("hosta", "hostb"):
+        assert served_release(bed, host).startswith(f"releases/{archive.version}-")
+        _, top = bed.exec(host, f"ls -A {BASE}")
+        assert set(top.split()) <= {"releases", "shared", "current", "wp-config.php",
+                                    "legacy-docroot"}, top
+        for path in bed.uploads:  # every upload, in the shared tree of every host
+            bed.exec(host, f"test -s {BASE}/shared{path}")
+        bed.exec(host, f"test -f {BASE}/shared/wp-content/plugins/pwlb-kept/pwlb-kept.php")
+    # The operator's own file is kept aside, not served, not lost.
+    bed.exec("hostb", f"test -f {BASE}/legacy-docroot/robots.txt")
+    # The mesh now mirrors the shared tree only.
+    latency = mesh.propagation(bed, "hostb", "hosta", count=3,
+                               directory=f"{BASE}/shared/wp-content/uploads")
+    assert max(latency) < 5
+    served = set()
+    site = wp.http(bed)
+    for _ in range(10):
+        for path in bed.uploads:
+            got = site.get(bed.site_url + path, timeout=30)
+            assert got.status_code == 200 and got.content == wp.png()
+            served.add(got.headers.get("X-Served-By"))
+    assert served == {"hosta", "hostb"}
+
+
+def only_in(newer: testbed.Archive, older: testbed.Archive) -> str:
+    """A static file the newer release has and the older one has not."""
+    def names(archive):
+        with tarfile.open(archive.path) as tar:
+            return {m.name.split("/", 1)[1] for m in tar.getmembers() if m.isfile()}
+    fresh = sorted(n for n in names(newer) - names(older)
+                   if n.startswith("wp-includes/") and n.endswith(".css"))
+    assert fresh, "no file only in the newer release"
+    return fresh[0]
+
+
+def upgrade_args(archive: testbed.Archive) -> list[str]:
+    return ["--data", f"wordpress_archive={archive.path}", "--data",
+            f"wordpress_version={archive.version}", "--data",
+            f"wordpress_checksum={archive.checksum}"]
+
+
+def db_versions(bed) -> tuple[int, int]:
+    """(what the served code expects, what the database has)."""
+    _, code = bed.exec("hostb", f"grep -h '^\\$wp_db_version' {BASE}/current/wp-includes/version.php")
+    expected = int(re.search(r"(\d+)", code).group(1))
+    password = wp.secrets(bed)["db_password"]
+    _, stored = wp.mariadb_as(bed, "hostb", "wordpress", password, bed.host("hosta").address,
+                              "SELECT option_value FROM wp_options WHERE option_name=\"db_version\"")
+    return expected, int(stored.strip())
+
+
+def test_an_upgrade_switches_every_host_and_upgrades_the_database_once(legacy):
+    bed = legacy
+    older, newer = testbed.wordpress_archive("12"), testbed.wordpress_archive("13")
+    before = db_versions(bed)
+    run = under_load(bed, *upgrade_args(newer))
+    assert "WordPress install | Upgrade the database when the served release needs it " \
+           "(once per database)" in run.changed_ops
+    for host in ("hosta", "hostb"):
+        assert served_release(bed, host).startswith(f"releases/{newer.version}-")
+        # The previous release is kept, for a rollback.
+        bed.exec(host, f"test -d {BASE}/releases/{older.version}-{older.sha256[:12]}")
+    expected, stored = db_versions(bed)
+    assert stored == expected > before[1]
+    # wp-admin works, without asking for a database update.
+    session = wp.admin(bed)
+    dashboard = session.get(bed.site_url + "/wp-admin/", timeout=30, allow_redirects=False)
+    assert dashboard.status_code == 200 and "Dashboard" in wp.title(dashboard.text)
+    assert wp.http(bed).get(bed.site_url + "/" + only_in(newer, older),
+                            timeout=30).status_code == 200
+
+
+def test_a_rollback_switches_back_at_once(legacy):
+    bed = legacy
+    older, newer = testbed.wordpress_archive("12"), testbed.wordpress_archive("13")
+    run = under_load(bed)
+    assert not any(op.startswith(("WordPress | Upload", "WordPress | Download",
+                                  "WordPress | Unpack")) for op in run.changed_ops), \
+        run.changed_ops  # the kept release: no download, no unpack
+    for host in ("hosta", "hostb"):
+        assert served_release(bed, host) == f"releases/{older.version}-{older.sha256[:12]}"
+    # A file only the newer release had is not served any more.
+    gone = wp.http(bed).get(bed.site_url + "/" + only_in(newer, older), timeout=30)
+    assert gone.status_code == 404
+    assert wp.title(wp.http(bed).get(bed.site_url + "/", timeout=30).text) == "WordPress on pyinfra"
