@@ -36,7 +36,7 @@ class Releases(FactBase[dict]):
         return (
             f"cd {root} 2>/dev/null || exit 0; "
             "echo current=$(readlink current 2>/dev/null | sed 's|^releases/||'); "
-            "[ -d wp-includes ] && [ ! -L current ] && echo legacy=yes; "
+            "[ -d wp-includes ] && echo legacy=yes; "
             "ls -1t releases 2>/dev/null | while read -r id; do "
             "echo \"release=$id $(cat \"releases/$id/.pwlb-release\" 2>/dev/null)\"; done; true"
         )
