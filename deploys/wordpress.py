@@ -145,6 +145,9 @@ def release() -> None:
         content=wp_config(),
         user=user,
     )
+    files.directory(name="Create the uploads directory",
+                    path=f"{root}/{wordpress.SHARED_CONTENT}/uploads", user=user, group=user,
+                    mode="755")
     mu_plugins = f"{root}/{wordpress.SHARED_CONTENT}/mu-plugins"
     files.directory(name="Create the must-use plugins directory", path=mu_plugins, user=user,
                     group=user, mode="755")
