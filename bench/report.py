@@ -27,7 +27,8 @@ def table(report: dict) -> str:
          f"{max(d['rerun_changed'])} changes ({round(100 * d['rerun_over_cold'])}% of cold)", "—"),
         ("Cold all / slowest host alone", f"{d['cold_all_over_slowest_alone']}× "
          f"(slowest alone {d['slowest_alone_seconds']} s)", "—"),
-        ("Front page via LB (req/s, p50 / p99)" + (", ours over HTTPS" if "http_plain" in o else ""),
+        ("Front page via LB, rendered by PHP (req/s, p50 / p99)"
+         + (", ours over HTTPS" if "http_plain" in o else ""),
          _http(o["http"]["lb"]), _http(b["http"]["lb"])),
         ("Front page, one backend direct", _http(o["http"]["direct"]), _http(b["http"]["direct"])),
         ("LB / direct throughput", f"{round(100 * o['http']['lb_over_direct'])}%",
@@ -43,6 +44,20 @@ def table(report: dict) -> str:
         rows.insert(5, ("Front page via LB over plain HTTP, our other settings",
                         _http(o["http_plain"]["lb"]) + f" (HTTPS/HTTP: "
                         f"{round(100 * o['https_over_http'])}%)", "—"))
+    if "cache" in o:
+        c = o["cache"]
+        rows.insert(6, ("Front page via LB, anonymous (page cache)",
+                        _http(c["cached"]) + f": {c['cached_over_uncached']}× the same page "
+                        f"with a logged-in cookie ({_http(c['uncached'])})", "no cache"))
+    if "read_your_upload" in o:
+        r = o["read_your_upload"]
+        rows.append(("GETs of a file right after it was written on one web host, 404s",
+                     f"{r['not_found']} of {r['gets']}", "—"))
+    if "stale" in o:
+        st = o["stale"]
+        rows.append(("PHP-FPM down on every web host: a page cached before",
+                     f"{st['ok']} of {st['gets']} GETs answered 200 ({st['hit']} fresh, "
+                     f"{st['stale']} stale)", "—"))
     if "takeover" in o:
         t = o["takeover"]
         single = t["one_balancer_kill"]
@@ -62,6 +77,19 @@ def table(report: dict) -> str:
     lines += [f"| {a} | {b_} | {c} |" for a, b_, c in rows]
     footprint = ", ".join(f"{role}: {mb} MB" for role, mb in report["footprint_mb"].items())
     lines.append(f"| Resident memory after deploy | {footprint} | — |")
+    if "scale" in report:
+        sc = report["scale"]
+        lines += ["", "Mesh size study (`make bench`): 100 small files written in a burst on "
+                  "one web host, time until each reached every other host:", "",
+                  "| web hosts | p50 | p95 | max | lost | rsync processes at once (writer) "
+                  "| writer's CPU during the burst |", "|---|---|---|---|---|---|---|"]
+        for k in ("2", "4", "6"):
+            if k in sc:
+                r = sc[k]
+                lines.append(f"| {k} | {r['p50_s']} s | {r['p95_s']} s | {r['max_s']} s | "
+                             f"{r['lost']} of {r['arrivals']} | {r['rsync_peak']} | "
+                             f"{r['cpu_seconds']} s |")
+        lines.append(f"\np95 with 6 hosts / p95 with 2: {sc['p95_6_over_2']}×.")
     return "\n".join(lines)
 
 
@@ -122,6 +150,29 @@ def charts(report: dict, out: Path) -> list[str]:
     fig.tight_layout()
     fig.savefig(out / "failover.png", dpi=100)
     names.append("failover.png")
+
+    if "scale" in report:
+        sc = report["scale"]
+        sizes = [k for k in ("2", "4", "6") if k in sc]
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+        for stat, style in (("p50_s", "o-"), ("p95_s", "s-"), ("max_s", "^-")):
+            left.plot([int(k) for k in sizes], [sc[k][stat] for k in sizes], style,
+                      label=stat.removesuffix("_s"), color=COLORS["ours"])
+        left.set_xlabel("web hosts")
+        left.set_ylabel("seconds to every other host")
+        left.set_title("Mesh: 100 files in a burst")
+        left.set_xticks([int(k) for k in sizes])
+        left.legend(loc="upper left")
+        right.bar([x - 0.2 for x in range(len(sizes))], [sc[k]["rsync_peak"] for k in sizes],
+                  0.4, label="rsync processes at once", color=COLORS["ours"])
+        right.bar([x + 0.2 for x in range(len(sizes))], [sc[k]["cpu_seconds"] for k in sizes],
+                  0.4, label="writer's CPU seconds", color=COLORS["tutorial"])
+        right.set_xticks(range(len(sizes)), [f"{k} hosts" for k in sizes])
+        right.set_title("The writing host during the burst")
+        right.legend(loc="upper left")
+        fig.tight_layout()
+        fig.savefig(out / "scale.png", dpi=100)
+        names.append("scale.png")
 
     d = report["deploy"]
     fig, ax = plt.subplots(figsize=(8, 4))

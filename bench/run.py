@@ -35,6 +35,7 @@ PORT, BACKEND_PORT = 18180, 18181
 # connect timeout). (`site_url` follows: http on the same shared address.)
 BASELINE = {
     "tls": "off",
+    "page_cache_ttl": "0",
     "mesh_delay": "15",
     "lb_keepalive": "0",
     "lb_next_upstream": "error timeout",
@@ -98,8 +99,15 @@ def measure_deploy(quick: bool) -> tuple[testbed.Bed, dict]:
     }
 
 
-def wrk(url: str, host_header: str | None, seconds: int, connections: int) -> dict:
+# A logged-in visitor's cookie: the page cache lets it through to PHP.
+LOGGED_IN = "wordpress_logged_in_bench=1"
+
+
+def wrk(url: str, host_header: str | None, seconds: int, connections: int,
+        cookie: str | None = None) -> dict:
     header = ["-H", f"Host: {host_header}"] if host_header else []
+    if cookie:
+        header += ["-H", f"Cookie: {cookie}"]
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
          *header, url],
@@ -117,19 +125,19 @@ def wrk(url: str, host_header: str | None, seconds: int, connections: int) -> di
 
 def measure_http(bed: testbed.Bed, quick: bool) -> dict:
     """Front page through the balancers' shared address (as the site's URL says: HTTPS,
-    or HTTP with TLS off) and straight to one backend, same concurrency. Runs alternate
-    (LB, direct, LB, direct, ...) so that drift on a noisy machine hits both alike; each
-    figure is the median run."""
+    or HTTP with TLS off) and straight to one backend, same concurrency, both rendered
+    by PHP (a logged-in cookie: no page cache). Runs alternate (LB, direct, LB, direct,
+    ...) so that drift on a noisy machine hits both alike; each figure is the median."""
     site = testbed_site(bed)
     seconds, runs, connections = (5, 1, 8) if quick else (10, 5, 8)
     urls = {"lb": f"{site}/", "direct": f"http://127.0.0.1:{BACKEND_PORT}/"}
     host = urlsplit(site).netloc
     for url in urls.values():
-        wrk(url, host, 3, connections)  # warm OPcache and connections
+        wrk(url, host, 3, connections, LOGGED_IN)  # warm OPcache and connections
     samples: dict[str, list[dict]] = {name: [] for name in urls}
     for _ in range(runs):
         for name, url in urls.items():
-            samples[name].append(wrk(url, host, seconds, connections))
+            samples[name].append(wrk(url, host, seconds, connections, LOGGED_IN))
     result = {}
     for name, runs_of in samples.items():
         median = sorted(runs_of, key=lambda s: s["rps"])[len(runs_of) // 2]
@@ -154,6 +162,114 @@ def measure_sync(bed: testbed.Bed, quick: bool, delay: int) -> dict:
             "max_s": round(max(arrived), 3),
         }
         mesh.wait_quiet(bed, ["web1", "web2"], timeout=delay * 3 + 60)
+    return result
+
+
+def measure_cache(bed: testbed.Bed, quick: bool) -> dict:
+    """The same front page through the balancers, anonymous (from the page cache) and
+    with a logged-in cookie (past it, to PHP): same concurrency, runs alternating."""
+    site = testbed_site(bed)
+    host = urlsplit(site).netloc
+    seconds, runs, connections = (5, 1, 8) if quick else (10, 3, 8)
+    wrk(f"{site}/", host, 3, connections)
+    samples: dict[str, list[dict]] = {"cached": [], "uncached": []}
+    for _ in range(runs):
+        samples["cached"].append(wrk(f"{site}/", host, seconds, connections))
+        samples["uncached"].append(wrk(f"{site}/", host, seconds, connections, LOGGED_IN))
+    result = {name: {**sorted(r, key=lambda s: s["rps"])[len(r) // 2], "runs": r}
+              for name, r in samples.items()}
+    result["cached_over_uncached"] = round(result["cached"]["rps"] / result["uncached"]["rps"], 1)
+    result["connections"] = connections
+    return result
+
+
+def measure_read_your_upload(bed: testbed.Bed, quick: bool) -> dict:
+    """A file written on web1 (the mesh running as usual), then at once 100 GETs of it
+    through the balancers: how many answer 404."""
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    verify = str(bed.ca_file) if bed.site_url.startswith("https://") else True
+    rounds, missing = (2 if quick else 5), 0
+    for _ in range(rounds):
+        name = f"bench-ryu-{time.time_ns()}.txt"
+        bed.exec("web1", f"echo fresh > {mesh.UPLOADS}/{name}", user="wordpress")
+        for _ in range(100):
+            got = session.get(f"{bed.site_url}/wp-content/uploads/{name}", verify=verify,
+                              timeout=15)
+            missing += got.status_code == 404
+    return {"gets": rounds * 100, "not_found": missing}
+
+
+def measure_stale(bed: testbed.Bed) -> dict:
+    """PHP-FPM stopped on every web host: GETs of a page cached moments before, for 15 s
+    (past the cache's lifetime)."""
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    verify = str(bed.ca_file) if bed.site_url.startswith("https://") else True
+    url = f"{bed.site_url}/hello-world/"
+    for _ in range(3):
+        session.get(url, verify=verify, timeout=15)
+    fpm = bed.exec("web1", "ls /etc/php")[1].split()[0]
+    webs = [h.name for h in bed.group("web")]
+    for web in webs:
+        bed.exec(web, f"systemctl stop php{fpm}-fpm")
+    answers = []
+    try:
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            got = session.get(url, verify=verify, timeout=15)
+            answers.append((got.status_code, got.headers.get("X-Cache")))
+            time.sleep(0.5)
+    finally:
+        for web in webs:
+            bed.exec(web, f"systemctl start php{fpm}-fpm")
+    return {"gets": len(answers), "ok": sum(1 for s, _ in answers if s == 200),
+            "hit": sum(1 for _, c in answers if c == "HIT"),
+            "stale": sum(1 for _, c in answers if c == "STALE")}
+
+
+def measure_scale(quick: bool) -> dict:
+    """The mesh with 2, 4 and 6 web hosts (one bed, hosts added by the deploy): a burst of
+    100 small files written on web1, when each reached every other host, the most rsync
+    processes at once on web1 and the CPU time web1 spent."""
+    bed = testbed.up("scale", "13", name="bench-scale", port=PORT)
+    result = {}
+    try:
+        full = bed.hosts_file.read_text()
+        for size in (2, 4, 6):
+            hosts = full
+            for index in range(size + 1, 7):
+                start = hosts.index(f"[hosts.web{index}]")
+                end = hosts.index("[hosts.", start + 1)
+                hosts = hosts[:start] + hosts[end:]
+            path = bed.dir / f"hosts-{size}.toml"
+            path.write_text(hosts)
+            run = pyinfra(path)
+            if run.returncode != 0:
+                raise SystemExit(f"bench: scale deploy failed:\n{run.output[-4000:]}")
+            webs = [f"web{i}" for i in range(1, size + 1)]
+            mesh.wait_quiet(bed, webs, timeout=120)
+            rounds = []
+            for _ in range(1 if quick else 3):
+                rounds.append(mesh.burst(bed, "web1", webs[1:], count=100, gap=0.01))
+                mesh.wait_quiet(bed, webs, timeout=120)
+            latencies = [x for r in rounds for peer in r["latencies"].values() for x in peer]
+            arrived = [x for x in latencies if x != float("inf")]
+            result[str(size)] = {
+                "arrivals": len(latencies), "lost": len(latencies) - len(arrived),
+                "p50_s": round(mesh.percentile(arrived, 50), 3),
+                "p95_s": round(mesh.percentile(arrived, 95), 3),
+                "max_s": round(max(arrived), 3),
+                "rsync_peak": max(r["rsync_peak"] for r in rounds),
+                "cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in rounds), 2),
+            }
+    finally:
+        testbed.down("bench-scale")
+    result["p95_6_over_2"] = round(result["6"]["p95_s"] / result["2"]["p95_s"], 2)
     return result
 
 
@@ -306,6 +422,9 @@ def main(argv=None) -> int:
         ours, base = {}, {}
         print("bench: ours", flush=True)
         ours["http"] = measure_http(bed, args.quick)
+        ours["cache"] = measure_cache(bed, args.quick)
+        ours["read_your_upload"] = measure_read_your_upload(bed, args.quick)
+        ours["stale"] = measure_stale(bed)
         ours["sync"] = measure_sync(bed, args.quick, delay=1)
         ours["failover"] = measure_failover(bed)
         print("bench: the shared address", flush=True)
@@ -325,6 +444,9 @@ def main(argv=None) -> int:
         report["ours"], report["baseline"] = ours, base
         CURRENT.pop("site")
         report["restored"] = timed_deploy(bed)
+        testbed.down("bench")
+        print("bench: the mesh with 2, 4 and 6 web hosts", flush=True)
+        report["scale"] = measure_scale(args.quick)
     finally:
         testbed.down("bench")
     report["bench_seconds"] = round(time.monotonic() - began)

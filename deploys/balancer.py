@@ -14,8 +14,9 @@ from urllib.parse import urlsplit
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import LinuxDistribution
-from pyinfra.operations import apt
+from pyinfra.operations import apt, files
 
+from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import common, tls, web
 from pyinfra_wordpress_lb.deploys._util import (
     backend_port, group_hosts, host_fact, newcomers, nginx_site, private_address, site_url,
@@ -26,6 +27,8 @@ from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
 
 METHODS = ("least_conn", "round_robin", "ip_hash")
 HEALTH_PATH = "/pwlb-health"  # local only: keepalived's check that this nginx serves
+CACHE_DIR = "/var/cache/nginx/wordpress-lb"
+PURGE = "/usr/local/sbin/wordpress-lb-purge-cache"
 
 SETTINGS = (
     Setting("lb_port", 80, "the site's public port on the `lb` hosts"),
@@ -42,6 +45,12 @@ SETTINGS = (
     Setting("lb_keepalive", 16,
             "idle keepalive connections to the backends per worker; 0: none (the tutorial's)"),
     Setting("lb_server_name", "_", "nginx `server_name` of the balancer"),
+    Setting("page_cache_ttl", 10,
+            "seconds anonymous pages stay in the balancers' page cache (a new post reaches "
+            "readers within it); 0 turns the cache off"),
+    Setting("page_cache_max_size", "1g", "largest size of each balancer's page cache on disk"),
+    Setting("lb_worker_connections", 4096,
+            "nginx `worker_connections` on the balancers (open files: twice that)"),
     Setting("lb_backends", None,
             "`address:port` of each backend; default: every `web` host's backend vhost "
             "(set it to put the balancer alone in front of servers you run yourself)"),
@@ -77,6 +86,9 @@ def vhost(what: str, held_back: list, also_reload_after=()) -> None:
         acme_peers=[f"{private_address(h)}:{host.data.lb_port}" for h in group_hosts("lb")
                     if private_address(h) != me] if acme else [],
         health_path=HEALTH_PATH,
+        cache_ttl=int(host.data.page_cache_ttl or 0),
+        cache_dir=CACHE_DIR,
+        cache_max_size=host.data.page_cache_max_size,
         method=method,
         backends=upstream(held_back),
         max_fails=host.data.lb_max_fails,
@@ -98,8 +110,21 @@ def vhost(what: str, held_back: list, also_reload_after=()) -> None:
 def balancer() -> None:
     apt.packages(name="Install nginx", packages=["nginx"], no_recommends=True)
     certificate = tls.certificates()
+    # Sized for a balancer: each proxied connection holds two file descriptors.
+    connections = int(host.data.lb_worker_connections)
+    limits = [
+        files.line(name="Let nginx's workers open enough files",
+                   path="/etc/nginx/nginx.conf", line=r"^worker_rlimit_nofile .*",
+                   replace=f"worker_rlimit_nofile {2 * connections};"),
+        files.line(name="Let each nginx worker hold enough connections",
+                   path="/etc/nginx/nginx.conf", line=r"^\s*worker_connections .*",
+                   replace=f"    worker_connections {connections};"),
+    ]
+    files.template(name="Install the page cache's purge command", src=templates.path(
+        "sbin/wordpress-lb-purge-cache.j2"), dest=PURGE, mode="755",
+        ttl=int(host.data.page_cache_ttl or 0), cache_dir=CACHE_DIR)
     # Web hosts new to a serving cluster get no request until verified (`admit`).
-    vhost("balancer vhost", held_back=newcomers(), also_reload_after=certificate)
+    vhost("balancer vhost", held_back=newcomers(), also_reload_after=certificate + limits)
 
 
 @deploy("Balancer", data_defaults=defaults(common.SETTINGS, web.SETTINGS, tls.SETTINGS,

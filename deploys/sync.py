@@ -28,7 +28,7 @@ from pyinfra_wordpress_lb.deploys._util import (
 )
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
 from pyinfra_wordpress_lb.facts.ssh import AuthorizedSources, HostKeys
-from pyinfra_wordpress_lb.operations import ssh, wordpress
+from pyinfra_wordpress_lb.operations import ssh, sysctl, wordpress
 
 UNIT = "lsyncd-wordpress.service"
 CONFIG = "/etc/lsyncd/wordpress.conf.lua"
@@ -37,8 +37,11 @@ TEMP_DIR = ".mesh-tmp"  # relative to the mesh's root (rrsync wants it inside)
 SETTINGS = (
     Setting("mesh_root", None,
             "the directory the mesh mirrors; default `<docroot>/shared/wp-content`"),
-    Setting("mesh_delay", 1,
+    Setting("mesh_delay", 0.25,
             "seconds lsyncd gathers events before it pushes (lsyncd's own default: 15)"),
+    Setting("mesh_inotify_watches", 524288,
+            "`fs.inotify.max_user_watches` at least (lsyncd watches every directory); a "
+            "host that refuses (a container) is named in the output"),
     Setting("mesh_excludes",
             (f"/{TEMP_DIR}/", "/cache/", "/upgrade/", "/upgrade-temp-backup/", "*.swp", "*~"),
             "paths the mesh never syncs (lsyncd exclude patterns, `/` = the mesh's root)"),
@@ -82,6 +85,9 @@ def sync() -> None:
     # rrsync (Debian's rsync) is a Python 3 script: the receiving side needs python3.
     apt.packages(name="Install lsyncd", packages=["lsyncd", "rsync", "openssh-client", "python3"],
                  no_recommends=True)
+    # One inotify watch per directory: too few and lsyncd silently misses directories.
+    sysctl.at_least(name="Let lsyncd watch every directory",
+                    key="fs.inotify.max_user_watches", value=int(host.data.mesh_inotify_watches))
     files.directory(name="Create the mesh's SSH directory", path=ssh_dir, user=user,
                     group=user, mode="700")
     files.directory(name="Create the SSH connection-sharing directory",

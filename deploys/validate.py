@@ -118,6 +118,28 @@ def _check_releases_and_pool(problems: list[str]) -> None:
                         "backend left; undrain at least one")
 
 
+def _check_numbers(problems: list[str]) -> None:
+    """Settings that must be numbers in a range."""
+    def number(v, integer):
+        kinds = (int,) if integer else (int, float)
+        return isinstance(v, kinds) and not isinstance(v, bool)
+
+    ranges = {  # name: (lowest, highest, whole number?, roles it matters on)
+        "mesh_delay": (0, 60, False, "web"), "mesh_inotify_watches": (8192, 2**31 - 1, True, "web"),
+        "page_cache_ttl": (0, 86400, True, "lb"), "lb_worker_connections": (512, 1048576, True, "lb"),
+    }
+    seen = set()
+    for name, (low, high, integer, role) in ranges.items():
+        for h in _group(role):
+            v = value(h, name)
+            if (name, repr(v)) in seen:
+                continue
+            seen.add((name, repr(v)))
+            if not number(v, integer) or not low <= v <= high:
+                kind = "a whole number" if integer else "a number"
+                problems.append(f"{h.name}: {name} {v!r} is not {kind} from {low} to {high}")
+
+
 def _check_site(problems: list[str]) -> None:
     checked = set()
     for h in _hosts():
@@ -341,7 +363,8 @@ def _check_releases(problems: list[str]) -> None:
                 "are supported: nothing was changed on it")
 
 
-CHECKS = (_check_roles, _check_addresses, _check_ports, _check_releases_and_pool, _check_site,
+CHECKS = (_check_roles, _check_addresses, _check_ports, _check_releases_and_pool,
+          _check_numbers, _check_site,
           _check_keys,
           _check_secrets, _check_releases, _check_tls, _check_vip)
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.hardware import Cpus, Memory
 from pyinfra.operations import apt
 
 from pyinfra_wordpress_lb import templates
@@ -40,7 +41,10 @@ SETTINGS = (
     Setting("served_by_header", "X-Served-By",
             "response header naming the web host that served; empty turns it off"),
     Setting("server_name", "_", "nginx `server_name` of the backend vhost"),
-    Setting("php_max_children", 8, "PHP-FPM `pm.max_children` of the pool"),
+    Setting("php_max_children", None,
+            "PHP-FPM `pm.max_children` of the pool; default from the host: one per 64 MB "
+            "of memory beyond 512 MB (and beyond 1 GB more on a db host, 256 MB on a "
+            "balancer), at most 8 per CPU, at least 2"),
     Setting("php_memory_limit", "256M", "PHP `memory_limit` of the pool"),
     Setting("upload_max_size", "64M",
             "largest upload: PHP `upload_max_filesize`/`post_max_size` and nginx "
@@ -59,6 +63,19 @@ PACKAGES = [
 ]
 
 
+def max_children() -> int:
+    """`php_max_children`, else sized to the host: a WordPress worker holds about 64 MB;
+    what the system (and MariaDB, or the balancer, on the same host) needs stays free;
+    more than 8 workers per CPU only queue."""
+    if host.data.get("php_max_children"):
+        return int(host.data.php_max_children)
+    memory, cpus = host_fact(host, Memory), host_fact(host, Cpus)
+    if not memory or not cpus:
+        return 8
+    reserve = 512 + (1024 if "db" in host.groups else 0) + (256 if "lb" in host.groups else 0)
+    return max(2, min(int(memory - reserve) // 64, 8 * int(cpus)))
+
+
 @deploy("Web", data_defaults=defaults(common.SETTINGS, database.SETTINGS, SETTINGS))
 def web() -> None:
     """nginx and PHP-FPM serving `<docroot>/current` (after the WordPress tier put a
@@ -72,7 +89,7 @@ def web() -> None:
         pool="wordpress",
         pool_config=templates.render(
             "php/pool.conf.j2", pool="wordpress", user=user, socket=FPM_SOCKET,
-            max_children=host.data.php_max_children, memory_limit=host.data.php_memory_limit,
+            max_children=max_children(), memory_limit=host.data.php_memory_limit,
             upload_max_size=host.data.upload_max_size,
         ),
         ini=templates.render(

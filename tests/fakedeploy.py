@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from io import StringIO
+from io import BytesIO, StringIO
 from pathlib import Path
 
 import pyinfra
@@ -102,9 +102,13 @@ def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = N
 
 
 def _show(command) -> str:
-    """A command as text; a template's upload (a StringIO) shows the rendered file.
-    Secret uploads (bytes, see operations/_content.py) stay opaque."""
-    if isinstance(command, FileUploadCommand) and isinstance(command.src, StringIO):
+    """A command as text; an upload shows the file it writes, except a secret one
+    (written to `<path>.pwlb-new` first, see operations/_content.py), which stays opaque."""
+    if isinstance(command, FileUploadCommand) and isinstance(command.src, (StringIO, BytesIO)) \
+            and not str(command.dest).endswith(".pwlb-new"):
         command.src.seek(0)
-        return f"upload {command.dest}:\n{command.src.read()}"
+        content = command.src.read()
+        if isinstance(content, bytes):
+            content = content.decode(errors="replace")
+        return f"upload {command.dest}:\n{content}"
     return str(command)

@@ -32,6 +32,14 @@ class Run:
     def errors(self) -> int:
         return sum(r["error"] for r in self.results.values())
 
+    def why(self, context: int = 12) -> str:
+        """What pyinfra printed around its errors (for an assertion's message)."""
+        lines = self.output.splitlines()
+        marks = [i for i, line in enumerate(lines)
+                 if "Error" in line or "error:" in line or "Traceback" in line]
+        keep = sorted({j for i in marks for j in range(max(0, i - context), i + 3)})
+        return "\n".join(lines[j] for j in keep)[-8000:] or self.output[-4000:]
+
 
 _ROW = re.compile(r"^\s{4}(?P<name>.+?)\s{2,}(?P<hosts>\d+)\s+(?P<success>\d+|-)\s+"
                   r"(?P<error>\d+|-)\s+(?P<no_change>\d+|-)\s*$")
@@ -63,7 +71,7 @@ def pyinfra(hosts_file: Path, *args: str, deploy: str = "deploy.py", env: dict |
             timeout: float = 1800, cwd: Path = ROOT) -> Run:
     """`pyinfra -y inventory.py deploy.py` with PWLB_HOSTS pointing at a bed's hosts file
     (from another tree with `cwd`: an earlier version of this project)."""
-    command = [PYINFRA, "-y", "inventory.py", deploy, *args]
+    command = [PYINFRA, "-y", "inventory.py", *([deploy] if deploy else []), *args]
     run_env = {**os.environ, "PWLB_HOSTS": str(hosts_file), "COLUMNS": "250",
                **(env or {})}
     proc = subprocess.run(command, cwd=cwd, env=run_env, capture_output=True, text=True,

@@ -64,6 +64,8 @@ TOPOLOGIES: dict[str, list[tuple[str, list[str]]]] = {
     "edge": [("lb1", ["lb"]), ("lb2", ["lb"]), ("web1", ["web"]), ("db1", ["db"]),
              ("acme", ["acme"])],
 }
+TOPOLOGIES["scale"] = ([("lb1", ["lb"])] + [(f"web{i}", ["web"]) for i in range(1, 7)]
+                       + [("db1", ["db"])])  # `make bench`'s study of the mesh's size
 # Topologies whose balancers share an address (the bed's .100).
 SHARED_ADDRESS = {"split", "edge"}
 # The site's name on the edge bed (pebble resolves it to the shared address).

@@ -97,7 +97,7 @@ def test_release_is_unpacked_beside_then_switched_then_served(secrets_file):
         "WordPress | Unpack the verified WordPress 7.1.0 beside the served release",
         "WordPress | Write wp-config.php (secrets; never shown)",
         "WordPress | Serve WordPress 7.1.0 (one atomic switch)",
-        "WordPress | Reload PHP-FPM gracefully for the new release",
+        "WordPress | Reload PHP-FPM and nginx gracefully for the new release",
         "Web | Install nginx and PHP-FPM",
         "Web | Run the wordpress PHP-FPM pool with OPcache",
         "Web | Write the nginx backend vhost",
@@ -454,3 +454,44 @@ def test_a_departed_web_host_loses_access_after_the_balancers_moved_on(secrets_f
     db1 = names(result["db1"])
     drop = "Database | Drop database accounts of web hosts no longer in the inventory"
     assert db1.index("Wait until every balancer serves") < db1.index(drop)
+
+
+# Speed: the page cache, read-your-upload, limits sized to the host.
+
+def test_the_page_cache_skips_what_must_never_be_cached(secrets_file):
+    conf = upload(plan(TOPOLOGIES["split"], secrets_file)["lb1"], "Balancer | Write the balancer vhost")
+    assert "proxy_cache_path /var/cache/nginx/wordpress-lb " in conf
+    assert "proxy_cache_valid 200 301 302 10s;" in conf
+    for needle in ("wordpress_logged_in_", "wp-postpass_", "comment_author_",
+                   "woocommerce_items_in_cart", "woocommerce_cart_hash", "wp_woocommerce_session_",
+                   "wp-admin/", "wp-json/", "xmlrpc\\.php", "wp-[^/?]*\\.php", "utm_", "fbclid",
+                   "gclid", "$http_authorization", "proxy_cache_lock on;",
+                   "proxy_cache_background_update on;", "add_header X-Cache $pwlb_cache_status always;",
+                   "proxy_cache_bypass $pwlb_skip_cache;", "proxy_no_cache $pwlb_skip_cache;"):
+        assert needle in conf, needle
+    assert "proxy_cache_use_stale error timeout updating invalid_header http_500 http_502 http_503 http_504;" in conf
+    off = upload(plan(TOPOLOGIES["split"], secrets_file, data={"page_cache_ttl": 0})["lb1"],
+                 "Balancer | Write the balancer vhost")
+    assert "proxy_cache" not in off and "X-Cache" not in off
+
+
+def test_an_upload_missing_on_one_backend_is_asked_of_the_others(secrets_file):
+    conf = upload(plan({"lb": ["lb1"], "web": ["web1", "web2", "web3"], "db": ["db1"]},
+                       secrets_file)["lb1"], "Balancer | Write the balancer vhost")
+    uploads = conf[conf.index("location ^~ /wp-content/uploads/"):]
+    uploads = uploads[:uploads.index("\n    }\n")]
+    assert "proxy_next_upstream error timeout http_404 http_502 http_503 http_504;" in uploads
+    assert "proxy_next_upstream_tries 3;" in uploads  # each backend at most once
+
+
+def test_limits_sized_for_the_balancer_and_the_host(secrets_file):
+    result = plan(TOPOLOGIES["split"], secrets_file,
+                  fake_responses={"vmstat -s": ["  4030000 K total memory"], "getconf": "2",
+                                  "php-fpm 2>/dev/null": "install ok installed|php8.4-fpm"})
+    assert "worker_rlimit_nofile 8192;" in commands(result["lb1"], "Balancer | Let nginx's workers open enough files")
+    assert "worker_connections 4096;" in commands(result["lb1"], "Balancer | Let each nginx worker hold enough connections")
+    pool = commands(result["web1"], "Web | Run the wordpress PHP-FPM pool with OPcache")
+    assert "pm.max_children = 16" in pool  # (3935 MB - 512) / 64 = 53, at most 8 per CPU
+    vhost = upload(result["web1"], "Web | Write the nginx backend vhost")
+    assert "open_file_cache max=10000 inactive=60s;" in vhost and "open_file_cache_errors off;" in vhost
+    assert "Sync mesh | Let lsyncd watch every directory" in names(result["web1"])

@@ -240,3 +240,11 @@ def test_releases_and_drain_settings(secrets_file):
     assert "web1: drain 'yes' is not true or false" in message
     message = rejected(SPLIT, secrets_file, data={"drain": True})
     assert "every web host has drain = true" in message
+
+
+def test_numbers_in_range(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"mesh_delay": -1, "page_cache_ttl": "10s",
+                                                  "lb_worker_connections": 10})
+    assert "mesh_delay -1 is not a number from 0 to 60" in message
+    assert "page_cache_ttl '10s' is not a whole number from 0 to 86400" in message
+    assert "lb_worker_connections 10 is not a whole number from 512 to 1048576" in message

@@ -98,3 +98,76 @@ def wait_quiet(bed: Bed, hosts: list[str], timeout: float = 60) -> bool:
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+# Samples, on the writer, how many rsync processes run (every 50 ms) while it writes.
+SAMPLE_RSYNC = r"""
+import json, os, sys, time
+out, seconds = sys.argv[1], float(sys.argv[2])
+peak, samples, end = 0, [], time.time() + seconds
+while time.time() < end:
+    count = 0
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if open(f"/proc/{pid}/comm").read().strip() == "rsync":
+                    count += 1
+            except OSError:
+                pass
+    samples.append(count)
+    peak = max(peak, count)
+    time.sleep(0.05)
+json.dump({"peak": peak, "mean": sum(samples) / max(len(samples), 1)}, open(out, "w"))
+"""
+
+
+def cpu_seconds(bed: Bed, host: str) -> float:
+    """CPU time the host's container has used so far (the engine's own count)."""
+    stats = bed.container(host).stats(stream=False)
+    return stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+
+
+def burst(bed: Bed, source: str, targets: list[str], count: int = 100, gap: float = 0.01,
+          size: int = 1024, timeout: float = 60) -> dict:
+    """`count` files written on `source` in a burst; when each reached each target, the
+    most rsync processes running on `source` at once, and the CPU time `source` used."""
+    stamp = f"burst-{time.time_ns()}"
+    paths = [f"{UPLOADS}/{stamp}-{i}.bin" for i in range(count)]
+    listed = json.dumps(paths)
+    watch = {t: put_script(bed, t, "pwlb_watch", WATCH) for t in targets}
+    write = put_script(bed, source, "pwlb_write", WRITE)
+    sample = put_script(bed, source, "pwlb_sample", SAMPLE_RSYNC)
+    for target in targets:
+        bed.container(target).exec_run(
+            ["python3", watch[target], listed, f"/tmp/seen-{stamp}.json", str(timeout)],
+            detach=True)
+    time.sleep(0.5)
+    before = cpu_seconds(bed, source)
+    window = count * gap + 10
+    bed.container(source).exec_run(
+        ["python3", sample, f"/tmp/rsync-{stamp}.json", str(window)], detach=True)
+    bed.exec(source, f"python3 {write} '{listed}' {gap} /tmp/written-{stamp}.json {size}",
+             user="wordpress")
+    written = json.loads(bed.exec(source, f"cat /tmp/written-{stamp}.json")[1])
+    arrived: dict[str, list[float]] = {}
+    for target in targets:
+        deadline = time.monotonic() + timeout + 5
+        out = ""
+        while time.monotonic() < deadline:
+            code, out = bed.exec(target, f"cat /tmp/seen-{stamp}.json", check=False)
+            if code == 0 and out.strip():
+                break
+            time.sleep(0.5)
+        seen = json.loads(out or "{}")
+        arrived[target] = [seen[p] - written[p] if p in seen else float("inf") for p in paths]
+    deadline = time.monotonic() + window + 5
+    while time.monotonic() < deadline:
+        code, out = bed.exec(source, f"cat /tmp/rsync-{stamp}.json", check=False)
+        if code == 0 and out.strip():
+            break
+        time.sleep(0.5)
+    rsync = json.loads(out)
+    used = cpu_seconds(bed, source) - before
+    bed.exec(source, f"rm -f {UPLOADS}/{stamp}-*", user="wordpress")
+    return {"latencies": arrived, "rsync_peak": rsync["peak"], "rsync_mean": rsync["mean"],
+            "cpu_seconds": round(used, 2)}

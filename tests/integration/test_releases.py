@@ -41,7 +41,7 @@ def legacy(beds, tmp_path_factory):
         f"{archive.stderr.decode()[:300]}")
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
     run = pyinfra(bed.hosts_file, cwd=tree)
-    assert run.returncode == 0, run.output[-4000:]
+    assert run.returncode == 0, run.why()
     for host in ("hosta", "hostb"):
         code, _ = bed.exec(host, f"test -d {BASE}/wp-includes && test ! -e {BASE}/current",
                            check=False)
@@ -61,7 +61,7 @@ def under_load(bed, *args):
     urls = [bed.site_url + "/"] + [bed.site_url + path for path in bed.uploads]
     with Background(urls) as load:
         run = pyinfra(bed.hosts_file, *args)
-    assert run.returncode == 0, run.output[-4000:]
+    assert run.returncode == 0, run.why()
     print(f"{' '.join(args) or 'deploy'}: {load.result.sent} GETs, {load.result.failed} failed")
     assert load.result.sent > 50
     assert load.result.failed == 0, load.result.errors

@@ -35,8 +35,8 @@ def test_small_files_propagate_both_ways_fast(split, record_property):
         record_property(f"propagation {source}->{target}", RESULTS[f"{source}->{target}"])
         print(f"propagation {source}->{target}: {json.dumps(RESULTS[f'{source}->{target}'])}")
         assert worst != float("inf"), "a file never arrived"
-        assert p95 <= 2.0, RESULTS
-        assert worst <= 5.0, RESULTS
+        assert p95 <= 1.0, RESULTS
+        assert worst <= 2.0, RESULTS
 
 
 def test_concurrent_writes_on_every_host_lose_nothing(split):
@@ -168,7 +168,7 @@ def deploy_under_load(bed, hosts_file, uploads):
     urls = [bed.site_url + "/"] + [bed.site_url + path for path in uploads]
     with Background(urls, verify=wp.verify(bed)) as load:
         run = pyinfra(hosts_file)
-    assert run.returncode == 0, run.output[-4000:]
+    assert run.returncode == 0, run.why()
     print(f"{hosts_file}: {load.result.sent} GETs, {load.result.failed} failed, "
           f"served by {dict(load.result.served_by)}")
     assert load.result.sent > 50 and load.result.failed == 0, load.result.errors

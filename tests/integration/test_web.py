@@ -140,7 +140,7 @@ def test_a_wrong_checksum_stops_and_leaves_the_site_serving(split, beds):
 
 def test_seed_bed_debian_12_serves_wordpress_downloaded_by_url(beds):
     bed, first, second = beds.deployed("seed", "12")
-    assert any(op.startswith("Web | Download the WordPress") for op in first.changed_ops)
+    assert any(op.startswith("WordPress | Download the WordPress") for op in first.changed_ops)
     assert second.changed == 0
     _, version = bed.exec("hostb", "php -r 'echo PHP_MAJOR_VERSION.\".\".PHP_MINOR_VERSION;'")
     assert version == "8.2"
