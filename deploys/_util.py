@@ -8,12 +8,13 @@ from urllib.parse import urlsplit
 from pyinfra import host, inventory, state
 from pyinfra.api.host import Host
 from pyinfra.facts.hardware import NetworkDevices
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import systemd
 
 from pyinfra_wordpress_lb import templates
 
 from pyinfra_wordpress_lb.facts.network import PrivateAddress
 from pyinfra_wordpress_lb.facts.wordpress import Releases
+from pyinfra_wordpress_lb.operations import nginx
 
 
 # Jinja options for configuration files a person reads: no blank lines left by tags.
@@ -160,20 +161,13 @@ def upstream(held_back: list[Host] = ()) -> list[dict]:
     return entries
 
 
-def nginx_site(site: str, template: str, what: str, also_reload_after=(), **context) -> None:
-    """Write an nginx site from a template, enable it (and not Debian's default site),
-    check the configuration and reload nginx only when something changed (the site, or
-    one of the operations in `also_reload_after`, such as its certificate)."""
-    available = f"/etc/nginx/sites-available/{site}"
-    vhost = files.template(name=f"Write the {what}", src=templates.path(template),
-                           dest=available, mode="644", jinja_env_kwargs=TIDY, **context)
-    enabled = files.link(name=f"Enable the {what}", path=f"/etc/nginx/sites-enabled/{site}",
-                         target=available)
-    default = files.link(name="Disable nginx's default site",
-                         path="/etc/nginx/sites-enabled/default", present=False)
-    changed = lambda: any(op.did_change() for op in (vhost, enabled, default,  # noqa: E731
-                                                     *also_reload_after))
-    server.shell(name="Check the nginx configuration", commands=["nginx -t -q"], _if=changed)
-    systemd.service(name="Reload nginx", service="nginx.service", reloaded=True, _if=changed)
+def nginx_site(site: str, template: str, what: str, **context) -> None:
+    """Write an nginx site from a template and enable it (and not Debian's default
+    site), only once nginx accepts it; then make sure the running nginx serves what is
+    on disk (a graceful reload when anything it reads changed: this site, nginx.conf,
+    a certificate), and keeps running and enabled."""
+    nginx.site(name=f"Write the {what}", site=site,
+               content=templates.render(template, **context))
+    nginx.reloaded(name="Reload nginx when what it reads changed")
     systemd.service(name="Keep nginx running and enabled", service="nginx.service",
                     running=True, enabled=True)

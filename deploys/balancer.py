@@ -63,7 +63,7 @@ def http2_directive() -> bool:
     return (host_fact(host, LinuxDistribution).get("major") or 13) >= 13
 
 
-def vhost(what: str, held_back: list, also_reload_after=()) -> None:
+def vhost(what: str, held_back: list) -> None:
     """The balancer's nginx site, with these web hosts held back (not sent new requests)."""
     method = host.data.lb_method
     if method not in METHODS:
@@ -72,7 +72,6 @@ def vhost(what: str, held_back: list, also_reload_after=()) -> None:
     me = private_address()
     nginx_site(
         "wordpress-lb", "nginx/balancer.conf.j2", what,
-        also_reload_after=also_reload_after,
         tls=tls.mode() != "off",
         https_port=host.data.lb_https_port,
         http2_directive=http2_directive(),
@@ -109,22 +108,22 @@ def vhost(what: str, held_back: list, also_reload_after=()) -> None:
                                             SETTINGS))
 def balancer() -> None:
     apt.packages(name="Install nginx", packages=["nginx"], no_recommends=True)
-    certificate = tls.certificates()
+    tls.certificates()
     # Sized for a balancer: each proxied connection holds two file descriptors.
     connections = int(host.data.lb_worker_connections)
-    limits = [
-        files.line(name="Let nginx's workers open enough files",
-                   path="/etc/nginx/nginx.conf", line=r"^worker_rlimit_nofile .*",
-                   replace=f"worker_rlimit_nofile {2 * connections};"),
-        files.line(name="Let each nginx worker hold enough connections",
-                   path="/etc/nginx/nginx.conf", line=r"^\s*worker_connections .*",
-                   replace=f"    worker_connections {connections};"),
-    ]
+    files.line(name="Let nginx's workers open enough files",
+               path="/etc/nginx/nginx.conf", line=r"^worker_rlimit_nofile .*",
+               replace=f"worker_rlimit_nofile {2 * connections};")
+    files.line(name="Let each nginx worker hold enough connections",
+               path="/etc/nginx/nginx.conf", line=r"^\s*worker_connections .*",
+               replace=f"    worker_connections {connections};")
+    files.directory(name="Create the page cache's directory", path=CACHE_DIR, user="www-data",
+                    group="www-data", mode="700")
     files.template(name="Install the page cache's purge command", src=templates.path(
         "sbin/wordpress-lb-purge-cache.j2"), dest=PURGE, mode="755",
         ttl=int(host.data.page_cache_ttl or 0), cache_dir=CACHE_DIR)
     # Web hosts new to a serving cluster get no request until verified (`admit`).
-    vhost("balancer vhost", held_back=newcomers(), also_reload_after=certificate + limits)
+    vhost("balancer vhost", held_back=newcomers())
 
 
 @deploy("Balancer", data_defaults=defaults(common.SETTINGS, web.SETTINGS, tls.SETTINGS,

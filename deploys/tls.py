@@ -33,6 +33,7 @@ from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import common, secrets
 from pyinfra_wordpress_lb.deploys._util import site_host
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
+from pyinfra_wordpress_lb.facts import nginx as nginx_facts
 from pyinfra_wordpress_lb.operations import tls
 
 MODES = ("self-signed", "acme", "files", "off")
@@ -45,6 +46,7 @@ DH_PARAMS = f"{TLS_DIR}/ffdhe2048.pem"
 ACME_SERVER_CA = f"{TLS_DIR}/acme-server-ca.pem"
 ACME_WEBROOT = "/var/lib/wordpress-lb/acme"
 CERT_NAME = "wordpress-lb"  # certbot's lineage: /etc/letsencrypt/live/wordpress-lb/
+RELOAD_HOOK = "/usr/local/sbin/wordpress-lb-nginx-reload"
 TRUST_NAME = "wordpress-lb"  # /usr/local/share/ca-certificates/wordpress-lb.crt
 CA_DAYS, SITE_DAYS, RENEW_DAYS = 3650, 397, 30
 
@@ -201,24 +203,26 @@ def trusted_pem(target=None) -> str | None:
 
 # On the hosts.
 
-def certificates() -> list:
+def certificates() -> None:
     """The balancer's certificate for nginx, by mode (called by the balancer tier
-    before its vhost; returns the operations whose change needs an nginx reload)."""
+    before its vhost; nginx reloads when a certificate it reads changed)."""
     tls_mode = mode()
     if tls_mode == "off":
-        return []
-    changed = [
-        files.directory(name="Create the TLS directory", path=TLS_DIR, mode="755"),
-        files.template(name="Install the DHE parameters (RFC 7919 ffdhe2048)",
-                       src=templates.path("tls/ffdhe2048.pem.j2"), dest=DH_PARAMS, mode="644"),
-    ]
+        return
+    files.directory(name="Create the TLS directory", path=TLS_DIR, mode="755")
+    files.template(name="Install the DHE parameters (RFC 7919 ffdhe2048)",
+                   src=templates.path("tls/ffdhe2048.pem.j2"), dest=DH_PARAMS, mode="644")
     if tls_mode == "acme":
         apt.packages(name="Install certbot", packages=["certbot"], no_recommends=True)
+        files.template(name="Install certbot's hook that reloads nginx",
+                       src=templates.path("sbin/wordpress-lb-nginx-reload.j2"),
+                       dest=RELOAD_HOOK, mode="755", fingerprint=nginx_facts.FINGERPRINT,
+                       stamp=nginx_facts.STAMP)
         files.directory(name="Create the ACME challenge webroot", path=ACME_WEBROOT,
                         mode="755")
-        changed.append(tls.placeholder(
+        tls.placeholder(
             name="Put a placeholder certificate in place until ACME delivers",
-            cert_path=CERT, key_path=KEY, common_name=site_host()))
+            cert_path=CERT, key_path=KEY, common_name=site_host())
         files.template(name="Write certbot's settings (server, contact)",
                        src=templates.path("certbot/cli.ini.j2"), dest="/etc/letsencrypt/cli.ini",
                        mode="644", server=host.data.acme_server, email=host.data.acme_email)
@@ -235,17 +239,16 @@ def certificates() -> list:
                               _if=dropin.did_change)
         systemd.service(name="Keep certbot's renewal timer on", service="certbot.timer",
                         running=True, enabled=True)
-        return changed
+        return
     if tls_mode == "files":
         chain = Path(host.data.tls_certificate).expanduser().read_text()
         key = Path(host.data.tls_key).expanduser().read_text()
     else:
         chain = self_signed_certificate(certificate_names())
         key = secrets.raw("site_tls_key")
-    changed.append(tls.certificate(
+    tls.certificate(
         name="Install the site's certificate and key (key never shown)",
-        cert_path=CERT, key_path=KEY, certificate=chain, key=HiddenValue(key)))
-    return changed
+        cert_path=CERT, key_path=KEY, certificate=chain, key=HiddenValue(key))
 
 
 @deploy("ACME certificate", data_defaults=defaults(common.SETTINGS, SETTINGS))
@@ -263,6 +266,7 @@ def acme() -> None:
         webroot=ACME_WEBROOT,
         cert_path=CERT,
         key_path=KEY,
+        reload_command=RELOAD_HOOK,
         ca_bundle=ACME_SERVER_CA if host.data.get("acme_server_ca") else None,
     )
 

@@ -30,6 +30,7 @@ _ENV = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
     trim_blocks=True,
+    lstrip_blocks=True,
 )
 _ENV.filters["php"] = php_string
 

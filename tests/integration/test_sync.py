@@ -190,7 +190,7 @@ def test_remove_add_and_drain_web_hosts_without_a_failed_request(mesh_bed, tmp_p
     removed, _ = deploy_under_load(bed, without_web3(bed, tmp_path_factory.mktemp("rm")), uploads)
     order = list(removed.results)
     assert order.index("Database | Drop database accounts of web hosts no longer in the inventory") \
-        > order.index("Balancer | Reload nginx")
+        > order.index("Balancer | Reload nginx when what it reads changed")
     assert "Sync mesh | Admit only the current web hosts to the mesh" in removed.changed_ops
     for host in ("web1", "web2"):
         assert web3 not in bed.exec(host, "cat /etc/lsyncd/wordpress.conf.lua")[1], host

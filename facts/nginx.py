@@ -1,0 +1,44 @@
+"""Facts about nginx: whether the configuration on disk is the one it runs."""
+
+from __future__ import annotations
+
+from pyinfra.api import FactBase
+
+STAMP = "/var/lib/wordpress-lb/nginx.loaded"
+
+# The whole effective configuration (every included file) and the certificates and keys
+# it names: what a reload would load.
+FINGERPRINT = (
+    "if conf=$(nginx -T 2>/dev/null); then "
+    "{ printf '%s\\n' \"$conf\"; printf '%s\\n' \"$conf\" "
+    "| sed -n 's/^[[:space:]]*ssl_certificate\\(_key\\)\\{0,1\\}[[:space:]]\\{1,\\}\\([^;]*\\);.*/\\2/p' "
+    "| sort -u | while read -r f; do cat \"$f\" 2>/dev/null; done; } "
+    "| sha256sum | cut -d' ' -f1; else echo invalid; fi"
+)
+
+
+class Loaded(FactBase[dict]):
+    """
+    Returns a fingerprint of the nginx configuration on disk (``nginx -T``, and the
+    certificates it names; ``"invalid"`` when ``nginx -t`` would fail; ``None`` without
+    nginx) and the fingerprint recorded when nginx last loaded it (by
+    ``nginx.reloaded``): when they differ, the running nginx is behind its files.
+
+    .. code:: python
+
+        {"on_disk": "8c1f...", "loaded": "8c1f..."}
+    """
+
+    default = dict
+
+    def command(self) -> str:
+        return (f"echo on_disk=$(command -v nginx >/dev/null && {{ {FINGERPRINT}; }}); "
+                f"echo loaded=$(cat {STAMP} 2>/dev/null)")
+
+    def process(self, output: list[str]) -> dict:
+        result: dict = {"on_disk": None, "loaded": None}
+        for line in output:
+            key, _, value = line.strip().partition("=")
+            if key in result:
+                result[key] = value or None
+        return result

@@ -1,0 +1,96 @@
+"""nginx sites that are checked before they go live, and a running nginx that always
+serves what is on disk."""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import OperationError, operation
+from pyinfra.facts.files import Link, Sha256File
+
+from pyinfra_wordpress_lb.facts.nginx import STAMP, Loaded
+from pyinfra_wordpress_lb.operations._content import put_content
+
+SITES = "/etc/nginx/sites-available"
+ENABLED = "/etc/nginx/sites-enabled"
+
+
+@operation()
+def site(site: str, content: str, disable_default: bool = True):
+    """
+    Ensure an nginx site holds this configuration and is enabled (and Debian's
+    ``default`` site is not), but only if nginx accepts it: the new file is checked with
+    ``nginx -t`` first, and when nginx refuses it the previous version is put back (or
+    the site stays disabled) and the deploy stops with nginx's message. A broken site is
+    never left in place for the next restart. Reloading is ``reloaded``'s job.
+
+    + site: the file's name under ``/etc/nginx/sites-available``
+    + content: the configuration
+    + disable_default: also disable Debian's ``default`` site
+
+    **Example:**
+
+    .. code:: python
+
+        nginx.site(
+            name="Write the balancer vhost",
+            site="wordpress-lb",
+            content=rendered_config,
+        )
+    """
+    import hashlib
+
+    available, enabled = f"{SITES}/{site}", f"{ENABLED}/{site}"
+    same = host.get_fact(Sha256File, path=available) == hashlib.sha256(content.encode()).hexdigest()
+    link = host.get_fact(Link, path=enabled)
+    linked = bool(link) and link.get("link_target") == available
+    default_on = disable_default and host.get_fact(Link, path=f"{ENABLED}/default") is not None
+    if same and linked and not default_on:
+        host.noop(f"{site} is in place and enabled")
+        return
+    q_available, q_enabled = shlex.quote(available), shlex.quote(enabled)
+    new, kept = shlex.quote(available + ".pwlb-candidate"), shlex.quote(available + ".pwlb-kept")
+    yield from put_content(available + ".pwlb-candidate", content, mode=644, force=True)
+    disable = "rm -f /etc/nginx/sites-enabled/default; " if disable_default else ""
+    # Live only if nginx takes it; else the previous file (or no link) is put back.
+    yield (
+        f"set -e; [ ! -e {q_available} ] || cp -p {q_available} {kept}; "
+        f"had_link=$([ -L {q_enabled} ] && echo yes || echo no); "
+        f"mv -f {new} {q_available}; ln -sfn {q_available} {q_enabled}; "
+        f"if out=$(nginx -t 2>&1); then rm -f {kept}; {disable}exit 0; fi; "
+        f"if [ -e {kept} ]; then mv -f {kept} {q_available}; else rm -f {q_available}; fi; "
+        f"[ \"$had_link\" = yes ] || rm -f {q_enabled}; "
+        f"echo \"nginx refuses the new {site}, the previous configuration stays: $out\" >&2; "
+        "exit 1"
+    )
+
+
+@operation()
+def reloaded():
+    """
+    Ensure the running nginx serves the configuration on disk: when its fingerprint
+    (``nginx -T`` and the certificates it names) differs from the one recorded at the
+    last reload, nginx is reloaded (gracefully: requests in flight finish) and the new
+    fingerprint recorded; started if it was not running. A reload a failed deploy never
+    reached is made up by the next run.
+
+    **Example:**
+
+    .. code:: python
+
+        nginx.reloaded(name="nginx serves its new configuration")
+    """
+    state = host.get_fact(Loaded)
+    on_disk = state.get("on_disk")
+    if on_disk == "invalid":
+        raise OperationError("nginx -t fails: the configuration on disk is broken")
+    if on_disk and on_disk == state.get("loaded"):
+        host.noop("nginx serves the configuration on disk")
+        return
+    yield (
+        "mkdir -p /var/lib/wordpress-lb && "
+        "if systemctl is-active --quiet nginx; then systemctl reload nginx; "
+        "else systemctl start nginx; fi && "
+        f"echo {on_disk or 'unknown'} > {STAMP}"
+    )
