@@ -52,15 +52,19 @@ def site(site: str, content: str, disable_default: bool = True):
     q_available, q_enabled = shlex.quote(available), shlex.quote(enabled)
     new, kept = shlex.quote(available + ".pwlb-candidate"), shlex.quote(available + ".pwlb-kept")
     yield from put_content(available + ".pwlb-candidate", content, mode=644, force=True)
-    disable = "rm -f /etc/nginx/sites-enabled/default; " if disable_default else ""
-    # Live only if nginx takes it; else the previous file (or no link) is put back.
+    default = f"{ENABLED}/default"
+    # Live only if nginx takes it (with Debian's default site off, whose default_server
+    # would clash); else everything is put back as it was.
     yield (
         f"set -e; [ ! -e {q_available} ] || cp -p {q_available} {kept}; "
         f"had_link=$([ -L {q_enabled} ] && echo yes || echo no); "
+        f"had_default=$([ -L {default} ] && echo yes || echo no); "
         f"mv -f {new} {q_available}; ln -sfn {q_available} {q_enabled}; "
-        f"if out=$(nginx -t 2>&1); then rm -f {kept}; {disable}exit 0; fi; "
+        + (f"rm -f {default}; " if disable_default else "")
+        + f"if out=$(nginx -t 2>&1); then rm -f {kept}; exit 0; fi; "
         f"if [ -e {kept} ]; then mv -f {kept} {q_available}; else rm -f {q_available}; fi; "
         f"[ \"$had_link\" = yes ] || rm -f {q_enabled}; "
+        f"[ \"$had_default\" = no ] || ln -sfn {SITES}/default {default}; "
         f"echo \"nginx refuses the new {site}, the previous configuration stays: $out\" >&2; "
         "exit 1"
     )
