@@ -7,6 +7,8 @@ between them; the barriers are the points where every host waits for all others.
 from pyinfra import host
 
 from pyinfra_wordpress_lb.deploys import database as db_tier
+from pyinfra_wordpress_lb.deploys.backup import backups
+from pyinfra_wordpress_lb.deploys.cron import cron
 from pyinfra_wordpress_lb.deploys import sync as sync_tier
 from pyinfra_wordpress_lb.deploys.balancer import admit, balancer
 from pyinfra_wordpress_lb.deploys.common import common
@@ -24,10 +26,12 @@ validate()  # a wrong inventory or setting stops here, before any change
 common()
 if "db" in host.groups:
     database()
+    backups()
 if "web" in host.groups:
     release()  # beside the served one, then one atomic switch
     web()
     sync()
+    cron()
 if "lb" in host.groups or "web" in host.groups:
     trust()
 

@@ -22,7 +22,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys import common, secrets, web
+from pyinfra_wordpress_lb.deploys import backup, common, secrets, web
 from pyinfra_wordpress_lb.deploys._util import (
     group_hosts, host_fact, newcomers, private_address, serving,
 )
@@ -66,7 +66,8 @@ def peers() -> list[str]:
 def departing(authorized: str) -> list[str]:
     """Addresses this host still admits to the mesh that are no web host any more."""
     me = private_address()
-    current = {private_address(h) for h in group_hosts("web")}
+    # (The database host's backup is admitted by a line of its own.)
+    current = {private_address(h) for h in group_hosts("web") + group_hosts("db")}
     return [a for a in host_fact(host, AuthorizedSources, path=authorized)
             if a not in current and a != me and a != "127.0.0.1"]
 
@@ -160,6 +161,8 @@ def admit(addresses: list[str], root: str, path: str, name: str):
         peers=addresses or ["127.0.0.1"],
         root=root,
         public_key=secrets.public_key("mesh_ssh_key", "wordpress-lb-mesh"),
+        reader=backup.reader_key(),
+        jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
     )
 
 

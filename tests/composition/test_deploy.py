@@ -232,8 +232,8 @@ def test_barriers_make_every_host_wait(topology, secrets_file):
         for barrier in barriers:
             assert barrier in names(ops), host
     for step in order[:tiers]:
-        assert step.split(" | ")[0] in ("Common base", "Database", "WordPress", "Web",
-                                        "Sync mesh", "Trust"), step
+        assert step.split(" | ")[0] in ("Common base", "Database", "Backups", "WordPress",
+                                        "Web", "Sync mesh", "WP-Cron", "Trust"), step
     for step in order[tiers + 1:serving]:
         assert step.split(" | ")[0] in ("WordPress install", "Sync mesh", "Balancer",
                                         "Shared address"), step
@@ -465,12 +465,14 @@ def test_the_page_cache_skips_what_must_never_be_cached(secrets_file):
     assert "proxy_cache_valid 200 301 302 10s;" in conf
     for needle in ("wordpress_logged_in_", "wp-postpass_", "comment_author_",
                    "woocommerce_items_in_cart", "woocommerce_cart_hash", "wp_woocommerce_session_",
-                   "wp-admin/", "wp-json/", "xmlrpc\\.php", "wp-[^/?]*\\.php", "utm_", "fbclid",
+                   "wp-admin/", "wp-json/", '"~*\\.php$" 1;', "utm_", "fbclid",
                    "gclid", "$http_authorization", "proxy_cache_lock on;",
                    "proxy_cache_background_update on;", "add_header X-Cache $pwlb_cache_status always;",
                    "proxy_cache_bypass $pwlb_skip_cache;", "proxy_no_cache $pwlb_skip_cache;"):
         assert needle in conf, needle
     assert "proxy_cache_use_stale error timeout updating invalid_header http_500 http_502 http_503 http_504;" in conf
+    # One cached copy for every client: plain from the backends, compressed at the edge.
+    assert 'proxy_set_header Accept-Encoding "";' in conf and "gzip_vary on;" in conf
     off = upload(plan(TOPOLOGIES["split"], secrets_file, data={"page_cache_ttl": 0})["lb1"],
                  "Balancer | Write the balancer vhost")
     assert "proxy_cache" not in off and "X-Cache" not in off
@@ -496,3 +498,33 @@ def test_limits_sized_for_the_balancer_and_the_host(secrets_file):
     vhost = upload(result["web1"], "Web | Write the nginx backend vhost")
     assert "open_file_cache max=10000 inactive=60s;" in vhost and "open_file_cache_errors off;" in vhost
     assert "Sync mesh | Let lsyncd watch every directory" in names(result["web1"])
+
+
+# WP-Cron by the system, backups.
+
+def test_wp_cron_runs_from_a_timer_on_every_web_host(secrets_file):
+    result = plan(TOPOLOGIES["split"], secrets_file)
+    for web in ("web1", "web2"):
+        timer = upload(result[web], "WP-Cron | Install wordpress-cron.timer")
+        assert "OnCalendar=*-*-* *:*:00" in timer
+        service = upload(result[web], "WP-Cron | Install wordpress-cron.service")
+        assert "User=wordpress" in service and "WorkingDirectory=/var/www/wordpress/current" in service
+        runner = upload(result[web], "WP-Cron | Install the WP-Cron runner")
+        assert "GET_LOCK" in runner and "require ABSPATH . 'wp-cron.php';" in runner
+        assert "WP-Cron | Run WordPress's scheduled events every minute" in names(result[web])
+    assert not any(n.startswith("WP-Cron |") for n in names(result["db1"]))
+
+
+def test_backups_on_the_db_host_read_wp_content_from_the_web_hosts(secrets_file):
+    result = plan(TOPOLOGIES["split"], secrets_file,
+                  data={"backup_keep": 3, "backup_target": "vault@192.0.2.9:/srv/backups"})
+    script = upload(result["db1"], "Backups | Install the backup script")
+    assert "mariadb-dump --single-transaction" in script
+    assert "for web in 10.0.0.11 10.0.0.12; do" in script
+    assert "head -n -3" in script and "vault@192.0.2.9:/srv/backups" in script
+    assert "OnCalendar=daily" in upload(result["db1"], "Backups | Install wordpress-backup.timer")
+    assert secrets_file.with_name("hosts.backup.pub").read_text().startswith("ssh-ed25519 ")
+    # Each web host lets the db host's backup key read the shared tree, nothing else.
+    keys = upload(result["web1"], "Sync mesh | Let the mesh key rsync into the mesh's root, from the peers only")
+    assert 'from="10.0.0.13",command="/usr/bin/rrsync -ro /var/www/wordpress/shared/wp-content",restrict ssh-ed25519 ' in keys
+    assert 'from="10.0.0.12",command="/usr/bin/rrsync /var/www/wordpress/shared/wp-content"' in keys

@@ -118,7 +118,7 @@ def test_wordpress_sees_https_end_to_end(split):
     seen: dict[str, set] = {}
     for round_ in range(12):
         if round_ % 2:  # shifts the balancer's rotation (the loopback's own request
-            session.get(split.site_url + "/", timeout=30)  # takes a turn too)
+            session.get(split.site_url + "/?turn=1", timeout=30)  # takes a turn too)
         for test in ("loopback-requests", "https-status"):
             got = session.get(f"{split.site_url}/wp-json/wp-site-health/v1/tests/{test}",
                               headers={"X-WP-Nonce": nonce}, timeout=60)

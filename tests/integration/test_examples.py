@@ -148,8 +148,8 @@ def test_balancer_only_example_fronts_backends_it_does_not_manage(installed, exa
     again, output = deploy(installed, project)
     assert again == 0, output[-4000:]
     served = set()
-    for _ in range(20):
-        response = requests.get(f"http://127.0.0.1:{bed.port}/", timeout=10)
+    for i in range(20):  # (a query string: past the balancer's page cache)
+        response = requests.get(f"http://127.0.0.1:{bed.port}/?n={i}", timeout=10)
         assert response.status_code == 200 and "hello from web1" in response.text
         served.add(response.headers["X-Served-By"])
     assert served == {"web1", "web2"}

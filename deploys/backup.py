@@ -1,0 +1,107 @@
+"""Backups (group `db`): the live database and the shared wp-content, on a schedule, into
+`/var/backups/wordpress` on the database host, optionally copied off the cluster.
+
+`wordpress-backup.service` takes one backup (start it to take one now);
+`wordpress-backup.timer` starts it `backup_schedule`. The database is dumped in one
+consistent snapshot without locking the site (InnoDB, `--single-transaction`); the
+shared wp-content is fetched from the first web host that answers, with a key of its own
+that may only read that tree (rrsync -ro), from the database host only. Each backup is
+a directory named after its UTC time holding `database.sql.gz`, `wp-content.tar.gz`,
+`backup.json` and `SHA256SUMS`; the newest `backup_keep` stay. With `backup_target`
+(`user@host:path`) each one is copied there over SSH with another key of its own (its
+public half is written beside the hosts file: `hosts.backup.pub`).
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, systemd
+
+from pyinfra_wordpress_lb import templates
+from pyinfra_wordpress_lb.deploys import common, database, secrets
+from pyinfra_wordpress_lb.deploys._util import group_hosts, host_fact, private_address, site_url
+from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
+from pyinfra_wordpress_lb.facts.ssh import HostKeys
+from pyinfra_wordpress_lb.operations import ssh
+
+BACKUP_DIR = "/var/backups/wordpress"
+KEYS = "/etc/wordpress-lb/backup"
+SCRIPT = "/usr/local/sbin/wordpress-backup"
+UNIT = "wordpress-backup"
+
+SETTINGS = (
+    Setting("backup_schedule", "daily",
+            "when `wordpress-backup.timer` takes a backup (systemd `OnCalendar`, e.g. "
+            "`daily`, `*-*-* 03:30`)"),
+    Setting("backup_keep", 7, "backups kept in `/var/backups/wordpress`, the newest"),
+    Setting("backup_target", None,
+            "`user@host:path` to copy each backup to over SSH (a key of its own; its public "
+            "half is written beside the hosts file as `hosts.backup.pub`)"),
+    Setting("backup_target_host_key", None,
+            "the target's SSH host key (`ssh-ed25519 AAAA...`) to pin; default: the key "
+            "it shows the first time"),
+    Setting("backup", None,
+            "`restore.py` only: the backup to restore (its name, a UTC time such as "
+            "`20261130T040000Z`); default: the newest"),
+)
+
+
+def reader_key() -> dict | None:
+    """The backup's read-only access to the web hosts' shared tree (an authorized_keys
+    entry the sync tier writes): from the database host only."""
+    dbs = group_hosts("db")
+    if not dbs:
+        return None
+    return {"source": private_address(dbs[0]),
+            "key": secrets.public_key("backup_ssh_key", "wordpress-lb-backup")}
+
+
+@deploy("Backups", data_defaults=defaults(common.SETTINGS, database.SETTINGS, SETTINGS))
+def backups() -> None:
+    target = host.data.get("backup_target")
+    apt.packages(name="Install the backup tools", no_recommends=True,
+                 packages=["rsync", "openssh-client", "gzip", "mariadb-client"])
+    files.directory(name="Create the backup keys' directory", path=KEYS, mode="700")
+    files.directory(name="Create the backup directory", path=BACKUP_DIR, mode="700")
+    ssh.private_key(name="Install the backup's key (it may only read wp-content)",
+                    path=f"{KEYS}/backup_ed25519", key=secrets.secret("backup_ssh_key"))
+    webs = group_hosts("web")
+    ssh.known_hosts(name="Pin the web hosts' host keys for the backup",
+                    path=f"{KEYS}/known_hosts",
+                    hosts={private_address(h): host_fact(h, HostKeys) for h in webs})
+    if target:  # a setting: fixed for the run
+        ssh.private_key(name="Install the key for the off-cluster copy",
+                        path=f"{KEYS}/target_ed25519", key=secrets.secret("backup_target_ssh_key"))
+        public = secrets.public_key("backup_target_ssh_key", "wordpress-lb-backup-target")
+        beside = secrets.beside(".backup.pub")
+        if not beside.exists() or beside.read_text() != public + "\n":
+            beside.write_text(public + "\n")
+        pinned = host.data.get("backup_target_host_key")
+        if pinned:
+            ssh.known_hosts(name="Pin the backup target's host key",
+                            path=f"{KEYS}/target_known_hosts",
+                            hosts={target.split("@")[-1].split(":")[0]: [pinned]})
+    files.template(
+        name="Install the backup script", src=templates.path("sbin/wordpress-backup.j2"),
+        dest=SCRIPT, mode="700", jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
+        backup_dir=BACKUP_DIR, keep=int(host.data.backup_keep),
+        schedule=host.data.backup_schedule, db_name=host.data.db_name,
+        web_addresses=[private_address(h) for h in webs],
+        web_user=value(host, "wordpress_user"), key=f"{KEYS}/backup_ed25519",
+        known_hosts=f"{KEYS}/known_hosts", site_url=site_url(),
+        table_prefix=value(host, "table_prefix"), target=target,
+        target_key=f"{KEYS}/target_ed25519", target_known_hosts=f"{KEYS}/target_known_hosts",
+        target_pinned=bool(host.data.get("backup_target_host_key")))
+    service = files.template(
+        name="Install wordpress-backup.service", mode="644",
+        src=templates.path("systemd/wordpress-backup.service.j2"),
+        dest=f"/etc/systemd/system/{UNIT}.service", backup_dir=BACKUP_DIR, script=SCRIPT)
+    timer = files.template(
+        name="Install wordpress-backup.timer", mode="644",
+        src=templates.path("systemd/wordpress-backup.timer.j2"),
+        dest=f"/etc/systemd/system/{UNIT}.timer", schedule=host.data.backup_schedule)
+    systemd.daemon_reload(name="Reload systemd for the backup units",
+                          _if=lambda: service.did_change() or timer.did_change())
+    systemd.service(name=f"Take backups {host.data.backup_schedule}",
+                    service=f"{UNIT}.timer", running=True, enabled=True)

@@ -1,0 +1,113 @@
+"""Restore (`pyinfra inventory.py restore.py`): the site as a backup has it, database and
+shared wp-content, on every host; the newest backup, or `--data backup=<name>`.
+
+The backup is checked through and through (checksums, whole archives, a finished
+database dump) on the database host while the deploy is loaded: a missing, partial or
+corrupt one stops everything before any change. Then the web hosts show WordPress's
+maintenance page, the database is replaced, every web host's shared wp-content is made
+exactly the backup's (its archive passes through this machine), the maintenance page
+goes, the balancers' page caches are emptied, and the site is checked.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pyinfra import host, state
+from pyinfra.api import deploy
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.operations import files, server
+
+from pyinfra_wordpress_lb.deploys import backup, common, database, web
+from pyinfra_wordpress_lb.deploys._util import group_hosts, host_fact
+from pyinfra_wordpress_lb.deploys.balancer import PURGE
+from pyinfra_wordpress_lb.deploys.settings import defaults
+from pyinfra_wordpress_lb.deploys.sync import mesh_root
+from pyinfra_wordpress_lb.facts.backup import Backups, Verified
+from pyinfra_wordpress_lb.operations import backup as backup_ops
+
+STAGING = "/var/lib/wordpress-lb/restore"
+
+
+class RestoreRefused(PyinfraError):
+    """The backup cannot be restored; nothing was changed."""
+
+
+def chosen() -> str:
+    """The backup to restore, checked (the same answer for every host)."""
+    found = getattr(state, "pwlb_restore", None)
+    if found:
+        return found
+    dbs = group_hosts("db")
+    if len(dbs) != 1:
+        raise RestoreRefused("restore.py needs exactly one host in group `db`")
+    db = dbs[0]
+    name = host.data.get("backup")
+    if not name:
+        complete = [b["name"] for b in host_fact(db, Backups) if b["complete"]]
+        if not complete:
+            raise RestoreRefused(f"{db.name} holds no complete backup in {backup.BACKUP_DIR}; "
+                                 "nothing was changed")
+        name = complete[-1]
+    check = host_fact(db, Verified, backup=str(name))
+    if not check.get("ok"):
+        raise RestoreRefused(f"backup {name} on {db.name} cannot be restored: "
+                             f"{check.get('problem')}; nothing was changed")
+    state.pwlb_restore = str(name)
+    return state.pwlb_restore
+
+
+def local_archive(name: str) -> str:
+    """The backup's wp-content archive, fetched from the database host to this machine
+    once (a private temporary directory), to be put on every web host."""
+    cached = getattr(state, "pwlb_restore_archive", None)
+    if cached:
+        return cached
+    db = group_hosts("db")[0]
+    folder = Path(tempfile.mkdtemp(prefix="pwlb-restore-"))
+    local = folder / f"wp-content-{name}.tar.gz"
+    remote = f"{backup.BACKUP_DIR}/{name}/wp-content.tar.gz"
+    if not db.get_file(remote, str(local), _sudo=bool(db.data.get("_sudo"))):
+        raise RestoreRefused(f"could not fetch {remote} from {db.name}; nothing was changed")
+    state.pwlb_restore_archive = str(local)
+    return state.pwlb_restore_archive
+
+
+ALL = (common.SETTINGS, database.SETTINGS, web.SETTINGS, backup.SETTINGS)
+
+
+@deploy("Restore", data_defaults=defaults(*ALL))
+def maintenance(on: bool) -> None:
+    """WordPress's own maintenance page on every web host while the site is replaced."""
+    if "web" not in host.groups:
+        return
+    flag = f"{host.data.docroot.rstrip('/')}/current/.maintenance"
+    if on:
+        server.shell(name="Show the maintenance page while the site is restored",
+                     commands=[f"echo '<?php $upgrading = time();' > {flag}"])
+    else:
+        files.file(name="Remove the maintenance page", path=flag, present=False)
+
+
+@deploy("Restore", data_defaults=defaults(*ALL))
+def replace() -> None:
+    name = chosen()
+    if "db" in host.groups:
+        backup_ops.restore_database(
+            name=f"Replace the database with backup {name}",
+            dump=f"{backup.BACKUP_DIR}/{name}/database.sql.gz", database=host.data.db_name)
+    if "web" in host.groups:
+        archive = f"{STAGING}/wp-content.tar.gz"
+        files.directory(name="Create the restore's staging directory", path=STAGING, mode="700")
+        files.put(name=f"Upload backup {name}'s wp-content", src=local_archive(name),
+                  dest=archive, mode="600")
+        backup_ops.restore_content(name=f"Make wp-content backup {name}'s", archive=archive,
+                                   root=mesh_root(), user=host.data.wordpress_user)
+        files.file(name="Remove the uploaded archive", path=archive, present=False)
+
+
+@deploy("Restore", data_defaults=defaults(*ALL))
+def afterwards() -> None:
+    if "lb" in host.groups:
+        server.shell(name="Empty the page cache", commands=[PURGE])
