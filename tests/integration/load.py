@@ -125,7 +125,10 @@ def resolving(name: str, address: str):
 class Background:
     """GETs of these URLs in turn, from `concurrency` workers, for as long as the `with`
     block runs (bounded: at most `limit` requests and `max_seconds`). Any answer other
-    than 200 counts as failed (a 404 for an upload included).
+    than 200 counts as failed (a 404 for an upload included). With `fresh`, each GET
+    opens a connection of its own, as visitors arriving do (a keep-alive connection that
+    nginx closes during a graceful reload can meet a request on its way; browsers send
+    that again by themselves, `requests` does not).
 
         with Background([site + "/", site + upload]) as load:
             pyinfra(...)

@@ -60,7 +60,7 @@ def under_load(bed, *args):
     """Deploy while GETs of the front page and every upload go through the balancer."""
     urls = [bed.site_url + "/", bed.site_url + "/?past-the-cache=1"] + \
         [bed.site_url + path for path in bed.uploads]
-    with Background(urls) as load:
+    with Background(urls, fresh=True) as load:
         run = pyinfra(bed.hosts_file, *args)
     assert run.returncode == 0, run.why()
     print(f"{' '.join(args) or 'deploy'}: {load.result.sent} GETs, {load.result.failed} failed")

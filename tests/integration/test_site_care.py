@@ -153,7 +153,7 @@ def test_backups_during_load_are_kept_and_copied_off_the_cluster(site):
     assert created.status_code == 201
     upload = wp.upload(session, bed, "backed-up.png")
     assert mesh.wait_quiet(bed, ["hosta", "hostb"])
-    with Background([bed.site_url + "/", bed.site_url + upload]) as load:
+    with Background([bed.site_url + "/", bed.site_url + upload], fresh=True) as load:
         code, out = bed.exec("hosta", "systemctl start wordpress-backup.service", check=False)
     assert code == 0, bed.exec("hosta", "journalctl -u wordpress-backup -n 30 --no-pager")[1]
     assert load.result.sent > 20 and load.result.failed == 0, load.result.errors

@@ -167,7 +167,7 @@ def deploy_under_load(bed, hosts_file, uploads):
     balancer: none may fail, none of the uploads may be missing."""
     urls = [bed.site_url + "/", bed.site_url + "/?past-the-cache=1"] + \
         [bed.site_url + path for path in uploads]
-    with Background(urls, verify=wp.verify(bed)) as load:
+    with Background(urls, verify=wp.verify(bed), fresh=True) as load:
         run = pyinfra(hosts_file)
     assert run.returncode == 0, run.why()
     print(f"{hosts_file}: {load.result.sent} GETs, {load.result.failed} failed, "
