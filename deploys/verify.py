@@ -62,4 +62,6 @@ def verify() -> None:
             name="The site answers on the shared address",
             url=f"{site}/", connect_to=f"{vip}:{port}", title=title,
             what=f"the shared address {vip}", success_message=summary,
+            # Just started, the balancers take a moment to agree who holds it.
+            wait=30,
         )

@@ -158,12 +158,11 @@ def release() -> None:
         name=f"Serve WordPress {version} (one atomic switch)",
         base=root, version=version, checksum=checksum, keep=int(host.data.keep_releases),
     )
-    # OPcache never mixes releases: PHP-FPM's workers finish, then start on the new one;
-    # nginx drops the files it kept open from the old one.
-    server.shell(name="Reload PHP-FPM and nginx gracefully for the new release",
+    # OPcache never mixes releases: PHP-FPM's workers finish, then start on the new one.
+    # (nginx needs no reload: it finds core through `current` on every request.)
+    server.shell(name="Reload PHP-FPM gracefully for the new release",
                  commands=["units=$(systemctl list-units --type=service --state=active "
-                           "--no-legend --plain 'php*-fpm.service' nginx.service "
-                           "| awk '{print $1}'); "
+                           "--no-legend --plain 'php*-fpm.service' | awk '{print $1}'); "
                            '[ -z "$units" ] || systemctl reload $units'],
                  _if=switched.did_change)
 

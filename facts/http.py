@@ -27,6 +27,8 @@ class Response(FactBase[dict]):
     checked against the host's trusted CAs). Status 0: no answer, and ``error`` says why.
     ``connect_to`` sends the request to another ``address:port`` than the URL's
     (curl's ``--connect-to``): the name, the ``Host`` header and TLS stay the URL's.
+    ``wait`` asks again, once a second for up to that many seconds, while nothing
+    answers (an address that is still moving to its holder).
 
     .. code:: python
 
@@ -38,15 +40,20 @@ class Response(FactBase[dict]):
     requires_command = "curl"
 
     def command(self, url: str, host_header: str | None = None,
-                connect_to: str | None = None) -> str:
+                connect_to: str | None = None, wait: int = 0) -> str:
         options = ""
         if host_header:
             options += f" -H {shlex.quote('Host: ' + host_header)}"
         if connect_to:
             options += f" --connect-to {shlex.quote('::' + connect_to)}"
+        ask = (f"out=$(curl -s -m 10 -D - -o - -w '\\nPWLB-STATUS:%{{http_code}}\\n'{options} "
+               f"{shlex.quote(url)}); rc=$?")
+        if wait:
+            # curl 7: nothing answers (yet). Anything else is an answer.
+            ask = (f"n=0; while :; do {ask}; case $rc in 7) ;; *) break;; esac; "
+                   f"n=$((n+1)); [ $n -ge {int(wait)} ] && break; sleep 1; done")
         return (
-            f"out=$(curl -s -m 10 -D - -o - -w '\\nPWLB-STATUS:%{{http_code}}\\n'{options} "
-            f"{shlex.quote(url)}); rc=$?; printf '%s\\n' \"$out\" | grep -a -i -o -E "
+            f"{ask}; printf '%s\\n' \"$out\" | grep -a -i -o -E "
             "'<title>[^<]*</title>|^PWLB-STATUS:[0-9]+|^(x-served-by|location): *[^[:space:]]+'; "
             "echo PWLB-EXIT:$rc"
         )

@@ -15,7 +15,8 @@ from pyinfra_wordpress_lb.facts.http import Response
 @operation()
 def responds(url: str, host_header: str | None = None, title: str | None = None,
              what: str = "the site", success_message: str | None = None,
-             connect_to: str | None = None, status: int = 200, location: str | None = None):
+             connect_to: str | None = None, status: int = 200, location: str | None = None,
+             wait: int = 0):
     """
     Check that a URL answers ``200`` (and shows this page title) when the host itself
     asks, certificates checked; stop the deploy with a clear error otherwise. Changes
@@ -30,6 +31,8 @@ def responds(url: str, host_header: str | None = None, title: str | None = None,
       name, ``Host`` and TLS stay the URL's), e.g. the balancer itself
     + status: the status code expected (a ``301`` for a redirect)
     + location: the redirect target expected (with ``status=301``)
+    + wait: seconds to keep asking while nothing answers (an address on its way to
+      its holder)
 
     **Example:**
 
@@ -49,6 +52,8 @@ def responds(url: str, host_header: str | None = None, title: str | None = None,
     ask = {"url": url, "host_header": host_header}
     if connect_to:
         ask["connect_to"] = connect_to
+    if wait:
+        ask["wait"] = wait
     response = host.get_fact(Response, **ask)
     got_status, got = response.get("status", 0), unescape(response.get("title") or "")
     got_location = response.get("location")

@@ -97,7 +97,7 @@ def test_release_is_unpacked_beside_then_switched_then_served(secrets_file):
         "WordPress | Unpack the verified WordPress 7.1.0 beside the served release",
         "WordPress | Write wp-config.php (secrets; never shown)",
         "WordPress | Serve WordPress 7.1.0 (one atomic switch)",
-        "WordPress | Reload PHP-FPM and nginx gracefully for the new release",
+        "WordPress | Reload PHP-FPM gracefully for the new release",
         "Web | Install nginx and PHP-FPM",
         "Web | Run the wordpress PHP-FPM pool with OPcache",
         "Web | Write the nginx backend vhost",
