@@ -11,8 +11,9 @@ Hosts are described in a TOML file, one table per host. `groups` lists its roles
     _sudo = true
     private_address = "10.0.0.11"   # cluster traffic; defaults to what the host reports
 
-The file is the first of: the path in the PWLB_HOSTS environment variable, `hosts.toml`
-next to this file (ignored by git), the `split` test bed's `.testbed/split/hosts.toml`.
+The file is the path in the PWLB_HOSTS environment variable when it is set (and nothing
+else: a path that names no file is an error, never another inventory); else `hosts.toml`
+next to this file (ignored by git), else the `split` test bed's `.testbed/split/hosts.toml`.
 """
 
 import os
@@ -20,19 +21,21 @@ import tomllib
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-_CANDIDATES = [
-    os.environ.get("PWLB_HOSTS"),
-    _HERE / "hosts.toml",
-    Path(os.environ.get("PWLB_TESTBED_DIR", _HERE / ".testbed")) / "split" / "hosts.toml",
-]
 
 
 def _hosts_file() -> Path:
-    for candidate in _CANDIDATES:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    if os.environ.get("PWLB_HOSTS"):
-        raise SystemExit(f"PWLB_HOSTS={os.environ['PWLB_HOSTS']}: no such file")
+    named = os.environ.get("PWLB_HOSTS")
+    if named is not None:
+        if not Path(named).is_file():
+            raise SystemExit(f"PWLB_HOSTS={named}: no such file (no other inventory is used "
+                             "while PWLB_HOSTS is set)")
+        return Path(named)
+    for candidate in (
+        _HERE / "hosts.toml",
+        Path(os.environ.get("PWLB_TESTBED_DIR", _HERE / ".testbed")) / "split" / "hosts.toml",
+    ):
+        if candidate.is_file():
+            return candidate
     raise SystemExit(
         "No hosts: write hosts.toml (see inventory.py), set PWLB_HOSTS=path/to/hosts.toml, "
         "or run `make demo` for a local test bed."
