@@ -27,7 +27,7 @@ from pyinfra_wordpress_lb.deploys import common, database, secrets, web
 from pyinfra_wordpress_lb.deploys._util import (
     group_addresses, group_hosts, host_fact, private_address, site_connect_to, site_url,
 )
-from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
+from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
 from pyinfra_wordpress_lb.facts.wordpress import Releases
 from pyinfra_wordpress_lb.operations import wordpress
 
@@ -71,7 +71,7 @@ def db_host() -> str:
     dbs = group_hosts("db")
     if not dbs:
         raise ValueError("no host in group `db`: the web tier needs a database host")
-    port = host.data.db_port
+    port = int(value(dbs[0], "db_port"))  # the db host's port, whatever this host's data says
     address = private_address(dbs[0])
     return address if port == 3306 else f"{address}:{port}"
 

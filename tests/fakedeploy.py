@@ -48,8 +48,9 @@ class Plan(dict):
 
 def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = None,
          host_data: dict[str, dict] | None = None,
-         fake_responses: dict | None = None) -> Plan:
-    """What each host would run on a first run, in operation order.
+         fake_responses: dict | None = None, show_secrets: bool = False) -> Plan:
+    """What each host would run on a first run, in operation order (secret uploads
+    opaque unless `show_secrets`).
     Hosts get private addresses 10.0.0.10, .11, ... in order of first appearance."""
     names: list[str] = []
     for hosts in groups.values():
@@ -92,7 +93,7 @@ def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = N
                     meta = state.get_op_meta(op_hash)
                     op_data = state.get_op_data_for_host(host, op_hash)
                     with ctx_host.use(host):
-                        commands = [_show(c) for c in op_data.command_generator()]
+                        commands = [_show(c, show_secrets) for c in op_data.command_generator()]
                     ops.append((", ".join(sorted(meta.names)), commands))
                 result[host.name.removeprefix("@fake/")] = ops
     finally:
@@ -101,11 +102,12 @@ def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = N
     return result
 
 
-def _show(command) -> str:
+def _show(command, secret: bool = False) -> str:
     """A command as text; an upload shows the file it writes, except a secret one
-    (written to `<path>.pwlb-new` first, see operations/_content.py), which stays opaque."""
+    (written to `<path>.pwlb-new` first, see operations/_content.py), which stays opaque
+    unless `secret`."""
     if isinstance(command, FileUploadCommand) and isinstance(command.src, (StringIO, BytesIO)) \
-            and not str(command.dest).endswith(".pwlb-new"):
+            and (secret or not str(command.dest).endswith(".pwlb-new")):
         command.src.seek(0)
         content = command.src.read()
         if isinstance(content, bytes):

@@ -528,3 +528,12 @@ def test_backups_on_the_db_host_read_wp_content_from_the_web_hosts(secrets_file)
     keys = upload(result["web1"], "Sync mesh | Let the mesh key rsync into the mesh's root, from the peers only")
     assert 'from="10.0.0.13",command="/usr/bin/rrsync -ro /var/www/wordpress/shared/wp-content",restrict ssh-ed25519 ' in keys
     assert 'from="10.0.0.12",command="/usr/bin/rrsync /var/www/wordpress/shared/wp-content"' in keys
+
+
+def test_web_hosts_reach_the_database_on_the_db_hosts_port(secrets_file):
+    # db_port set on the db host only: the web hosts' wp-config must use it, not the default.
+    result = plan(TOPOLOGIES["split"], secrets_file, host_data={"db1": {"db_port": 3307}},
+                  show_secrets=True)
+    for web in ("web1", "web2"):
+        config = upload(result[web], "WordPress | Write wp-config.php (secrets; never shown)")
+        assert "define( 'DB_HOST', '10.0.0.13:3307' );" in config, config[:2000]
