@@ -527,7 +527,7 @@ def test_backups_on_the_db_host_read_wp_content_from_the_web_hosts(secrets_file)
     # Each web host lets the db host's backup key read the shared tree, nothing else.
     keys = upload(result["web1"], "Sync mesh | Let the mesh key rsync into the mesh's root, from the peers only")
     assert 'from="10.0.0.13",command="/usr/bin/rrsync -ro /var/www/wordpress/shared/wp-content",restrict ssh-ed25519 ' in keys
-    assert 'from="10.0.0.12",command="/usr/bin/rrsync /var/www/wordpress/shared/wp-content"' in keys
+    assert 'from="10.0.0.12",command="/usr/bin/rrsync -wo /var/www/wordpress/shared/wp-content"' in keys
 
 
 def test_web_hosts_reach_the_database_on_the_db_hosts_port(secrets_file):

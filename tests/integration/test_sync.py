@@ -69,17 +69,28 @@ def test_the_mesh_key_only_rsyncs_into_the_docroot(split):
     web2 = split.host("web2").address
     ssh = ("ssh -i /var/lib/wordpress/.ssh/mesh_ed25519 -o BatchMode=yes "
            "-o UserKnownHostsFile=/var/lib/wordpress/.ssh/known_hosts")
+    # The key works for what it is for (so the refusals below mean something).
+    split.exec("web1", "echo ok > /tmp/allowed.txt", user="wordpress")
+    split.exec("web1", f"rsync -e '{ssh}' /tmp/allowed.txt wordpress@{web2}:/allowed.txt",
+               user="wordpress")
+    split.exec("web2", "rm /var/www/wordpress/shared/wp-content/allowed.txt")
     # No shell, no pty.
     code, out = split.exec("web1", f"{ssh} wordpress@{web2} id 2>&1", check=False, user="wordpress")
-    assert "uid=" not in out
+    assert code != 0 and "uid=" not in out, out
     code, out = split.exec("web1", f"{ssh} -tt wordpress@{web2} /bin/sh -c id 2>&1",
                            check=False, user="wordpress")
-    assert "uid=" not in out
+    assert code != 0 and "uid=" not in out, out
+    # Write-only: it cannot read a peer's files (wp-config.php's secrets, uploads).
+    code, out = split.exec("web1", f"rsync -e '{ssh}' wordpress@{web2}:/index.php /tmp/read.php 2>&1",
+                           check=False, user="wordpress")
+    assert code != 0, out
+    split.exec("web1", "test ! -e /tmp/read.php")
     # No escape from the docroot.
     split.exec("web1", "echo x > /tmp/escape.txt", user="wordpress")
     for target in ("/../../../../tmp/escaped.txt", "../escaped.txt"):
-        split.exec("web1", f"rsync -e '{ssh}' /tmp/escape.txt wordpress@{web2}:{target} 2>&1",
-                   check=False, user="wordpress")
+        code, out = split.exec("web1", f"rsync -e '{ssh}' /tmp/escape.txt wordpress@{web2}:{target} 2>&1",
+                               check=False, user="wordpress")
+        assert code != 0, (target, out)
     code, found = split.exec("web2", "ls /tmp/escaped.txt /var/www/escaped.txt "
                                      "/escaped.txt 2>/dev/null", check=False)
     assert found.strip() == ""
