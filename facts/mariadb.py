@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from pyinfra.api import FactBase
+
+
+def password_digest(user: str, hostname: str, stored: str) -> str:
+    """What the `Accounts` fact gives for an account whose stored password hash is
+    `stored`: a digest salted with the account's name ("" for no password). It shows
+    whether a password is the expected one, and is worth nothing to log in with."""
+    if not stored:
+        return ""
+    return hashlib.sha256(f"pwlb:{user}@{hostname}:{stored}".encode()).hexdigest()
 
 
 class Accounts(FactBase[dict]):
     """
-    Returns every account as ``{"user@host": {"plugin": ..., "auth": ...}}``, where
-    ``auth`` is the stored password hash (``*`` + 40 hex digits for
-    ``mysql_native_password``), never the password. No server gives ``{}``.
+    Returns every account as ``{"user@host": {"plugin": ..., "digest": ...}}``. The
+    password hash never leaves the server (a mysql_native_password hash is as good as
+    the password to its protocol, and pyinfra prints fact output at ``-vvv``): ``digest``
+    is SHA-256 of ``pwlb:user@host:`` and the stored hash (``password_digest``), ``""``
+    without a password. No server gives ``{}``.
 
     .. code:: python
 
-        {"wordpress@10.0.0.6": {"plugin": "mysql_native_password", "auth": "*2470C0C0..."}}
+        {"wordpress@10.0.0.6": {"plugin": "mysql_native_password", "digest": "5f0c..."}}
     """
 
     default = dict
@@ -22,7 +35,9 @@ class Accounts(FactBase[dict]):
     def command(self) -> str:
         return (
             "mariadb --batch --skip-column-names -e "
-            "'SELECT user, host, plugin, authentication_string FROM mysql.user'"
+            "'SELECT user, host, plugin, IF(authentication_string = \"\", \"\", "
+            "SHA2(CONCAT(\"pwlb:\", user, \"@\", host, \":\", authentication_string), 256)) "
+            "FROM mysql.user'"
         )
 
     def process(self, output: list[str]) -> dict[str, dict[str, str]]:
@@ -31,8 +46,8 @@ class Accounts(FactBase[dict]):
             fields = line.split("\t")
             if len(fields) != 4:
                 continue
-            user, hostname, plugin, auth = fields
-            accounts[f"{user}@{hostname}"] = {"plugin": plugin, "auth": auth}
+            user, hostname, plugin, digest = fields
+            accounts[f"{user}@{hostname}"] = {"plugin": plugin, "digest": digest}
         return accounts
 
 

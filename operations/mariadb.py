@@ -12,7 +12,7 @@ import hashlib
 from pyinfra import host
 from pyinfra.api import HiddenValue, QuoteString, StringCommand, operation
 
-from pyinfra_wordpress_lb.facts.mariadb import Accounts, Databases
+from pyinfra_wordpress_lb.facts.mariadb import Accounts, Databases, password_digest
 from pyinfra_wordpress_lb.operations._content import unmasked
 
 
@@ -37,8 +37,9 @@ def _execute(sql: str | StringCommand) -> StringCommand:
 def password(user: str, hostname: str, password: str | HiddenValue):
     """
     Ensure an existing account's password is this one (mysql_native_password). The
-    comparison is made against the stored hash, so the password never leaves the
-    controller unless it must be set; it is masked in pyinfra's output.
+    comparison is made against a salted digest of the stored hash (the ``Accounts``
+    fact), so neither the password nor its hash travels unless the password must be
+    set; it is masked in pyinfra's output.
 
     + user, hostname: the account (``'user'@'hostname'``)
     + password: the password, preferably a ``HiddenValue``
@@ -59,8 +60,8 @@ def password(user: str, hostname: str, password: str | HiddenValue):
     if account is None:
         host.noop(f"account {user}@{hostname} does not exist")
         return
-    if account["plugin"] == "mysql_native_password" and account["auth"] == native_password_hash(
-        raw
+    if account["plugin"] == "mysql_native_password" and account["digest"] == password_digest(
+        user, hostname, native_password_hash(raw)
     ):
         host.noop(f"password of {user}@{hostname} is current")
         return
