@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import LinuxDistribution
-from pyinfra.operations import apt, files
+from pyinfra.operations import apt, files, server
 
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys import common, tls, web
+from pyinfra_wordpress_lb.deploys import common, tls, web, wordpress
 from pyinfra_wordpress_lb.deploys._util import (
     backend_port, group_hosts, host_fact, newcomers, nginx_site, private_address, site_url,
     upstream,
@@ -124,6 +124,10 @@ def balancer() -> None:
         ttl=int(host.data.page_cache_ttl or 0), cache_dir=CACHE_DIR)
     # Web hosts new to a serving cluster get no request until verified (`admit`).
     vhost("balancer vhost", held_back=newcomers())
+    # After every web host's tiers (deploy.py's first barrier): a release switch shows
+    # at once, never a cached file of the release that was served before.
+    server.shell(name="Empty the page cache: the web hosts switched releases",
+                 commands=[PURGE], _if=wordpress.switched_anywhere)
 
 
 @deploy("Balancer", data_defaults=defaults(common.SETTINGS, web.SETTINGS, tls.SETTINGS,

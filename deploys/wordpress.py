@@ -63,6 +63,16 @@ SETTINGS = (
 ALL_SETTINGS = (common.SETTINGS, database.SETTINGS, web.SETTINGS, SETTINGS)
 
 
+# Each web host's release switch of this run: the balancers empty their page cache when
+# any of them switched (cached copies of the other release's files go at once).
+SWITCHES: dict = {}
+
+
+def switched_anywhere() -> bool:
+    """Whether a web host switched releases in this run (ask once they all ran)."""
+    return any(op.did_change() for op in SWITCHES.values())
+
+
 def base() -> str:
     return host.data.docroot.rstrip("/")
 
@@ -158,6 +168,7 @@ def release() -> None:
         name=f"Serve WordPress {version} (one atomic switch)",
         base=root, version=version, checksum=checksum, keep=int(host.data.keep_releases),
     )
+    SWITCHES[host.name] = switched
     # OPcache never mixes releases: PHP-FPM's workers finish, then start on the new one.
     # (nginx needs no reload: it finds core through `current` on every request.)
     server.shell(name="Reload PHP-FPM gracefully for the new release",

@@ -127,6 +127,31 @@ def test_a_new_post_reaches_readers_within_the_cache_lifetime(split):
                      params={"force": "true"}, headers={"X-WP-Nonce": nonce}, timeout=30)
 
 
+@pytest.mark.parametrize("path", ["/wp-content/themes/pwlb-edge.css",
+                                  "/wp-content/uploads/pwlb-edge.css"])
+def test_a_changed_static_file_reaches_readers_within_the_cache_lifetime(split, path):
+    # Backends tell browsers to keep static files a year; the edge keeps them no longer
+    # than pages.
+    site = wp.http(split)
+    local = f"/var/www/wordpress/shared{path}"
+    for host in ("web1", "web2"):
+        split.exec(host, f"echo 'a{{}}' > {local}", user="wordpress")
+    try:
+        warm(site, split.site_url + path)
+        assert "max-age=31536000" in site.get(split.site_url + path).headers["Cache-Control"]
+        for host in ("web1", "web2"):
+            split.exec(host, f"echo 'b{{}}' > {local}", user="wordpress")
+        changed = time.monotonic()
+        while time.monotonic() - changed < TTL + 5:
+            if site.get(split.site_url + path, timeout=30).text.startswith("b"):
+                break
+            time.sleep(0.2)
+        assert time.monotonic() - changed <= TTL + 1
+    finally:
+        for host in ("web1", "web2"):
+            split.exec(host, f"rm -f {local}")
+
+
 def test_cached_pages_answer_while_php_is_down_everywhere(split):
     site = wp.http(split)
     url = split.site_url + "/hello-world/"
