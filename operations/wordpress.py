@@ -3,6 +3,7 @@ configuration, an unattended install, the database upgrade a new release needs."
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 
 from pyinfra import host
@@ -15,6 +16,7 @@ from pyinfra_wordpress_lb.facts.wordpress import DatabaseVersion, Installed, Rel
 from pyinfra_wordpress_lb.operations._content import put_content, unmasked, upload_secret
 
 CHECKSUM_FACTS = {"sha1": Sha1File, "sha256": Sha256File}
+PRIVATE_DIR = "/var/lib/wordpress-lb"  # root's; scripts with secrets pass through here
 SHARED_CONTENT = "shared/wp-content"  # under the base: what WordPress writes at run time
 
 
@@ -340,8 +342,11 @@ def install(
         admin_user=php_string(admin_user), admin_email=php_string(admin_email),
         admin_password=php_string(raw),
     )
-    tmp = host.get_temp_filename(f"wp-install-{docroot}")
+    # Not in /tmp (a predictable name there is anyone's to take first): in a directory
+    # only root writes to.
+    tmp = f"{PRIVATE_DIR}/wp-install-{hashlib.sha1(docroot.encode()).hexdigest()[:12]}.php"
     q_tmp, q_user = shlex.quote(tmp), shlex.quote(user)
+    yield f"install -d -m 711 -o root -g root {PRIVATE_DIR}"
     yield from upload_secret(tmp, script.encode(), user=user, group=user, mode=600)
     yield (
         f"cd {shlex.quote(docroot)} && runuser -u {q_user} -- php {q_tmp}; "
