@@ -45,7 +45,11 @@ def test_several_web_hosts_without_a_balancer(secrets_file):
 
 
 def test_one_web_host_without_a_balancer_is_fine(secrets_file):
-    plan({"web": ["web1"], "db": ["db1"]}, secrets_file)
+    result = plan({"web": ["web1"], "db": ["db1"]}, secrets_file)
+    web1 = [name for name, _ in result["web1"]]
+    assert "Web | Write the nginx backend vhost" in web1
+    assert "WordPress install | Install WordPress unattended (once per database)" in web1
+    assert not any(name.startswith("Balancer |") for name, _ in result["web1"] + result["db1"])
 
 
 def test_duplicate_private_address(secrets_file):
@@ -80,7 +84,10 @@ def test_invalid_site_url(secrets_file, url):
 def test_valid_site_urls_pass(secrets_file):
     for url, tls in (("https://www.example.com", "self-signed"), ("http://127.0.0.1:8080", "off"),
                      ("http://blog.example.org/wp", "off"), ("https://10.0.0.5:8443", "self-signed")):
-        plan(SPLIT, secrets_file, data={"site_url": url, "tls": tls})
+        result = plan(SPLIT, secrets_file, data={"site_url": url, "tls": tls}, show_secrets=True)
+        install = " ".join(c for name, commands in result["web1"] for c in commands
+                           if name.startswith("WordPress install | Install WordPress"))
+        assert f"update_option( 'siteurl', '{url}' );" in install, (url, install[:300])
 
 
 @pytest.mark.parametrize("email", ["admin", "admin@", "admin@localhost", "a b@example.com"])
