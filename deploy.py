@@ -13,6 +13,7 @@ from pyinfra_wordpress_lb.deploys import sync as sync_tier
 from pyinfra_wordpress_lb.deploys.balancer import admit, balancer
 from pyinfra_wordpress_lb.deploys.common import common
 from pyinfra_wordpress_lb.deploys.database import database
+from pyinfra_wordpress_lb.deploys.firewall import firewall
 from pyinfra_wordpress_lb.deploys.ha import shared_address
 from pyinfra_wordpress_lb.deploys.sync import seed, sync
 from pyinfra_wordpress_lb.deploys.tls import acme, trust
@@ -24,6 +25,7 @@ from pyinfra_wordpress_lb.operations import cluster
 
 validate()  # a wrong inventory or setting stops here, before any change
 common()
+firewall()  # before any service listens: each host admits only what its roles need
 if "db" in host.groups:
     database()
     backups()

@@ -29,11 +29,12 @@ def defaults(*groups: tuple[Setting, ...]) -> dict[str, Any]:
 def all_settings() -> list[tuple[str, Setting]]:
     """(tier, setting) for every declared key, in deploy order."""
     from pyinfra_wordpress_lb.deploys import (
-        backup, balancer, common, database, ha, sync, tls, web, wordpress,
+        backup, balancer, common, database, firewall, ha, sync, tls, web, wordpress,
     )
 
     return [(module.__name__.split(".")[-1], s)
-            for module in (common, database, backup, web, wordpress, sync, balancer, tls, ha)
+            for module in (common, firewall, database, backup, web, wordpress, sync, balancer,
+                           tls, ha)
             for s in module.SETTINGS]
 
 

@@ -24,7 +24,8 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.server import LinuxDistribution
 
 from pyinfra_wordpress_lb.deploys import secrets
-from pyinfra_wordpress_lb.deploys._util import interface_of, private_address, site_url
+from pyinfra_wordpress_lb.deploys._util import host_fact, interface_of, private_address, site_url
+from pyinfra_wordpress_lb.facts.ssh import Client
 from pyinfra_wordpress_lb.deploys.settings import all_settings, value
 
 SUPPORTED_DEBIAN = {12: "bookworm", 13: "trixie"}
@@ -318,6 +319,49 @@ def _check_vip(problems: list[str]) -> None:
                             "address must be in the balancers' own network")
 
 
+def _networks(h, key: str, problems: list[str]) -> list | None:
+    raw = value(h, key)
+    if isinstance(raw, str) or not isinstance(raw, (list, tuple)):
+        problems.append(f"{h.name}: {key} {raw!r} is not a list of addresses or networks "
+                        "(e.g. [\"192.0.2.0/24\"])")
+        return None
+    parsed = []
+    for item in raw:
+        try:
+            parsed.append(ipaddress.ip_network(str(item), strict=False))
+        except ValueError:
+            problems.append(f"{h.name}: {key} entry {item!r} is not an address or network")
+    return parsed
+
+
+def _check_firewall(problems: list[str]) -> None:
+    """Networks that parse, and no lock-out: the address this deploy connects from (as
+    each host sees it) stays allowed to reach SSH."""
+    for h in _hosts():
+        if not value(h, "firewall"):
+            continue
+        admin = _networks(h, "admin_networks", problems)
+        trusted = _networks(h, "firewall_trusted", problems)
+        if admin is None or trusted is None:
+            continue
+        if not admin:
+            problems.append(f"{h.name}: admin_networks is empty: nobody could reach SSH "
+                            "(set the networks you administer from)")
+            continue
+        client = host_fact(h, Client, _sudo=False)
+        if not client:
+            continue
+        try:
+            address = ipaddress.ip_address(client.split("%")[0])
+        except ValueError:
+            continue
+        address = getattr(address, "ipv4_mapped", None) or address
+        if not any(address in n for n in admin + trusted):
+            problems.append(f"{h.name}: this deploy connects from {address}, which "
+                            "admin_networks leaves out: the firewall would lock you out "
+                            f"(add {address} to admin_networks)")
+
+
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -366,7 +410,7 @@ def _check_releases(problems: list[str]) -> None:
 CHECKS = (_check_roles, _check_addresses, _check_ports, _check_releases_and_pool,
           _check_numbers, _check_site,
           _check_keys,
-          _check_secrets, _check_releases, _check_tls, _check_vip)
+          _check_secrets, _check_releases, _check_tls, _check_vip, _check_firewall)
 
 
 def problems() -> list[str]:

@@ -80,3 +80,21 @@ class AuthorizedSources(FactBase[list]):
             if line.startswith('from="') and line.endswith('"'):
                 sources.update(a for a in line[6:-1].split(",") if a)
         return sorted(sources)
+
+
+class Client(FactBase[str]):
+    """
+    Returns the address this SSH session comes from, as the host sees it (``None`` when
+    not over SSH). Ask it with ``_sudo=False``: sudo drops ``SSH_CONNECTION``.
+
+    .. code:: python
+
+        "192.0.2.10"
+    """
+
+    def command(self) -> str:
+        return 'echo "${SSH_CONNECTION%% *}"'
+
+    def process(self, output: list[str]) -> str | None:
+        text = "".join(output).strip()
+        return text or None

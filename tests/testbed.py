@@ -315,6 +315,11 @@ class Bed:
         return STATE_DIR / self.name
 
     @property
+    def gateway(self) -> str:
+        """This machine's address on the bed's network (where the deploy connects from)."""
+        return f"{self.subnet.rsplit('.', 1)[0]}.1"
+
+    @property
     def https_port(self) -> int:
         """Where the first balancer's 443 is published on 127.0.0.1 (8080 -> 8443)."""
         return self.port - 80 + 443
@@ -495,7 +500,7 @@ def up(topology: str = "split", release: str = "13", name: str | None = None,
 
     prefix = bed.subnet.rsplit(".", 1)[0]
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(
-        subnet=bed.subnet, gateway=f"{prefix}.1")])
+        subnet=bed.subnet, gateway=bed.gateway)])
     network = c.networks.create(f"pwlb-{name}", driver="bridge", ipam=ipam,
                                 labels=_labels(name))
     containers = []
@@ -562,6 +567,9 @@ def hosts_toml(bed: Bed) -> str:
             "_sudo": True,
             "private_address": host.address,
             "site_url": bed.site_url,
+            # The controller (the bed's gateway) may look at every port: tests read
+            # backends directly. Flows between the bed's hosts are what the firewall tests.
+            "firewall_trusted": [bed.gateway],
             **edge_settings(bed),
             # No internet here: the release comes from Debian's package, uploaded.
             "wordpress_archive": str(archive.path),

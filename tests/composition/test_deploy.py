@@ -232,7 +232,7 @@ def test_barriers_make_every_host_wait(topology, secrets_file):
         for barrier in barriers:
             assert barrier in names(ops), host
     for step in order[:tiers]:
-        assert step.split(" | ")[0] in ("Common base", "Database", "Backups", "WordPress",
+        assert step.split(" | ")[0] in ("Common base", "Firewall", "Database", "Backups", "WordPress",
                                         "Web", "Sync mesh", "WP-Cron", "Trust"), step
     for step in order[tiers + 1:serving]:
         assert step.split(" | ")[0] in ("WordPress install", "Sync mesh", "Balancer",
@@ -537,3 +537,33 @@ def test_web_hosts_reach_the_database_on_the_db_hosts_port(secrets_file):
     for web in ("web1", "web2"):
         config = upload(result[web], "WordPress | Write wp-config.php (secrets; never shown)")
         assert "define( 'DB_HOST', '10.0.0.13:3307' );" in config, config[:2000]
+
+
+def test_each_host_admits_only_what_its_roles_need(secrets_file):
+    groups = {"lb": ["lb1", "lb2"], "web": ["web1", "web2"], "db": ["db1"]}
+    result = plan(groups, secrets_file, data={"lb_vip": "10.0.0.100",
+                                              "admin_networks": ["192.0.2.0/24", "2001:db8::/32"]})
+    rules = {h: upload(result[h], "Firewall | Write the firewall rules") for h in result}
+    for h, text in rules.items():
+        assert "policy drop;" in text and "ct state established,related accept" in text
+        assert "ip saddr { 192.0.2.0/24 } tcp dport 22 accept" in text, h
+        assert "ip6 saddr { 2001:db8::/32 } tcp dport 22 accept" in text, h
+        assert "flush ruleset" not in text and "delete table inet wordpress_lb" in text
+    # lb1 .10, lb2 .11, web1 .12, web2 .13, db1 .14
+    assert "tcp dport { 80, 443 } accept" in rules["lb1"]
+    assert "ip saddr { 10.0.0.11 } ip protocol 112 accept" in rules["lb1"]
+    assert "ip saddr { 10.0.0.10, 10.0.0.11 } tcp dport 80 accept" in rules["web1"]
+    assert "ip saddr { 10.0.0.13, 10.0.0.14 } tcp dport 22 accept" in rules["web1"]
+    assert "ip saddr { 10.0.0.12, 10.0.0.13 } tcp dport 3306 accept" in rules["db1"]
+    for h in ("web1", "db1"):
+        assert "443" not in rules[h] and "112" not in rules[h]
+    assert "3306" not in rules["lb1"] + rules["web1"]
+    assert "Firewall | Load the firewall rules when they changed" in names(result["db1"])
+
+
+def test_without_the_firewall_its_table_goes(secrets_file):
+    result = plan(TOPOLOGIES["split"], secrets_file, data={"firewall": False})
+    for ops in result.values():
+        firewall = [n for n in names(ops) if n.startswith("Firewall |")]
+        assert firewall == ["Firewall | Do not load the firewall at boot (firewall = false)",
+                            "Firewall | Remove the firewall's rules (firewall = false)"]

@@ -255,3 +255,27 @@ def test_numbers_in_range(secrets_file):
     assert "mesh_delay -1 is not a number from 0 to 60" in message
     assert "page_cache_ttl '10s' is not a whole number from 0 to 86400" in message
     assert "lb_worker_connections 10 is not a whole number from 512 to 1048576" in message
+
+
+@pytest.mark.parametrize("networks,problem", [
+    ("10.0.0.0/8", "admin_networks '10.0.0.0/8' is not a list"),
+    (["10.0.0.300/32"], "admin_networks entry '10.0.0.300/32' is not an address or network"),
+    ([], "admin_networks is empty: nobody could reach SSH"),
+])
+def test_admin_networks_that_are_not_networks(secrets_file, networks, problem):
+    message = rejected(SPLIT, secrets_file, data={"admin_networks": networks})
+    assert problem in message
+
+
+def test_a_firewall_that_would_lock_the_operator_out_is_refused(secrets_file):
+    # Each host sees this deploy's SSH session coming from 192.0.2.10.
+    ssh = {'echo "${SSH_CONNECTION%% *}"': "192.0.2.10"}
+    message = rejected(SPLIT, secrets_file, fake_responses=ssh,
+                       data={"admin_networks": ["198.51.100.0/24"]})
+    assert ("web1: this deploy connects from 192.0.2.10, which admin_networks leaves out: "
+            "the firewall would lock you out") in message.replace("@fake/", "")
+    # Allowed by admin_networks or firewall_trusted, or no firewall at all: fine.
+    for data in ({"admin_networks": ["192.0.2.0/24"]},
+                 {"admin_networks": ["198.51.100.0/24"], "firewall_trusted": ["192.0.2.10"]},
+                 {"admin_networks": ["198.51.100.0/24"], "firewall": False}):
+        plan(SPLIT, secrets_file, fake_responses=ssh, data=data)

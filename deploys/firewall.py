@@ -1,0 +1,130 @@
+"""A firewall on every host (nftables, table `inet wordpress_lb` only): default deny
+inbound, and per role only the flows the cluster needs.
+
+- every host: loopback, replies to its own connections, ICMP, SSH from `admin_networks`,
+  everything from `firewall_trusted` (a monitoring or bastion host);
+- balancers: the public ports from anywhere; VRRP from the other balancers;
+- web hosts: the backend port from the balancers; SSH from the other web hosts (the
+  mesh) and from the database host (backups read the shared content);
+- database host: the database port from the web hosts.
+
+The rules live in /etc/wordpress-lb/firewall.nft, loaded at boot by
+wordpress-lb-firewall.service and by the deploy when they change: one transaction that
+replaces this table, never the whole ruleset (a container engine's or fail2ban's tables
+stay). Connections already open survive a change, and validate.py refuses an
+`admin_networks` that leaves out the address the deploy itself connects from.
+`firewall = false` leaves every host open (and removes the table).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, systemd
+
+from pyinfra_wordpress_lb import templates
+from pyinfra_wordpress_lb.deploys import balancer, common, database, ha, tls, web
+from pyinfra_wordpress_lb.deploys._util import backend_port, group_hosts, private_address
+from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
+from pyinfra_wordpress_lb.operations import nftables
+
+FAMILY, TABLE = "inet", "wordpress_lb"
+RULES = "/etc/wordpress-lb/firewall.nft"
+UNIT = "wordpress-lb-firewall.service"
+MESH_SSH_PORT = 22  # the mesh and the backups reach peers' sshd on its usual port
+
+SETTINGS = (
+    Setting("firewall", True,
+            "nftables firewall on every host (default deny inbound, per-role flows); "
+            "`false` leaves hosts open"),
+    Setting("admin_networks", ("0.0.0.0/0", "::/0"),
+            "addresses (networks) allowed to reach SSH for administration; the deploy "
+            "refuses a list that leaves out the address it connects from"),
+    Setting("firewall_trusted", (),
+            "addresses (networks) allowed to reach every port of every host, e.g. a "
+            "monitoring or bastion host; default: none"),
+)
+
+
+def _saddr(networks) -> list[str]:
+    """nft source matches for a list of networks: one for IPv4, one for IPv6; `[""]`
+    (no match: anywhere) when the list holds a whole family's space for both."""
+    parsed = [ipaddress.ip_network(str(n), strict=False) for n in networks]
+    v4 = sorted({str(n) for n in parsed if n.version == 4})
+    v6 = sorted({str(n) for n in parsed if n.version == 6})
+    if "0.0.0.0/0" in v4 and "::/0" in v6:
+        return [""]
+    matches = []
+    if v4:
+        matches.append(f"ip saddr {{ {', '.join(v4)} }} ")
+    if v6:
+        matches.append(f"ip6 saddr {{ {', '.join(v6)} }} ")
+    return matches
+
+
+def rules(target=None) -> list[tuple[str, list[str]]]:
+    """What a host admits beyond loopback, replies and ICMP: (why, [nft rules])."""
+    target = host if target is None else target
+    data = target.data
+    me = private_address(target)
+    lbs = [private_address(h) for h in group_hosts("lb")]
+    webs = [private_address(h) for h in group_hosts("web")]
+    dbs = [private_address(h) for h in group_hosts("db")]
+    ssh_port = int(data.get("ssh_port") or 22)
+    found: list[tuple[str, list[str]]] = []
+    found.append(("SSH for administration (admin_networks)",
+                  [f"{m}tcp dport {ssh_port} accept" for m in _saddr(data.admin_networks)]))
+    if data.firewall_trusted:
+        found.append(("trusted hosts (firewall_trusted): everything",
+                      [f"{m}accept" for m in _saddr(data.firewall_trusted)]))
+    if "lb" in target.groups:
+        ports = sorted({int(data.lb_port), int(data.lb_https_port)})
+        found.append(("the site, from anywhere",
+                      [f"tcp dport {{ {', '.join(map(str, ports))} }} accept"]))
+        peers = [a for a in lbs if a != me]
+        if data.get("lb_vip") and peers:
+            found.append(("VRRP from the other balancers (the shared address)",
+                          [f"ip saddr {{ {', '.join(peers)} }} ip protocol 112 accept"]))
+    if "web" in target.groups:
+        if lbs:
+            found.append(("the backend, from the balancers",
+                          [f"ip saddr {{ {', '.join(lbs)} }} tcp dport {backend_port(target)} "
+                           "accept"]))
+        readers = sorted({a for a in webs + dbs if a != me})
+        if readers:
+            found.append(("SSH from the other web hosts (mesh) and the database host (backups)",
+                          [f"ip saddr {{ {', '.join(readers)} }} tcp dport {MESH_SSH_PORT} "
+                           "accept"]))
+    if "db" in target.groups and webs:
+        found.append(("the database, from the web hosts",
+                      [f"ip saddr {{ {', '.join(webs)} }} tcp dport {int(data.db_port)} "
+                       "accept"]))
+    return found
+
+
+@deploy("Firewall", data_defaults=defaults(common.SETTINGS, web.SETTINGS, balancer.SETTINGS, tls.SETTINGS,
+                                            database.SETTINGS, ha.SETTINGS, SETTINGS))
+def firewall() -> None:
+    if not host.data.firewall:
+        systemd.service(name="Do not load the firewall at boot (firewall = false)",
+                        service=UNIT, enabled=False)
+        nftables.table_absent(name="Remove the firewall's rules (firewall = false)",
+                              family=FAMILY, table=TABLE, path=RULES)
+        return
+    apt.packages(name="Install nftables", packages=["nftables"], no_recommends=True)
+    files.directory(name="Create /etc/wordpress-lb", path="/etc/wordpress-lb", mode="755")
+    files.template(name="Write the firewall rules",
+                   src=templates.path("nftables/firewall.nft.j2"), dest=RULES, mode="600",
+                   jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
+                   family=FAMILY, table=TABLE, host_name=host.name,
+                   roles=sorted(set(host.groups) & {"lb", "web", "db"}), rules=rules())
+    unit = files.template(name=f"Install {UNIT}",
+                          src=templates.path(f"systemd/{UNIT}.j2"),
+                          dest=f"/etc/systemd/system/{UNIT}", mode="644",
+                          rules=RULES, family=FAMILY, table=TABLE)
+    systemd.daemon_reload(name="Reload systemd for the firewall's unit", _if=unit.did_change)
+    systemd.service(name="Load the firewall at boot", service=UNIT, running=None, enabled=True)
+    nftables.table_loaded(name="Load the firewall rules when they changed",
+                          family=FAMILY, table=TABLE, path=RULES)

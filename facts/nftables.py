@@ -1,0 +1,48 @@
+"""Facts about nftables: whether a table of our own is loaded as its file says."""
+
+from __future__ import annotations
+
+import shlex
+
+from pyinfra.api import FactBase
+
+STAMP_DIR = "/var/lib/wordpress-lb"
+
+
+def stamp_path(table: str) -> str:
+    return f"{STAMP_DIR}/{table}.nft.loaded"
+
+
+class Table(FactBase[dict]):
+    """
+    Returns, for one nftables table: whether the kernel has it (``loaded``), the SHA-256
+    of the file that defines it (``file``, ``None`` when missing) and the SHA-256 of the
+    file as it was when ``nftables.table_loaded`` last loaded it (``stamp``). When the
+    table is missing or the two digests differ, the rules in force are not the file's.
+    ``nft`` missing gives ``loaded: False``.
+
+    .. code:: python
+
+        {"loaded": True, "file": "8c1f...", "stamp": "8c1f..."}
+    """
+
+    default = dict
+
+    def command(self, family: str, table: str, path: str) -> str:
+        q_path = shlex.quote(path)
+        return (
+            f"if nft list table {shlex.quote(family)} {shlex.quote(table)} >/dev/null 2>&1; "
+            "then echo loaded=yes; else echo loaded=no; fi; "
+            f"echo file=$(sha256sum {q_path} 2>/dev/null | cut -d' ' -f1); "
+            f"echo stamp=$(cat {shlex.quote(stamp_path(table))} 2>/dev/null)"
+        )
+
+    def process(self, output: list[str]) -> dict:
+        result: dict = {"loaded": False, "file": None, "stamp": None}
+        for line in output:
+            key, _, value = line.strip().partition("=")
+            if key == "loaded":
+                result["loaded"] = value == "yes"
+            elif key in result:
+                result[key] = value or None
+        return result
