@@ -51,6 +51,19 @@ SETTINGS = (
     Setting("page_cache_max_size", "1g", "largest size of each balancer's page cache on disk"),
     Setting("lb_worker_connections", 4096,
             "nginx `worker_connections` on the balancers (open files: twice that)"),
+    Setting("login_rate", "10r/m",
+            "requests to wp-login.php each client address may make (nginx `limit_req` "
+            "rate); more get 429"),
+    Setting("login_burst", 10, "requests to wp-login.php a client may make at once beyond "
+            "login_rate before the limit applies"),
+    Setting("xmlrpc", False,
+            "serve xmlrpc.php (the old remote-publishing API, a favourite of brute-force "
+            "attacks); off: 403"),
+    Setting("xmlrpc_rate", "10r/m", "requests to xmlrpc.php each client address may make "
+            "(with `xmlrpc = true`; burst: login_burst)"),
+    Setting("lb_show_backend", False,
+            "pass the backends' `served_by_header` (the backend's host name) on to clients; "
+            "off: it stays between balancer and backends"),
     Setting("lb_backends", None,
             "`address:port` of each backend; default: every `web` host's backend vhost "
             "(set it to put the balancer alone in front of servers you run yourself)"),
@@ -101,6 +114,12 @@ def vhost(what: str, held_back: list) -> None:
         next_upstream=host.data.lb_next_upstream,
         next_upstream_tries=host.data.lb_next_upstream_tries,
         next_upstream_timeout=host.data.lb_next_upstream_timeout,
+        login_rate=host.data.login_rate,
+        login_burst=int(host.data.login_burst),
+        xmlrpc=bool(host.data.xmlrpc),
+        xmlrpc_rate=host.data.xmlrpc_rate,
+        unlimited=[str(n) for n in (value(host, "firewall_trusted") or ())],
+        hide_backend=None if host.data.lb_show_backend else value(host, "served_by_header"),
     )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, server
+from pyinfra.operations import apt, files, server
+
+from pyinfra_wordpress_lb import templates
 
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
 
@@ -16,6 +18,10 @@ SETTINGS = (
             "seconds the apt cache counts as fresh; re-runs within it skip `apt-get update`"),
     Setting("base_packages", ("ca-certificates", "curl", "python3", "rsync"),
             "packages every host gets"),
+    Setting("unattended_upgrades", True,
+            "install Debian's security updates automatically every day "
+            "(`unattended-upgrades`, Debian's own configuration: security updates only, no "
+            "reboot)"),
     Setting("wordpress_user", "wordpress",
             "system user (and group) that owns the shared content, runs PHP-FPM and lsyncd"),
     Setting("wordpress_home", "/var/lib/wordpress", "home of the wordpress user"),
@@ -39,6 +45,15 @@ def common() -> None:
         packages=list(host.data.base_packages),
         no_recommends=True,
     )
+    if host.data.unattended_upgrades:
+        apt.packages(name="Install unattended-upgrades", packages=["unattended-upgrades"],
+                     no_recommends=True)
+        files.put(name="Install Debian's security updates every day",
+                  src=templates.path("apt/20auto-upgrades"),
+                  dest="/etc/apt/apt.conf.d/20auto-upgrades", mode="644")
+    else:
+        files.file(name="Leave updates to the operator (unattended_upgrades = false)",
+                   path="/etc/apt/apt.conf.d/20auto-upgrades", present=False)
     user = host.data.wordpress_user
     server.group(name=f"Add the {user} system group", group=user, system=True)
     server.user(

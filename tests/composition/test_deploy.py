@@ -19,6 +19,8 @@ TOPOLOGIES = {
 COMMON = [
     "Common base | Refresh the apt cache when older than apt_cache_time",
     "Common base | Install the base packages",
+    "Common base | Install unattended-upgrades",
+    "Common base | Install Debian's security updates every day",
     "Common base | Add the wordpress system group",
     "Common base | Add the wordpress system user",
 ]
@@ -41,7 +43,7 @@ def secrets_file(tmp_path):
 @pytest.mark.parametrize("topology", sorted(TOPOLOGIES))
 def test_every_host_gets_the_common_base_first(topology, secrets_file):
     for host, ops in plan(TOPOLOGIES[topology], secrets_file).items():
-        assert names(ops)[:4] == COMMON, host
+        assert names(ops)[:len(COMMON)] == COMMON, host
 
 
 @pytest.mark.parametrize("topology", sorted(TOPOLOGIES))
@@ -144,7 +146,7 @@ def test_first_run_commands_of_the_common_base(secrets_file):
     for package in ("ca-certificates", "curl", "python3", "rsync"):
         assert package in install
     assert "--no-install-recommends" in install
-    user = commands(ops, COMMON[3])
+    user = commands(ops, COMMON[-1])
     assert "useradd" in user and " -r " in user and "-d /var/lib/wordpress" in user
 
 
@@ -567,3 +569,31 @@ def test_without_the_firewall_its_table_goes(secrets_file):
         firewall = [n for n in names(ops) if n.startswith("Firewall |")]
         assert firewall == ["Firewall | Do not load the firewall at boot (firewall = false)",
                             "Firewall | Remove the firewall's rules (firewall = false)"]
+
+
+def test_the_edge_limits_logins_sets_safe_headers_and_hides_the_backend(secrets_file):
+    conf = upload(plan(TOPOLOGIES["split"], secrets_file)["lb1"], "Balancer | Write the balancer vhost")
+    assert "limit_req_zone $pwlb_limit_key zone=wordpress_lb_login:10m rate=10r/m;" in conf
+    login = conf[conf.index("location = /wp-login.php {"):]
+    assert "limit_req zone=wordpress_lb_login burst=10 nodelay;" in login[:login.index("\n    }")]
+    xmlrpc = conf[conf.index("location = /xmlrpc.php {"):]
+    assert "return 403;" in xmlrpc[:xmlrpc.index("\n    }")]
+    assert "wordpress_lb_xmlrpc" not in conf
+    for header in ("X-Content-Type-Options nosniff", "X-Frame-Options SAMEORIGIN",
+                   "Referrer-Policy strict-origin-when-cross-origin"):
+        assert f"add_header {header} always;" in conf
+    assert "server_tokens off;" in conf and "proxy_hide_header X-Powered-By;" in conf
+    assert "proxy_hide_header X-Served-By;" in conf  # by default, not to the internet
+    shown = plan(TOPOLOGIES["split"], secrets_file,
+                 data={"lb_show_backend": True, "xmlrpc": True,
+                       "firewall_trusted": ["192.0.2.7"]})["lb1"]
+    conf = upload(shown, "Balancer | Write the balancer vhost")
+    assert "proxy_hide_header X-Served-By;" not in conf
+    assert "limit_req zone=wordpress_lb_xmlrpc burst=10 nodelay;" in conf
+    assert "    192.0.2.7 0;" in conf  # trusted hosts are not limited
+
+
+def test_without_unattended_upgrades_the_daily_run_goes(secrets_file):
+    ops = plan(TOPOLOGIES["split"], secrets_file, data={"unattended_upgrades": False})["web1"]
+    assert "Common base | Install unattended-upgrades" not in names(ops)
+    assert "Common base | Leave updates to the operator (unattended_upgrades = false)" in names(ops)
