@@ -570,6 +570,7 @@ def hosts_toml(bed: Bed) -> str:
             # The controller (the bed's gateway) may look at every port: tests read
             # backends directly. Flows between the bed's hosts are what the firewall tests.
             "firewall_trusted": [bed.gateway],
+            "admin_networks": [bed.gateway],
             # Tests count which backend served each request.
             "lb_show_backend": True,
             **edge_settings(bed),
