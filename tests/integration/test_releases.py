@@ -11,6 +11,7 @@ uploads:
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import tarfile
 
@@ -19,6 +20,7 @@ import pytest
 from tests import testbed
 from tests.integration import mesh, wp
 from tests.integration.load import Background
+from pyinfra_wordpress_lb.templates import php_string
 from tests.runner import ROOT, pyinfra
 
 pytestmark = pytest.mark.own_bed("migrate")
@@ -164,3 +166,12 @@ def test_a_rollback_switches_back_at_once(legacy):
     gone = wp.http(bed).get(bed.site_url + "/" + only_in(newer, older), timeout=30)
     assert gone.status_code == 404
     assert wp.title(wp.http(bed).get(bed.site_url + "/", timeout=30).text) == "WordPress on pyinfra"
+    # WordPress 6.8 stores passwords as bcrypt when a user logs in; releases before 6.8
+    # cannot check those (README, Roll back): the administrator, who logged in on 6.8,
+    # must set the password again.
+    password = wp.secrets(bed)["admin_password"]
+    assert not wp.logged_in(wp.login(bed.site_url, "admin", password, bed))
+    script = ("$_SERVER['HTTP_HOST'] = '127.0.0.1'; require './wp-load.php'; "
+              f"wp_set_password({php_string(password)}, get_user_by('login', 'admin')->ID);")
+    bed.exec("hosta", f"cd {BASE}/current && runuser -u wordpress -- php -r {shlex.quote(script)}")
+    assert wp.logged_in(wp.login(bed.site_url, "admin", password, bed))
