@@ -22,9 +22,9 @@ CURL_ERRORS = {
 
 class Response(FactBase[dict]):
     """
-    Returns the HTTP status, page title and redirect target a URL answers with when the
-    host itself asks (``curl``, no redirects followed, 10 s at most, certificates
-    checked against the host's trusted CAs). Status 0: no answer, and ``error`` says why.
+    Returns the HTTP status, page title, redirect target and time taken (``seconds``) a
+    URL answers with when the host itself asks (``curl``, no redirects followed, 10 s at
+    most, certificates checked against the host's trusted CAs). Status 0: no answer, and ``error`` says why.
     ``connect_to`` sends the request to another ``address:port`` than the URL's
     (curl's ``--connect-to``): the name, the ``Host`` header and TLS stay the URL's.
     ``wait`` asks again, once a second for up to that many seconds, while nothing
@@ -33,7 +33,7 @@ class Response(FactBase[dict]):
     .. code:: python
 
         {"status": 200, "title": "My site", "served_by": "web1", "location": None,
-         "error": None}
+         "error": None, "seconds": 0.012}
     """
 
     default = dict
@@ -46,7 +46,7 @@ class Response(FactBase[dict]):
             options += f" -H {shlex.quote('Host: ' + host_header)}"
         if connect_to:
             options += f" --connect-to {shlex.quote('::' + connect_to)}"
-        ask = (f"out=$(curl -s -m 10 -D - -o - -w '\\nPWLB-STATUS:%{{http_code}}\\n'{options} "
+        ask = (f"out=$(curl -s -m 10 -D - -o - -w '\\nPWLB-STATUS:%{{http_code}}\\nPWLB-TIME:%{{time_total}}\\n'{options} "
                f"{shlex.quote(url)}); rc=$?")
         if wait:
             # curl 7: nothing answers (yet). Anything else is an answer.
@@ -54,17 +54,20 @@ class Response(FactBase[dict]):
                    f"n=$((n+1)); [ $n -ge {int(wait)} ] && break; sleep 1; done")
         return (
             f"{ask}; printf '%s\\n' \"$out\" | grep -a -i -o -E "
-            "'<title>[^<]*</title>|^PWLB-STATUS:[0-9]+|^(x-served-by|location): *[^[:space:]]+'; "
+            "'<title>[^<]*</title>|^PWLB-(STATUS|TIME):[0-9.]+|^(x-served-by|location): *[^[:space:]]+'; "
             "echo PWLB-EXIT:$rc"
         )
 
     def process(self, output: list[str]) -> dict:
         result = {"status": 0, "title": None, "served_by": None, "location": None,
-                  "error": None}
+                  "error": None, "seconds": None}
         for line in output:
             line = line.strip()
             if line.startswith("PWLB-STATUS:"):
                 result["status"] = int(line.split(":", 1)[1])
+            elif line.startswith("PWLB-TIME:"):
+                seconds = float(line.split(":", 1)[1] or 0)
+                result["seconds"] = seconds if result["status"] else None
             elif line.startswith("PWLB-EXIT:"):
                 code = int(line.split(":", 1)[1] or 0)
                 if code:

@@ -68,3 +68,33 @@ class Databases(FactBase[list]):
 
     def process(self, output: list[str]) -> list[str]:
         return sorted(line.strip() for line in output if line.strip())
+
+
+class Connections(FactBase[dict]):
+    """
+    Returns the connections MariaDB holds now and the most it allows; ``{}`` without a
+    server that answers.
+
+    .. code:: python
+
+        {"connected": 12, "max": 151}
+    """
+
+    default = dict
+    requires_command = "mariadb"
+
+    def command(self) -> str:
+        return ("mariadb --batch --skip-column-names -e "
+                "\"SHOW GLOBAL STATUS LIKE 'Threads_connected'; "
+                "SHOW GLOBAL VARIABLES LIKE 'max_connections'\" 2>/dev/null || true")
+
+    def process(self, output: list[str]) -> dict:
+        found: dict = {}
+        for line in output:
+            key, _, number = line.strip().partition("\t")
+            if number.isdigit():
+                if key.lower() == "threads_connected":
+                    found["connected"] = int(number)
+                elif key.lower() == "max_connections":
+                    found["max"] = int(number)
+        return found

@@ -45,3 +45,22 @@ class PrivateAddress(FactBase[str | None]):
             if any(address in network for network in CLUSTER_NETWORKS):
                 return str(address)
         return None
+
+
+class Holds(FactBase[bool]):
+    """
+    Returns whether one of this host's interfaces carries an IPv4 address now (the
+    balancers' shared address moves between them).
+
+    .. code:: python
+
+        True
+    """
+
+    requires_command = "ip"
+
+    def command(self, address: str) -> str:
+        return f"ip -4 -o addr show | grep -qF ' {address}/' && echo yes || echo no"
+
+    def process(self, output: list[str]) -> bool:
+        return "".join(output).strip() == "yes"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from pyinfra.api import FactBase
 
 STAMP = "/var/lib/wordpress-lb/nginx.loaded"
@@ -42,3 +44,29 @@ class Loaded(FactBase[dict]):
             if key in result:
                 result[key] = value or None
         return result
+
+
+class Upstream(FactBase[list]):
+    """
+    Returns the servers of an nginx ``upstream`` block in a site file, in order, each
+    with whether it is marked ``down`` (a drained backend: no new requests); ``[]`` when
+    the file or the block is missing.
+
+    .. code:: python
+
+        [{"address": "10.0.0.11:80", "down": False}, {"address": "10.0.0.12:80", "down": True}]
+    """
+
+    default = list
+
+    def command(self, path: str, block: str = "wordpress_backends") -> str:
+        return (f"sed -n '/^upstream {block} {{/,/^}}/p' {shlex.quote(path)} 2>/dev/null "
+                "| grep -E '^[[:space:]]*server[[:space:]]' || true")
+
+    def process(self, output: list[str]) -> list[dict]:
+        servers = []
+        for line in output:
+            words = line.strip().rstrip(";").split()
+            if len(words) >= 2 and words[0] == "server":
+                servers.append({"address": words[1], "down": "down" in words[2:]})
+        return servers

@@ -132,3 +132,51 @@ class Installed(FactBase[bool | None]):
         if last in ("not-installed", "no-config"):
             return False
         return None
+
+
+_CRON_PHP = (
+    "$_SERVER['HTTP_HOST'] = 'localhost'; require './wp-load.php'; $late = 0; "
+    "foreach ((array) _get_cron_array() as $at => $hooks) { "
+    "if ($at < time() - {grace}) { $late += count($hooks); } } echo 'overdue=', $late, PHP_EOL;"
+)
+
+
+class Cron(FactBase[dict]):
+    """
+    Returns the state of WordPress's scheduled events as the system runs them
+    (``wordpress-cron.timer``): whether the timer is active, when its last run started
+    (UTC, ``None`` before the first) and whether it succeeded, and how many events are
+    overdue (due more than ``grace`` seconds ago; ``None`` when PHP cannot tell).
+
+    .. code:: python
+
+        {"timer": True, "last_run": "2026-11-30T07:41:02+00:00", "last_ok": True,
+         "overdue": 0}
+    """
+
+    default = dict
+
+    def command(self, docroot: str, user: str = "wordpress", grace: int = 600) -> str:
+        script = _CRON_PHP.replace("{grace}", str(int(grace)))
+        return (
+            "echo timer=$(systemctl is-active wordpress-cron.timer); "
+            "echo last=$(systemctl show -p ExecMainStartTimestamp --value "
+            "wordpress-cron.service | xargs -r -I{} date -u -d '{}' +%Y-%m-%dT%H:%M:%S+00:00); "
+            "echo result=$(systemctl show -p Result --value wordpress-cron.service); "
+            f"cd {shlex.quote(docroot)} 2>/dev/null && runuser -u {shlex.quote(user)} -- "
+            f"php -d display_errors=stderr -r {shlex.quote(script)} 2>/dev/null | tail -n 1; true"
+        )
+
+    def process(self, output: list[str]) -> dict:
+        found: dict = {"timer": False, "last_run": None, "last_ok": None, "overdue": None}
+        for line in output:
+            key, _, value = line.strip().partition("=")
+            if key == "timer":
+                found["timer"] = value == "active"
+            elif key == "last":
+                found["last_run"] = value or None
+            elif key == "result" and value:
+                found["last_ok"] = value == "success"
+            elif key == "overdue" and value.isdigit():
+                found["overdue"] = int(value)
+        return found
