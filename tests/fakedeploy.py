@@ -48,7 +48,8 @@ class Plan(dict):
 
 def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = None,
          host_data: dict[str, dict] | None = None,
-         fake_responses: dict | None = None, show_secrets: bool = False) -> Plan:
+         fake_responses: dict | None = None, show_secrets: bool = False,
+         deploy_file: str = "deploy.py") -> Plan:
     """What each host would run on a first run, in operation order (secret uploads
     opaque unless `show_secrets`).
     Hosts get private addresses 10.0.0.10, .11, ... in order of first appearance."""
@@ -81,7 +82,7 @@ def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = N
             state.set_stage(StateStage.Connect)
             connect_all(state)
             state.set_stage(StateStage.Prepare)
-            load_deploy_file(state, str(ROOT / "deploy.py"))
+            load_deploy_file(state, str(ROOT / deploy_file))
             result = Plan()
             result.order = [", ".join(sorted(state.get_op_meta(h).names))
                             for h in state.get_op_order()]

@@ -597,3 +597,31 @@ def test_without_unattended_upgrades_the_daily_run_goes(secrets_file):
     ops = plan(TOPOLOGIES["split"], secrets_file, data={"unattended_upgrades": False})["web1"]
     assert "Common base | Install unattended-upgrades" not in names(ops)
     assert "Common base | Leave updates to the operator (unattended_upgrades = false)" in names(ops)
+
+
+def test_status_changes_nothing_and_reports_from_one_host(secrets_file):
+    result = plan(TOPOLOGIES["split"], secrets_file, deploy_file="status.py")
+    ops = {host: names(found) for host, found in result.items()}
+    assert ops["db1"] == ["Status | Report the cluster's health"]
+    assert all(found == [] for host, found in ops.items() if host != "db1"), ops
+    assert all(commands == [] for found in result.values() for _, commands in found)
+
+
+def test_status_table_says_what_needs_attention_and_how_to_fix_it():
+    from pyinfra_wordpress_lb.operations.status import table, verdict_code
+
+    rows = [
+        {"host": "web2", "role": "web", "verdict": "attention", "checks": {"php-fpm": "down"},
+         "problems": ["php-fpm is not running: `systemctl start 'php*-fpm'`"]},
+        {"host": "lb1", "role": "lb", "verdict": "ok",
+         "checks": {"backends": {"10.0.0.11:80": "up"}}, "problems": []},
+    ]
+    text = table(rows)
+    assert "web2  web   ATTENTION    php-fpm: down" in text
+    assert "! php-fpm is not running" in text and "backends: 10.0.0.11:80 up" in text
+    assert text.endswith("NEEDS ATTENTION: 1 of 2 rows (web2) (exit 1)")
+    assert verdict_code(rows) == 1
+    rows[0]["verdict"] = "unreachable"
+    assert verdict_code(rows) == 2 and "UNREACHABLE: web2 (exit 2)" in table(rows)
+    rows[0]["verdict"] = "ok"
+    assert verdict_code(rows) == 0 and table(rows).endswith("ALL WELL: 2 rows (exit 0)")

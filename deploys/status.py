@@ -1,0 +1,301 @@
+"""The operator's view (`pyinfra -y inventory.py status.py`): is the cluster healthy, and
+if not, why and what to do. Changes nothing on any host.
+
+Each host is asked what its roles run (facts only, each asked once); the first host that
+answered prints one table, a row per host and role with a verdict, then the cluster's
+row and a summary. The exit status is 0 when all is well, 1 when something needs
+attention (each such row says what and how to fix it), 2 when a host cannot be reached.
+`--data status_format=json` prints the same rows as one JSON document instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import os
+import sys
+from urllib.parse import urlsplit
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.context import state
+from pyinfra.facts.systemd import SystemdStatus
+
+from pyinfra_wordpress_lb.deploys import backup, balancer, common, database, ha, sync, tls, web
+from pyinfra_wordpress_lb.deploys._util import backend_port, group_hosts, private_address, site_url
+from pyinfra_wordpress_lb.deploys.settings import defaults, value
+from pyinfra_wordpress_lb.facts.backup import Backups
+from pyinfra_wordpress_lb.facts.http import Response
+from pyinfra_wordpress_lb.facts.lsyncd import Status as MeshStatus
+from pyinfra_wordpress_lb.facts.mariadb import Connections
+from pyinfra_wordpress_lb.facts.network import Holds
+from pyinfra_wordpress_lb.facts.nginx import Upstream
+from pyinfra_wordpress_lb.facts.sysctl import Setting as Sysctl
+from pyinfra_wordpress_lb.facts.tls import Certificate
+from pyinfra_wordpress_lb.facts.wordpress import Cron, Releases
+from pyinfra_wordpress_lb.operations import status as status_op
+
+CERT_DAYS = 14  # a certificate this close to expiry needs attention
+BACKUP_PERIODS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 31 * 86400}
+WATCHES_SHARE = 0.8  # inotify watches used beyond this share of the limit need attention
+
+
+def _running(units: dict, pattern: str) -> bool:
+    prefix, _, suffix = pattern.partition("*")
+    return any(u.startswith(prefix) and u.endswith(suffix) and up for u, up in units.items())
+
+
+def _days_left(not_after: str | None) -> int | None:
+    if not not_after:
+        return None
+    expiry = datetime.datetime.fromisoformat(not_after)
+    return (expiry - datetime.datetime.now(datetime.timezone.utc)).days
+
+
+def _age(stamp: datetime.datetime) -> str:
+    seconds = int((datetime.datetime.now(datetime.timezone.utc) - stamp).total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} d"
+
+
+def _row(role: str) -> dict:
+    return {"host": host.name, "role": role, "checks": {}, "problems": []}
+
+
+def _balancer_row() -> dict:
+    row = _row("lb")
+    checks, problems = row["checks"], row["problems"]
+    units = host.get_fact(SystemdStatus, services=["nginx.service", "keepalived.service",
+                                                   "certbot.timer"])
+    port = host.data.lb_port
+    health = host.get_fact(Response, url=f"http://127.0.0.1:{port}{balancer.HEALTH_PATH}")
+    checks["nginx"] = "serving" if health.get("status") == 200 else "down"
+    if checks["nginx"] != "serving":
+        problems.append("nginx does not serve: `systemctl status nginx` and "
+                        "`journalctl -u nginx` on this host, then `systemctl start nginx`")
+    vip = host.data.get("lb_vip")
+    if vip:
+        checks["address"] = vip if host.get_fact(Holds, address=vip) else "backup"
+        if not units.get("keepalived.service"):
+            problems.append("keepalived is not running: this balancer cannot take the shared "
+                            "address; `systemctl start keepalived`")
+    name = urlsplit(site_url()).netloc
+    backends = {}
+    for server in host.get_fact(Upstream, path="/etc/nginx/sites-available/wordpress-lb"):
+        address = server["address"]
+        if server["down"]:
+            backends[address] = "drained"
+            problems.append(f"backend {address} is drained (no new requests): remove `drain` "
+                            "from its data and re-run the deploy to put it back")
+            continue
+        answer = host.get_fact(Response, url=f"http://{address}/", host_header=name)
+        if answer.get("status") == 200:
+            backends[address] = "up"
+        else:
+            why = f"HTTP {answer['status']}" if answer.get("status") else answer.get("error")
+            backends[address] = f"failing ({why})"
+            problems.append(f"backend {address} does not serve the site ({why}): look at its "
+                            "nginx and PHP-FPM")
+    checks["backends"] = backends
+    mode = tls.mode()
+    if mode != "off":
+        certificate = host.get_fact(Certificate, path=tls.CERT) or {}
+        days = _days_left(certificate.get("not_after"))
+        checks["certificate"] = "missing" if days is None else f"{days} days left"
+        if days is None or days < CERT_DAYS:
+            fix = ("`certbot renew` on this host (is certbot.timer running?)" if mode == "acme"
+                   else "re-run the deploy (self-signed certificates are renewed then)"
+                   if mode == "self-signed" else "put a new `tls_certificate` in place and "
+                   "re-run the deploy")
+            problems.append(f"the site's certificate {checks['certificate']}: {fix}")
+        if mode == "acme":
+            checks["renewal"] = "timer on" if units.get("certbot.timer") else "timer off"
+            if not units.get("certbot.timer"):
+                problems.append("certbot.timer is not active: certificates will not renew; "
+                                "`systemctl enable --now certbot.timer`")
+    ttl = int(host.data.page_cache_ttl or 0)
+    checks["cache"] = f"on ({ttl} s)" if ttl else "off"
+    return row
+
+
+def _web_row() -> dict:
+    row = _row("web")
+    checks, problems = row["checks"], row["problems"]
+    units = host.get_fact(SystemdStatus, services=["nginx.service", "php*-fpm.service",
+                                                   "lsyncd-wordpress.service"])
+    for label, pattern, unit in (("nginx", "nginx.service", "nginx"),
+                                 ("php-fpm", "php*-fpm.service", "php*-fpm")):
+        checks[label] = "up" if _running(units, pattern) else "down"
+        if checks[label] == "down":
+            problems.append(f"{label} is not running: `systemctl start '{unit}'` and read "
+                            f"`journalctl -u '{unit}'`")
+    base = host.data.docroot.rstrip("/")
+    checks["release"] = host.get_fact(Releases, base=base).get("current")
+    if not checks["release"]:
+        problems.append(f"no release is served ({base}/current): re-run the deploy")
+    peers = [private_address(h) for h in group_hosts("web") if h.name != host.name]
+    mesh = host.get_fact(MeshStatus)
+    if peers:
+        waiting = sum(mesh.get("delays") or [])
+        checks["mesh"] = (f"running, {len(mesh.get('peers') or [])} peers" if mesh.get("active")
+                          else "stopped")
+        checks["backlog"] = f"{waiting} changes waiting" if waiting else "in sync"
+        if not mesh.get("active"):
+            problems.append("the sync mesh (lsyncd-wordpress) is stopped: uploads do not reach "
+                            "the other web hosts; `systemctl start lsyncd-wordpress`")
+        limit = host.get_fact(Sysctl, key="fs.inotify.max_user_watches").get("value")
+        watches = mesh.get("watches") or 0
+        checks["inotify"] = f"{watches}/{limit}" if isinstance(limit, int) else str(watches)
+        if isinstance(limit, int) and watches > WATCHES_SHARE * limit:
+            problems.append(f"inotify watches {watches} of {limit}: raise "
+                            "fs.inotify.max_user_watches")
+    cron = host.get_fact(Cron, docroot=f"{base}/current", user=host.data.wordpress_user)
+    checks["cron"] = ("timer on" if cron.get("timer") else "timer off") + (
+        f", last run {_age(datetime.datetime.fromisoformat(cron['last_run']))} ago"
+        if cron.get("last_run") else ", never ran")
+    if not cron.get("timer"):
+        problems.append("wordpress-cron.timer is not active: scheduled posts and jobs wait; "
+                        "`systemctl enable --now wordpress-cron.timer`")
+    if cron.get("overdue"):
+        checks["cron_overdue"] = cron["overdue"]
+        problems.append(f"{cron['overdue']} scheduled events are overdue: "
+                        "`journalctl -u wordpress-cron` on the web hosts")
+    return row
+
+
+def _db_row() -> dict:
+    row = _row("db")
+    checks, problems = row["checks"], row["problems"]
+    units = host.get_fact(SystemdStatus, services=["mariadb.service", "wordpress-backup.timer"])
+    checks["mariadb"] = "up" if units.get("mariadb.service") else "down"
+    if checks["mariadb"] == "down":
+        problems.append("MariaDB is not running: `systemctl start mariadb`, "
+                        "`journalctl -u mariadb`")
+    connections = host.get_fact(Connections)
+    if connections:
+        checks["connections"] = f"{connections.get('connected')}/{connections.get('max')}"
+        if connections.get("connected", 0) > 0.8 * connections.get("max", 1):
+            problems.append(f"{checks['connections']} database connections in use: raise "
+                            "max_connections or look for stuck PHP workers")
+    period = BACKUP_PERIODS.get(str(host.data.backup_schedule), 86400)
+    complete = [b for b in host.get_fact(Backups, directory=backup.BACKUP_DIR) if b["complete"]]
+    if not complete:
+        checks["backup"] = "none yet"
+        problems.append("no backup yet: `systemctl start wordpress-backup.service` on this host")
+    else:
+        newest = complete[-1]
+        taken = datetime.datetime.strptime(newest["name"], "%Y%m%dT%H%M%SZ").replace(
+            tzinfo=datetime.timezone.utc)
+        size = newest.get("bytes") or 0
+        checks["backup"] = f"{_age(taken)} old, {size / 1e6:.1f} MB"
+        if (datetime.datetime.now(datetime.timezone.utc) - taken).total_seconds() > 2 * period:
+            problems.append(f"the last backup is {_age(taken)} old (schedule "
+                            f"{host.data.backup_schedule}): is wordpress-backup.timer active? "
+                            "`journalctl -u wordpress-backup`")
+        offsite = newest.get("offsite")
+        checks["offsite"] = ("not configured" if not host.data.backup_target
+                             else (offsite or "none").split(" ")[0])
+        if host.data.backup_target and not (offsite or "").startswith("ok"):
+            problems.append(f"the off-cluster copy of the last backup did not succeed "
+                            f"({offsite or 'no record'}): `journalctl -u wordpress-backup`")
+    return row
+
+
+def _cluster_row() -> dict:
+    """From the first balancer (or web host): the site as a visitor asks for it."""
+    row = _row("cluster")
+    row["host"] = "(site)"
+    url = site_url()
+    lbs = group_hosts("lb")
+    https = tls.mode() != "off"
+    vip = value(lbs[0], "lb_vip") if lbs else None
+    port = value(lbs[0], "lb_https_port" if https else "lb_port") if lbs else backend_port()
+    target = f"{vip or '127.0.0.1'}:{port}"
+    answer = host.get_fact(Response, url=f"{url}/", connect_to=target)
+    row["checks"]["site"] = url
+    row["checks"]["answer"] = (f"HTTP {answer['status']} in {answer['seconds']:.2f} s"
+                               if answer.get("status") else answer.get("error") or "no answer")
+    row["checks"]["admin"] = f"{url}/wp-admin/"
+    if answer.get("status") != 200:
+        row["problems"].append(f"the site does not answer at {target} "
+                               f"({row['checks']['answer']}): see the rows above")
+    return row
+
+
+@deploy("Status", data_defaults=defaults(common.SETTINGS, database.SETTINGS, backup.SETTINGS,
+                                          web.SETTINGS, sync.SETTINGS, balancer.SETTINGS,
+                                          tls.SETTINGS, ha.SETTINGS))
+def status() -> None:
+    rows = []
+    if "lb" in host.groups:
+        rows.append(_balancer_row())
+    if "web" in host.groups:
+        rows.append(_web_row())
+    if "db" in host.groups:
+        rows.append(_db_row())
+    first = (group_hosts("lb") or group_hosts("web"))[:1]
+    if first and first[0].name == host.name:
+        rows.append(_cluster_row())
+    collected = getattr(state, "pwlb_status", None)
+    if collected is None:
+        collected = state.pwlb_status = {}
+    collected[host.name] = rows
+    reporter = min(state.activated_hosts, key=lambda h: h.name)
+    if reporter.name == host.name:
+        status_op.report(name="Report the cluster's health", collect=lambda: report_rows(),
+                         as_json=str(host.data.get("status_format") or "") == "json",
+                         on_verdict=_exit_with)
+
+
+def report_rows() -> list[dict]:
+    """Every row, unreachable hosts and cluster-wide problems included, in host order."""
+    collected = getattr(state, "pwlb_status", {})
+    rows: list[dict] = []
+    for target in sorted(state.inventory, key=lambda h: h.name):
+        if target.name in collected:
+            rows += collected[target.name]
+        else:
+            rows.append({"host": target.name, "role": ",".join(sorted(
+                set(target.groups) & {"lb", "web", "db"})), "checks": {},
+                "problems": ["cannot be reached over SSH: is it up? is sshd running?"],
+                "unreachable": True})
+    rows.sort(key=lambda r: r["role"] == "cluster")  # the site's row last
+    web_releases = {r["host"]: r["checks"].get("release") for r in rows
+                    if r["role"] == "web" and not r.get("unreachable")}
+    if len(set(web_releases.values())) > 1:
+        listed = ", ".join(f"{h} {v}" for h, v in sorted(web_releases.items()))
+        for r in rows:
+            if r["role"] == "web" and r["host"] in web_releases:
+                r["problems"].append(f"web hosts serve different releases ({listed}): "
+                                     "re-run the deploy")
+    holders = [r["host"] for r in rows if r["role"] == "lb"
+               and r["checks"].get("address") not in (None, "backup")]
+    balancers = [r for r in rows if r["role"] == "lb" and "address" in r["checks"]]
+    if balancers and len(holders) != 1:
+        for r in rows:
+            if r["role"] == "cluster":
+                r["problems"].append(
+                    "no balancer holds the shared address: `systemctl status keepalived` on "
+                    "the balancers" if not holders else
+                    f"several balancers hold the shared address ({', '.join(holders)}): "
+                    "check that VRRP passes between them")
+    for r in rows:
+        r["verdict"] = ("unreachable" if r.get("unreachable")
+                        else "attention" if r["problems"] else "ok")
+    return rows
+
+
+_VERDICT: list[int] = []
+
+
+def _exit_with(code: int) -> None:
+    """The exit status pyinfra cannot express (2: a host cannot be reached), set once
+    pyinfra has printed its results."""
+    if not _VERDICT:
+        atexit.register(lambda: (sys.stdout.flush(), sys.stderr.flush(), os._exit(_VERDICT[0])))
+    _VERDICT[:] = [code]
