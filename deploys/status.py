@@ -24,7 +24,7 @@ from pyinfra.facts.systemd import SystemdStatus
 from pyinfra_wordpress_lb.deploys import backup, balancer, common, database, ha, sync, tls, web
 from pyinfra_wordpress_lb.deploys._util import backend_port, group_hosts, private_address, site_url
 from pyinfra_wordpress_lb.deploys.settings import defaults, value
-from pyinfra_wordpress_lb.facts.backup import Backups
+from pyinfra_wordpress_lb.facts.backup import Backups, Timer as BackupTimer
 from pyinfra_wordpress_lb.facts.http import Response
 from pyinfra_wordpress_lb.facts.lsyncd import Status as MeshStatus
 from pyinfra_wordpress_lb.facts.mariadb import Connections
@@ -183,10 +183,20 @@ def _db_row() -> dict:
             problems.append(f"{checks['connections']} database connections in use: raise "
                             "max_connections or look for stuck PHP workers")
     period = BACKUP_PERIODS.get(str(host.data.backup_schedule), 86400)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    timer = host.get_fact(BackupTimer)
+    if not timer.get("active"):
+        problems.append("wordpress-backup.timer is not active: no backups are taken; "
+                        "`systemctl enable --now wordpress-backup.timer`")
     complete = [b for b in host.get_fact(Backups, directory=backup.BACKUP_DIR) if b["complete"]]
     if not complete:
-        checks["backup"] = "none yet"
-        problems.append("no backup yet: `systemctl start wordpress-backup.service` on this host")
+        since = timer.get("since")
+        young = since and (now - datetime.datetime.fromisoformat(since)).total_seconds() \
+            <= 2 * period
+        checks["backup"] = (f"none yet (first at {timer.get('next')})" if young else "none")
+        if not young:
+            problems.append("no backup in the last 2 schedule periods: "
+                            "`journalctl -u wordpress-backup` on this host")
     else:
         newest = complete[-1]
         taken = datetime.datetime.strptime(newest["name"], "%Y%m%dT%H%M%SZ").replace(

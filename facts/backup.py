@@ -85,3 +85,36 @@ class Verified(FactBase[dict]):
             if line.startswith("problem="):
                 return {"ok": False, "problem": line.split("=", 1)[1]}
         return {"ok": False, "problem": "it could not be checked"}
+
+
+class Timer(FactBase[dict]):
+    """
+    Returns the backup schedule's state: whether ``wordpress-backup.timer`` is active,
+    since when (UTC) and when it fires next (UTC; ``None`` when not scheduled).
+
+    .. code:: python
+
+        {"active": True, "since": "2026-11-30T07:45:12+00:00",
+         "next": "2026-12-01T00:00:00+00:00"}
+    """
+
+    default = dict
+
+    def command(self, unit: str = "wordpress-backup.timer") -> str:
+        q_unit = shlex.quote(unit)
+        to_utc = "xargs -r -I{} date -u -d '{}' +%Y-%m-%dT%H:%M:%S+00:00"
+        return (
+            f"echo active=$(systemctl is-active {q_unit}); "
+            f"echo since=$(systemctl show -p ActiveEnterTimestamp --value {q_unit} | {to_utc}); "
+            f"echo next=$(systemctl show -p NextElapseUSecRealtime --value {q_unit} | {to_utc})"
+        )
+
+    def process(self, output: list[str]) -> dict:
+        found: dict = {"active": False, "since": None, "next": None}
+        for line in output:
+            key, _, value = line.strip().partition("=")
+            if key == "active":
+                found["active"] = value == "active"
+            elif key in found:
+                found[key] = value or None
+        return found
