@@ -73,6 +73,10 @@ def table(report: dict) -> str:
             rows.append((f"Failed GETs, holder's {how} ({len(runs)} runs)",
                          f"{sum(r['failed'] for r in runs)} of {sum(r['requests'] for r in runs)}"
                          f", worst {max(r['worst_s'] for r in runs)} s", "—"))
+    if "status_seconds" in d:
+        rows.insert(3, (f"Status command (`status.py`), {hosts} hosts",
+                        f"{min(d['status_seconds'])}–{max(d['status_seconds'])} s "
+                        f"(exit {max(d['status_exit'])})", "—"))
     lines = ["| measure | ours (defaults) | tutorial baseline |", "|---|---|---|"]
     lines += [f"| {a} | {b_} | {c} |" for a, b_, c in rows]
     footprint = ", ".join(f"{role}: {mb} MB" for role, mb in report["footprint_mb"].items())

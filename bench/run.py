@@ -61,6 +61,13 @@ def timed_deploy(bed: testbed.Bed, *args: str) -> dict:
     return {"seconds": round(took, 2), "changed": run.changed}
 
 
+def timed_status(bed: testbed.Bed) -> dict:
+    """The operator's status command on the whole bed (read-only)."""
+    began = time.monotonic()
+    run = pyinfra(bed.hosts_file, deploy="status.py")
+    return {"seconds": round(time.monotonic() - began, 2), "exit": run.returncode}
+
+
 def bed_up() -> testbed.Bed:
     return testbed.up("split", "13", name="bench", port=PORT, backend_port=BACKEND_PORT)
 
@@ -75,6 +82,7 @@ def measure_deploy(quick: bool) -> tuple[testbed.Bed, dict]:
     bed = bed_up()
     cold = timed_deploy(bed)
     reruns = [timed_deploy(bed) for _ in range(2 if quick else 3)]
+    status = [timed_status(bed) for _ in range(2 if quick else 3)]
     testbed.down(bed.name)
 
     # A fresh bed, each host deployed alone in dependency order: the slowest of them is
@@ -91,6 +99,8 @@ def measure_deploy(quick: bool) -> tuple[testbed.Bed, dict]:
         "rerun_seconds": [r["seconds"] for r in reruns],
         "rerun_changed": [r["changed"] for r in reruns],
         "rerun_over_cold": round(rerun / cold["seconds"], 3),
+        "status_seconds": [r["seconds"] for r in status],
+        "status_exit": [r["exit"] for r in status],
         "alone_seconds": {h: r["seconds"] for h, r in alone.items()},
         "slowest_alone_seconds": slowest,
         "cold_all_over_slowest_alone": round(cold["seconds"] / slowest, 2),
