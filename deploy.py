@@ -9,6 +9,7 @@ from pyinfra import host
 from pyinfra_wordpress_lb.deploys import database as db_tier
 from pyinfra_wordpress_lb.deploys.backup import backups
 from pyinfra_wordpress_lb.deploys.cron import cron
+from pyinfra_wordpress_lb.deploys import firewall as firewall_tier
 from pyinfra_wordpress_lb.deploys import sync as sync_tier
 from pyinfra_wordpress_lb.deploys.balancer import admit, balancer
 from pyinfra_wordpress_lb.deploys.common import common
@@ -56,6 +57,7 @@ if "db" in host.groups:
     db_tier.prune_departed()
 if "web" in host.groups:
     sync_tier.prune_departed()
+firewall_tier.prune_departed()
 
 cluster.barrier(name="Wait until the site is deployed", reason="install, certificates")
 

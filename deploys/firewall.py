@@ -26,8 +26,11 @@ from pyinfra.operations import apt, files, systemd
 
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import balancer, common, database, ha, tls, web
-from pyinfra_wordpress_lb.deploys._util import backend_port, group_hosts, private_address
+from pyinfra_wordpress_lb.deploys._util import (
+    backend_port, group_hosts, host_fact, private_address,
+)
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
+from pyinfra_wordpress_lb.facts.nftables import Sources
 from pyinfra_wordpress_lb.operations import nftables
 
 FAMILY, TABLE = "inet", "wordpress_lb"
@@ -64,8 +67,16 @@ def _saddr(networks) -> list[str]:
     return matches
 
 
-def rules(target=None) -> list[tuple[str, list[str]]]:
-    """What a host admits beyond loopback, replies and ICMP: (why, [nft rules])."""
+def _cluster(sources, rest: str, keep: dict | None) -> str:
+    """A rule admitting cluster hosts (and, with `keep`, those the host admits now)."""
+    addresses = sorted(set(sources) | set((keep or {}).get(rest, [])),
+                       key=ipaddress.ip_address)
+    return f'ip saddr {{ {", ".join(addresses)} }} {rest} comment "cluster"'
+
+
+def rules(target=None, keep: dict | None = None) -> list[tuple[str, list[str]]]:
+    """What a host admits beyond loopback, replies and ICMP: (why, [nft rules]). `keep`:
+    the cluster addresses its rules admit now ({rule: [address]}), admitted still."""
     target = host if target is None else target
     data = target.data
     me = private_address(target)
@@ -86,22 +97,28 @@ def rules(target=None) -> list[tuple[str, list[str]]]:
         peers = [a for a in lbs if a != me]
         if data.get("lb_vip") and peers:
             found.append(("VRRP from the other balancers (the shared address)",
-                          [f"ip saddr {{ {', '.join(peers)} }} ip protocol 112 accept"]))
+                          [_cluster(peers, "ip protocol 112 accept", keep)]))
     if "web" in target.groups:
         if lbs:
             found.append(("the backend, from the balancers",
-                          [f"ip saddr {{ {', '.join(lbs)} }} tcp dport {backend_port(target)} "
-                           "accept"]))
-        readers = sorted({a for a in webs + dbs if a != me})
+                          [_cluster(lbs, f"tcp dport {backend_port(target)} accept", keep)]))
+        readers = [a for a in webs + dbs if a != me]
         if readers:
             found.append(("SSH from the other web hosts (mesh) and the database host (backups)",
-                          [f"ip saddr {{ {', '.join(readers)} }} tcp dport {MESH_SSH_PORT} "
-                           "accept"]))
+                          [_cluster(readers, f"tcp dport {MESH_SSH_PORT} accept", keep)]))
     if "db" in target.groups and webs:
         found.append(("the database, from the web hosts",
-                      [f"ip saddr {{ {', '.join(webs)} }} tcp dport {int(data.db_port)} "
-                       "accept"]))
+                      [_cluster(webs, f"tcp dport {int(data.db_port)} accept", keep)]))
     return found
+
+
+def _rules_file(name: str, keep: dict | None):
+    return files.template(name=name,
+                          src=templates.path("nftables/firewall.nft.j2"), dest=RULES, mode="600",
+                          jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
+                          family=FAMILY, table=TABLE, host_name=host.name,
+                          roles=sorted(set(host.groups) & {"lb", "web", "db"}),
+                          rules=rules(keep=keep))
 
 
 @deploy("Firewall", data_defaults=defaults(common.SETTINGS, web.SETTINGS, balancer.SETTINGS, tls.SETTINGS,
@@ -115,11 +132,9 @@ def firewall() -> None:
         return
     apt.packages(name="Install nftables", packages=["nftables"], no_recommends=True)
     files.directory(name="Create /etc/wordpress-lb", path="/etc/wordpress-lb", mode="755")
-    files.template(name="Write the firewall rules",
-                   src=templates.path("nftables/firewall.nft.j2"), dest=RULES, mode="600",
-                   jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
-                   family=FAMILY, table=TABLE, host_name=host.name,
-                   roles=sorted(set(host.groups) & {"lb", "web", "db"}), rules=rules())
+    # Hosts that left the inventory stay admitted until the balancers stop sending them
+    # requests (prune_departed, later in the run): their requests in flight finish.
+    _rules_file("Write the firewall rules", keep=host_fact(host, Sources, path=RULES))
     unit = files.template(name=f"Install {UNIT}",
                           src=templates.path(f"systemd/{UNIT}.j2"),
                           dest=f"/etc/systemd/system/{UNIT}", mode="644",
@@ -127,4 +142,17 @@ def firewall() -> None:
     systemd.daemon_reload(name="Reload systemd for the firewall's unit", _if=unit.did_change)
     systemd.service(name="Load the firewall at boot", service=UNIT, running=None, enabled=True)
     nftables.table_loaded(name="Load the firewall rules when they changed",
+                          family=FAMILY, table=TABLE, path=RULES)
+
+
+@deploy("Firewall", data_defaults=defaults(common.SETTINGS, web.SETTINGS, balancer.SETTINGS,
+                                            tls.SETTINGS, database.SETTINGS, ha.SETTINGS,
+                                            SETTINGS))
+def prune_departed() -> None:
+    """Once no balancer sends requests to hosts that left the inventory: the firewall
+    admits the current hosts only."""
+    if not host.data.firewall or not host_fact(host, Sources, path=RULES):
+        return
+    _rules_file("Admit only the current hosts through the firewall", keep=None)
+    nftables.table_loaded(name="Load the firewall rules when departed hosts went",
                           family=FAMILY, table=TABLE, path=RULES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from pyinfra.api import FactBase
@@ -46,3 +47,31 @@ class Table(FactBase[dict]):
             elif key in result:
                 result[key] = value or None
         return result
+
+
+class Sources(FactBase[dict]):
+    """
+    Returns the addresses a rules file admits per cluster rule (lines marked
+    ``comment "cluster"``, ``ip saddr { ... } <rule>``): ``{rule: [address, ...]}``;
+    ``{}`` without the file. A deploy keeps hosts that leave the inventory admitted
+    until nothing sends them work any more.
+
+    .. code:: python
+
+        {"tcp dport 3306 accept": ["10.0.0.11", "10.0.0.12"]}
+    """
+
+    default = dict
+
+    def command(self, path: str) -> str:
+        return f"grep -h 'comment \"cluster\"' {shlex.quote(path)} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> dict:
+        found: dict = {}
+        for line in output:
+            match = re.match(r'\s*ip saddr \{ ([^}]*) \} (.*?) comment "cluster"', line)
+            if match:
+                addresses = [a.strip() for a in match.group(1).split(",") if a.strip()]
+                found.setdefault(match.group(2).strip(), [])
+                found[match.group(2).strip()] += addresses
+        return found

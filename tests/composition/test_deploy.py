@@ -241,7 +241,7 @@ def test_barriers_make_every_host_wait(topology, secrets_file):
                                         "Shared address"), step
     for step in order[serving + 1:deployed]:
         assert step.split(" | ")[0] in ("ACME certificate", "Balancer", "Database",
-                                        "Sync mesh"), step
+                                        "Sync mesh", "Firewall"), step
     assert all(step.startswith("Verify |") for step in order[deployed + 1:])
     for barrier in barriers:
         assert order.count(barrier) == 1
@@ -625,3 +625,18 @@ def test_status_table_says_what_needs_attention_and_how_to_fix_it():
     assert verdict_code(rows) == 2 and "UNREACHABLE: web2 (exit 2)" in table(rows)
     rows[0]["verdict"] = "ok"
     assert verdict_code(rows) == 0 and table(rows).endswith("ALL WELL: 2 rows (exit 0)")
+
+
+def test_a_departed_host_stays_admitted_until_the_balancers_let_it_go(secrets_file):
+    # web1's rules admit 10.0.0.99, a web host no longer in the inventory.
+    before = {"grep -h 'comment \"cluster\"' /etc/wordpress-lb/firewall.nft":
+              'ip saddr { 10.0.0.12, 10.0.0.99 } tcp dport 22 accept comment "cluster"'}
+    result = plan(TOPOLOGIES["split"], secrets_file, host_data={"web1": {"fake_responses": before}})
+    ops = result["web1"]
+    first = upload(ops, "Firewall | Write the firewall rules")
+    assert 'ip saddr { 10.0.0.12, 10.0.0.13, 10.0.0.99 } tcp dport 22 accept comment "cluster"' in first
+    final = upload(ops, "Firewall | Admit only the current hosts through the firewall")
+    assert 'ip saddr { 10.0.0.12, 10.0.0.13 } tcp dport 22 accept comment "cluster"' in final
+    assert "10.0.0.99" not in final
+    assert result.order.index("Firewall | Admit only the current hosts through the firewall") > \
+        result.order.index("Balancer | Write the balancer vhost")

@@ -142,7 +142,9 @@ def test_balancer_only_example_fronts_backends_it_does_not_manage(installed, exa
     bed = examples_bed  # web1 and web2 serve the mesh example's site (the test above)
     backends = [f"{bed.host(n).address}:80" for n in ("web1", "web2")]
     project = example_project("balancer-only", bed, tmp_path, {"lb": ["lb1"]},
-                              {"lb1": {"lb_backends": backends}})
+                              {"lb1": {"lb_backends": backends,
+                                        # the test counts which backend served
+                                        "lb_show_backend": True}})
     first, _ = deploy(installed, project)
     assert first > 0
     again, output = deploy(installed, project)
