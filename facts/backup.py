@@ -6,6 +6,8 @@ import shlex
 
 from pyinfra.api import FactBase
 
+from pyinfra_wordpress_lb.facts._lines import TO_UTC, key_values
+
 
 class Backups(FactBase[list]):
     """
@@ -102,19 +104,13 @@ class Timer(FactBase[dict]):
 
     def command(self, unit: str = "wordpress-backup.timer") -> str:
         q_unit = shlex.quote(unit)
-        to_utc = "xargs -r -I{} date -u -d '{}' +%Y-%m-%dT%H:%M:%S+00:00"
         return (
             f"echo active=$(systemctl is-active {q_unit}); "
-            f"echo since=$(systemctl show -p ActiveEnterTimestamp --value {q_unit} | {to_utc}); "
-            f"echo next=$(systemctl show -p NextElapseUSecRealtime --value {q_unit} | {to_utc})"
+            f"echo since=$(systemctl show -p ActiveEnterTimestamp --value {q_unit} | {TO_UTC}); "
+            f"echo next=$(systemctl show -p NextElapseUSecRealtime --value {q_unit} | {TO_UTC})"
         )
 
     def process(self, output: list[str]) -> dict:
-        found: dict = {"active": False, "since": None, "next": None}
-        for line in output:
-            key, _, value = line.strip().partition("=")
-            if key == "active":
-                found["active"] = value == "active"
-            elif key in found:
-                found[key] = value or None
-        return found
+        found = key_values(output)
+        return {"active": found.get("active") == "active", "since": found.get("since") or None,
+                "next": found.get("next") or None}

@@ -7,6 +7,8 @@ import shlex
 
 from pyinfra.api import FactBase
 
+from pyinfra_wordpress_lb.facts._lines import key_values
+
 STAMP_DIR = "/var/lib/wordpress-lb"
 
 
@@ -39,14 +41,9 @@ class Table(FactBase[dict]):
         )
 
     def process(self, output: list[str]) -> dict:
-        result: dict = {"loaded": False, "file": None, "stamp": None}
-        for line in output:
-            key, _, value = line.strip().partition("=")
-            if key == "loaded":
-                result["loaded"] = value == "yes"
-            elif key in result:
-                result[key] = value or None
-        return result
+        found = key_values(output)
+        return {"loaded": found.get("loaded") == "yes", "file": found.get("file") or None,
+                "stamp": found.get("stamp") or None}
 
 
 class Sources(FactBase[dict]):

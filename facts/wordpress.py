@@ -8,6 +8,8 @@ import shlex
 
 from pyinfra.api import FactBase
 
+from pyinfra_wordpress_lb.facts._lines import TO_UTC, key_values
+
 
 class Releases(FactBase[dict]):
     """
@@ -161,22 +163,15 @@ class Cron(FactBase[dict]):
         return (
             "echo timer=$(systemctl is-active wordpress-cron.timer); "
             "echo last=$(systemctl show -p ExecMainStartTimestamp --value "
-            "wordpress-cron.service | xargs -r -I{} date -u -d '{}' +%Y-%m-%dT%H:%M:%S+00:00); "
+            f"wordpress-cron.service | {TO_UTC}); "
             "echo result=$(systemctl show -p Result --value wordpress-cron.service); "
             f"cd {shlex.quote(docroot)} 2>/dev/null && runuser -u {shlex.quote(user)} -- "
             f"php -d display_errors=stderr -r {shlex.quote(script)} 2>/dev/null | tail -n 1; true"
         )
 
     def process(self, output: list[str]) -> dict:
-        found: dict = {"timer": False, "last_run": None, "last_ok": None, "overdue": None}
-        for line in output:
-            key, _, value = line.strip().partition("=")
-            if key == "timer":
-                found["timer"] = value == "active"
-            elif key == "last":
-                found["last_run"] = value or None
-            elif key == "result" and value:
-                found["last_ok"] = value == "success"
-            elif key == "overdue" and value.isdigit():
-                found["overdue"] = int(value)
-        return found
+        found = key_values(output)
+        result, overdue = found.get("result"), found.get("overdue", "")
+        return {"timer": found.get("timer") == "active", "last_run": found.get("last") or None,
+                "last_ok": result == "success" if result else None,
+                "overdue": int(overdue) if overdue.isdigit() else None}
