@@ -59,6 +59,24 @@ def interface_of(target: Host, address: str) -> tuple[str, ipaddress.IPv4Network
                      "and check `private_address`")
 
 
+def failed(target: Host) -> bool:
+    """Has this host failed in this run (a command's error, a lost connection)? pyinfra
+    leaves a failed host out of the rest of the run; ask while the run goes on (in an
+    `_if`, or from an operation's content function), never when the deploy is loaded."""
+    return target in state.failed_hosts
+
+
+def any_failed(group: str) -> bool:
+    """Has any host of the group failed in this run so far?"""
+    return any(failed(h) for h in group_hosts(group))
+
+
+def changed(op) -> bool:
+    """Did an operation (of any host) change something? False when it has not run: its
+    host failed before reaching it (pyinfra raises when asked about such an operation)."""
+    return op.is_complete() and op.did_change()
+
+
 def group_hosts(group: str) -> list[Host]:
     """The hosts of an inventory group, in a stable order (by name)."""
     return sorted(inventory.get_group(group, []), key=lambda h: h.name)
@@ -147,7 +165,9 @@ def newcomers() -> list:
 def upstream(held_back: list[Host] = ()) -> list[dict]:
     """The balancer's backends: `address` (`address:port`), and `down` with the reason
     when a balancer must not send it new requests: the web host is drained (`drain`
-    in its data), or it is new to the cluster and not verified yet (`held_back`)."""
+    in its data), failed in this run (it stays out until a run succeeds on it), or is
+    new to the cluster and not verified yet (`held_back`). Asked again when the
+    balancer's vhost is written, so that a web host failing meanwhile is left out."""
     from pyinfra_wordpress_lb.deploys.settings import value
 
     if host.data.get("lb_backends"):
@@ -156,6 +176,7 @@ def upstream(held_back: list[Host] = ()) -> list[dict]:
     entries = []
     for h in group_hosts("web"):
         reason = ("drained" if value(h, "drain") else
+                  "failed during the last deploy" if failed(h) else
                   "new, not verified yet" if h.name in held else None)
         entries.append({"address": f"{private_address(h)}:{backend_port(h)}", "down": reason})
     return entries
@@ -165,9 +186,11 @@ def nginx_site(site: str, template: str, what: str, **context) -> None:
     """Write an nginx site from a template and enable it (and not Debian's default
     site), only once nginx accepts it; then make sure the running nginx serves what is
     on disk (a graceful reload when anything it reads changed: this site, nginx.conf,
-    a certificate), and keeps running and enabled."""
+    a certificate), and keeps running and enabled. A context value that is a function
+    is called when the site is written (what depends on the run so far)."""
     nginx.site(name=f"Write the {what}", site=site,
-               content=templates.render(template, **context))
+               content=lambda: templates.render(
+                   template, **{k: v() if callable(v) else v for k, v in context.items()}))
     nginx.reloaded(name="Reload nginx when what it reads changed")
     systemd.service(name="Keep nginx running and enabled", service="nginx.service",
                     running=True, enabled=True)

@@ -19,7 +19,7 @@ from pyinfra.operations import apt, files, server
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import common, tls, web, wordpress
 from pyinfra_wordpress_lb.deploys._util import (
-    backend_port, group_hosts, host_fact, newcomers, nginx_site, private_address, site_url,
+    backend_port, failed, group_hosts, host_fact, newcomers, nginx_site, private_address, site_url,
     upstream,
 )
 from pyinfra_wordpress_lb.operations import http
@@ -102,7 +102,8 @@ def vhost(what: str, held_back: list) -> None:
         cache_dir=CACHE_DIR,
         cache_max_size=host.data.page_cache_max_size,
         method=method,
-        backends=upstream(held_back),
+        # Asked when the vhost is written: web hosts that failed by then stay out.
+        backends=lambda: upstream(held_back),
         max_fails=host.data.lb_max_fails,
         fail_timeout=host.data.lb_fail_timeout,
         keepalive=int(host.data.lb_keepalive),
@@ -162,5 +163,7 @@ def admit() -> None:
         address = f"{private_address(newcomer)}:{backend_port(newcomer)}"
         http.responds(name=f"New web host {newcomer.name} serves the site",
                       url=f"http://{address}/", host_header=name, title=value(host, "site_title"),
-                      what=f"the new web host {newcomer.name} ({address})")
+                      what=f"the new web host {newcomer.name} ({address})",
+                      # A newcomer that failed stays out of the pool (see `upstream`).
+                      _if=lambda newcomer=newcomer: not failed(newcomer))
     vhost("balancer vhost with the new web hosts in the pool", held_back=[])

@@ -24,6 +24,7 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.server import LinuxDistribution
 
 from pyinfra_wordpress_lb.deploys import secrets
+from pyinfra_wordpress_lb.deploys._failures import report_failures
 from pyinfra_wordpress_lb.deploys._util import host_fact, interface_of, private_address, site_url
 from pyinfra_wordpress_lb.facts.ssh import Client
 from pyinfra_wordpress_lb.deploys.settings import all_settings, value
@@ -426,7 +427,9 @@ def problems() -> list[str]:
 
 
 def validate() -> None:
-    """Stop the deploy before any change if the inventory or settings are wrong."""
+    """Stop the deploy before any change if the inventory or settings are wrong; name
+    any host that fails once the deploy runs."""
+    report_failures(state)
     found = problems()
     if found:
         lines = "\n".join(f"    - {p}" for p in found)

@@ -11,7 +11,9 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from pyinfra_wordpress_lb.deploys import balancer, common, ha, secrets, tls, web, wordpress
-from pyinfra_wordpress_lb.deploys._util import backends, group_hosts, site_url
+from pyinfra_wordpress_lb.deploys._util import (
+    backend_port, backends, failed, group_hosts, private_address, site_url,
+)
 from pyinfra_wordpress_lb.deploys.settings import defaults
 from pyinfra_wordpress_lb.operations import http
 
@@ -25,11 +27,15 @@ def verify() -> None:
     site = site_url()
     name = urlsplit(site).netloc
     title = host.data.site_title
+    web_hosts = {} if host.data.get("lb_backends") else {
+        f"{private_address(h)}:{backend_port(h)}": h for h in group_hosts("web")}
     for backend in backends():
         http.responds(
             name=f"Backend {backend} serves the site",
             url=f"http://{backend}/", host_header=name, title=title,
             what=f"the backend {backend}",
+            # A web host that failed in this run is out of the pool: nothing to check.
+            _if=lambda web=web_hosts.get(backend): web is None or not failed(web),
         )
     if "lb" not in host.groups:
         return

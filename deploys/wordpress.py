@@ -25,7 +25,8 @@ from pyinfra.operations import files, server, systemd
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import common, database, secrets, web
 from pyinfra_wordpress_lb.deploys._util import (
-    group_addresses, group_hosts, host_fact, private_address, site_connect_to, site_url,
+    any_failed, changed, group_addresses, group_hosts, host_fact, private_address,
+    site_connect_to, site_url,
 )
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
 from pyinfra_wordpress_lb.facts.wordpress import Releases
@@ -69,8 +70,17 @@ SWITCHES: dict = {}
 
 
 def switched_anywhere() -> bool:
-    """Whether a web host switched releases in this run (ask once they all ran)."""
-    return any(op.did_change() for op in SWITCHES.values())
+    """Whether a web host switched releases in this run (ask once they all ran; a host
+    that failed before its switch did not switch)."""
+    return any(changed(op) for op in SWITCHES.values())
+
+
+def cluster_intact() -> bool:
+    """No web host has failed in this run so far. A release switch is the cluster's
+    decision: every web host switches (each has the release unpacked and verified,
+    having come this far) or none does; the database upgrade follows only when every
+    web host switched. A web host that failed is left out of the balancers' pool."""
+    return not any_failed("web")
 
 
 def base() -> str:
@@ -164,9 +174,11 @@ def release() -> None:
     files.template(name="Install the must-use plugin for WordPress behind the balancers",
                    src=templates.path("wordpress/wordpress-lb.php.j2"),
                    dest=f"{mu_plugins}/wordpress-lb.php", user=user, group=user, mode="644")
+    # Only when every web host got this far (see cluster_intact).
     switched = wordpress.current(
         name=f"Serve WordPress {version} (one atomic switch)",
         base=root, version=version, checksum=checksum, keep=int(host.data.keep_releases),
+        _if=cluster_intact,
     )
     SWITCHES[host.name] = switched
     # OPcache never mixes releases: PHP-FPM's workers finish, then start on the new one.
@@ -198,4 +210,5 @@ def install() -> None:
         docroot=f"{base()}/current",
         url=site_url(),
         user=host.data.wordpress_user,
+        _if=cluster_intact,  # every web host serves the new code
     )

@@ -5,11 +5,12 @@ from __future__ import annotations
 from html import unescape
 
 from pyinfra import host, logger
-from pyinfra.api import OperationError, operation
+from pyinfra.api import operation
 from pyinfra.api.state import StateStage
 from pyinfra.context import state
 
 from pyinfra_wordpress_lb.facts.http import Response
+from pyinfra_wordpress_lb.operations._fail import fail
 
 
 @operation()
@@ -62,7 +63,7 @@ def responds(url: str, host_header: str | None = None, title: str | None = None,
         answer = f"HTTP {got_status}" if got_status else "no answer"
         if not got_status and response.get("error"):
             answer += f" ({response['error']})"
-        raise OperationError(
+        yield from fail(
             f"{what} does not answer as expected: GET {url}"
             f"{f' (Host: {host_header})' if host_header else ''}"
             f"{f' at {connect_to}' if connect_to else ''} gave {answer}"
@@ -71,6 +72,7 @@ def responds(url: str, host_header: str | None = None, title: str | None = None,
             f"{f', expected title {title!r}' if title is not None else ''}"
             f"{f', expected {status} to {location!r}' if location is not None else ''}"
         )
+        return
     if success_message:
         logger.info(f"{host.print_prefix}{success_message}")
     host.noop(f"{what} answers at {url}")

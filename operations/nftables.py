@@ -10,10 +10,11 @@ from __future__ import annotations
 import shlex
 
 from pyinfra import host
-from pyinfra.api import OperationError, operation
+from pyinfra.api import operation
 from pyinfra.context import state
 
 from pyinfra_wordpress_lb.facts.nftables import STAMP_DIR, Table, stamp_path
+from pyinfra_wordpress_lb.operations._fail import fail
 
 
 @operation()
@@ -41,7 +42,8 @@ def table_loaded(family: str, table: str, path: str):
         host.noop(f"nftables table {family} {table} is the one {path} defines")
         return
     if not current.get("file") and state.is_executing:
-        raise OperationError(f"{path} is missing: nothing to load table {family} {table} from")
+        yield from fail(f"{path} is missing: nothing to load table {family} {table} from")
+        return
     q_path = shlex.quote(path)
     yield (f"nft -c -f {q_path} && nft -f {q_path} && mkdir -p {STAMP_DIR} && "
            f"sha256sum {q_path} | cut -d' ' -f1 > {shlex.quote(stamp_path(table))}")

@@ -4,20 +4,22 @@ serves what is on disk."""
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 
 from pyinfra import host
-from pyinfra.api import OperationError, operation
+from pyinfra.api import operation
 from pyinfra.facts.files import Link, Sha256File
 
 from pyinfra_wordpress_lb.facts.nginx import STAMP, Loaded
 from pyinfra_wordpress_lb.operations._content import put_content
+from pyinfra_wordpress_lb.operations._fail import fail
 
 SITES = "/etc/nginx/sites-available"
 ENABLED = "/etc/nginx/sites-enabled"
 
 
 @operation()
-def site(site: str, content: str, disable_default: bool = True):
+def site(site: str, content: str | Callable[[], str], disable_default: bool = True):
     """
     Ensure an nginx site holds this configuration and is enabled (and Debian's
     ``default`` site is not), but only if nginx accepts it: the new file is checked with
@@ -26,7 +28,8 @@ def site(site: str, content: str, disable_default: bool = True):
     never left in place for the next restart. Reloading is ``reloaded``'s job.
 
     + site: the file's name under ``/etc/nginx/sites-available``
-    + content: the configuration
+    + content: the configuration, or a function that returns it, called when the
+      operation runs (for a configuration that depends on the run so far)
     + disable_default: also disable Debian's ``default`` site
 
     **Example:**
@@ -41,6 +44,8 @@ def site(site: str, content: str, disable_default: bool = True):
     """
     import hashlib
 
+    if callable(content):
+        content = content()
     available, enabled = f"{SITES}/{site}", f"{ENABLED}/{site}"
     same = host.get_fact(Sha256File, path=available) == hashlib.sha256(content.encode()).hexdigest()
     link = host.get_fact(Link, path=enabled)
@@ -88,7 +93,8 @@ def reloaded():
     state = host.get_fact(Loaded)
     on_disk = state.get("on_disk")
     if on_disk == "invalid":
-        raise OperationError("nginx -t fails: the configuration on disk is broken")
+        yield from fail("nginx -t fails: the configuration on disk is broken")
+        return
     if on_disk and on_disk == state.get("loaded"):
         host.noop("nginx serves the configuration on disk")
         return

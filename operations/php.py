@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shlex
+
 from pyinfra import host
-from pyinfra.api import OperationError, StringCommand, operation
+from pyinfra.api import operation
 from pyinfra.context import state
 from pyinfra.facts.files import File
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from pyinfra_wordpress_lb.facts.php import FpmVersion
 from pyinfra_wordpress_lb.operations._content import put_content
+from pyinfra_wordpress_lb.operations._fail import fail
 
 # Debian's unit stops PHP-FPM with SIGTERM, which kills workers in the middle of a
 # response (a client then gets a truncated page no balancer can retry). SIGQUIT makes
@@ -60,15 +63,37 @@ def fpm(pool: str, pool_config: str, ini: str, disable_default_pool: bool = True
     version = host.get_fact(FpmVersion)
     if not version:
         if state.is_executing:
-            raise OperationError("php-fpm is not installed: install Debian's php-fpm first")
+            yield from fail("php-fpm is not installed: install Debian's php-fpm first")
+            return
         yield f"# configure PHP-FPM pool {pool} once php-fpm is installed"
         return
 
     etc = f"/etc/php/{version}/fpm"
     service = f"php{version}-fpm.service"
-    commands = list(put_content(f"{etc}/pool.d/{pool}.conf", pool_config))
-    commands += put_content(f"{etc}/pool.d/00-graceful-stop.conf", GRACEFUL_GLOBAL)
-    commands += put_content(f"{etc}/conf.d/90-{pool}.ini", ini)
+    commands, written = [], []
+    for path, content in ((f"{etc}/pool.d/{pool}.conf", pool_config),
+                          (f"{etc}/pool.d/00-graceful-stop.conf", GRACEFUL_GLOBAL),
+                          (f"{etc}/conf.d/90-{pool}.ini", ini)):
+        put = list(put_content(path, content))
+        commands += put
+        if put:
+            written.append(path)
+    if written:
+        # Checked before PHP-FPM reads them; a configuration it refuses is undone.
+        paths = " ".join(shlex.quote(p) for p in written)
+        commands = [
+            f"for f in {paths}; do rm -f \"$f.pwlb-kept\" \"$f.pwlb-absent\"; "
+            f"if [ -e \"$f\" ]; then cp -p \"$f\" \"$f.pwlb-kept\"; "
+            f"else : > \"$f.pwlb-absent\"; fi; done",
+            *commands,
+            f"if out=$(php-fpm{version} --test 2>&1); then "
+            f"for f in {paths}; do rm -f \"$f.pwlb-kept\" \"$f.pwlb-absent\"; done; "
+            f"else for f in {paths}; do "
+            f"if [ -e \"$f.pwlb-kept\" ]; then mv -f \"$f.pwlb-kept\" \"$f\"; "
+            f"else rm -f \"$f\"; fi; rm -f \"$f.pwlb-absent\"; done; "
+            f"echo \"PHP-FPM refuses the new pool {pool} configuration, the previous one "
+            f"stays: $out\" >&2; exit 1; fi",
+        ]
     dropin = f"/etc/systemd/system/{service}.d"
     graceful = list(put_content(f"{dropin}/graceful-stop.conf", GRACEFUL_STOP))
     if graceful:
@@ -80,7 +105,6 @@ def fpm(pool: str, pool_config: str, ini: str, disable_default_pool: bool = True
     enabled = host.get_fact(SystemdEnabled, services=service).get(service)
     if commands:
         yield from commands
-        yield StringCommand(f"php-fpm{version}", "--test")
         if running:
             yield f"systemctl reload {service}"
     if not running:

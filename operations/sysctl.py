@@ -4,11 +4,12 @@ host may not change them (containers)."""
 from __future__ import annotations
 
 from pyinfra import host, logger
-from pyinfra.api import OperationError, operation
+from pyinfra.api import operation
 from pyinfra.context import state
 
 from pyinfra_wordpress_lb.facts.sysctl import Setting
 from pyinfra_wordpress_lb.operations._content import put_content
+from pyinfra_wordpress_lb.operations._fail import fail
 
 
 @operation()
@@ -36,7 +37,8 @@ def at_least(key: str, value: int, conf: str = "/etc/sysctl.d/60-wordpress-lb.co
     current = host.get_fact(Setting, key=key)
     now = current.get("value")
     if now is not None and not isinstance(now, int):
-        raise OperationError(f"{key} is {now!r}, not a number")
+        yield from fail(f"{key} is {now!r}, not a number")
+        return
     wanted = max(int(value), now or 0)
     commands = list(put_content(conf, f"# Managed by pyinfra-wordpress-lb.\n{key} = {wanted}\n"))
     if now is not None and now >= value:

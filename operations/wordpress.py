@@ -14,6 +14,7 @@ from pyinfra.facts.files import Sha1File, Sha256File
 from pyinfra_wordpress_lb.templates import php_string, render
 from pyinfra_wordpress_lb.facts.wordpress import DatabaseVersion, Installed, Releases
 from pyinfra_wordpress_lb.operations._content import put_content, unmasked, upload_secret
+from pyinfra_wordpress_lb.operations._fail import fail
 
 CHECKSUM_FACTS = {"sha1": Sha1File, "sha256": Sha256File}
 PRIVATE_DIR = "/var/lib/wordpress-lb"  # root's; scripts with secrets pass through here
@@ -79,10 +80,11 @@ def release(archive: str, checksum: str, version: str, base: str, user: str = "w
     actual = host.get_fact(CHECKSUM_FACTS[algorithm], path=archive)
     # Before execution (a dry run) the archive may simply not be downloaded yet.
     if actual != digest and (actual is not None or state.is_executing):
-        raise OperationError(
+        yield from fail(
             f"{archive} has {algorithm} {actual or '(no file)'}, expected {digest} "
             f"(wordpress_checksum {algorithm}:{digest}); {base} was left as it was"
         )
+        return
 
     q_archive = shlex.quote(archive)
     target = shlex.quote(f"{base}/releases/{name}")
@@ -253,8 +255,9 @@ def upgrade_database(docroot: str, url: str, user: str = "wordpress"):
         host.noop(f"the database is at {versions['db']}, as the code expects")
         return
     if versions is None and state.is_executing:
-        raise OperationError(f"cannot tell the database version WordPress in {docroot} expects: "
-                             "is PHP there and the database reachable?")
+        yield from fail(f"cannot tell the database version WordPress in {docroot} expects: "
+                        "is PHP there and the database reachable?")
+        return
     script = render("wordpress/upgrade.php.j2", url=php_string(url))
     yield (f"cd {shlex.quote(docroot)} && runuser -u {shlex.quote(user)} -- php -r "
            f"{shlex.quote(script.removeprefix('<?php').strip())}")
@@ -332,10 +335,11 @@ def install(
         host.noop("WordPress is installed")
         return
     if installed is None and state.is_executing:
-        raise OperationError(
+        yield from fail(
             f"cannot tell whether WordPress is installed in {docroot}: is PHP there and the "
             "database reachable with the credentials in wp-config.php?"
         )
+        return
     raw = unmasked(admin_password)
     script = render(
         "wordpress/install.php.j2", url=php_string(url), title=php_string(title),

@@ -11,6 +11,7 @@ import pyinfra
 from pyinfra.api import Config, FileUploadCommand, Inventory, State
 from pyinfra.api.connect import connect_all
 from pyinfra.api.state import StateStage
+from pyinfra.connectors.util import CommandOutput
 from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 from pyinfra_cli.util import load_deploy_file
 
@@ -49,9 +50,10 @@ class Plan(dict):
 def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = None,
          host_data: dict[str, dict] | None = None,
          fake_responses: dict | None = None, show_secrets: bool = False,
-         deploy_file: str = "deploy.py") -> Plan:
+         deploy_file: str = "deploy.py", failed: tuple[str, ...] = ()) -> Plan:
     """What each host would run on a first run, in operation order (secret uploads
-    opaque unless `show_secrets`).
+    opaque unless `show_secrets`). With `failed`, what the other hosts run once those
+    hosts failed early in the run (commands as they are decided while the run goes on).
     Hosts get private addresses 10.0.0.10, .11, ... in order of first appearance."""
     names: list[str] = []
     for hosts in groups.values():
@@ -83,20 +85,31 @@ def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = N
             connect_all(state)
             state.set_stage(StateStage.Prepare)
             load_deploy_file(state, str(ROOT / deploy_file))
+            if failed:
+                state.is_executing = True
+                state.failed_hosts.update(h for h in inventory
+                                          if h.name.removeprefix("@fake/") in failed)
             result = Plan()
             result.order = [", ".join(sorted(state.get_op_meta(h).names))
                             for h in state.get_op_order()]
+            # Step by step across hosts, as a run goes (a later step may ask how an
+            # earlier one went, on this host or another).
             for host in inventory:
-                ops = []
-                for op_hash in state.get_op_order():
-                    if op_hash not in state.ops[host]:
+                if host not in state.failed_hosts:
+                    result[host.name.removeprefix("@fake/")] = []
+            for op_hash in state.get_op_order():
+                meta = state.get_op_meta(op_hash)
+                for host in inventory:
+                    if host in state.failed_hosts or op_hash not in state.ops[host]:
                         continue
-                    meta = state.get_op_meta(op_hash)
                     op_data = state.get_op_data_for_host(host, op_hash)
                     with ctx_host.use(host):
-                        commands = [_show(c, show_secrets) for c in op_data.command_generator()]
-                    ops.append((", ".join(sorted(meta.names)), commands))
-                result[host.name.removeprefix("@fake/")] = ops
+                        generated = list(op_data.command_generator())
+                    if failed:  # "ran": what later steps ask of it (did_change) is known
+                        op_data.operation_meta.set_complete(True, generated, CommandOutput([]))
+                    result[host.name.removeprefix("@fake/")].append(
+                        (", ".join(sorted(meta.names)),
+                         [_show(c, show_secrets) for c in generated]))
     finally:
         os.chdir(cwd)
         pyinfra.is_cli = was_cli

@@ -1,0 +1,51 @@
+"""When a host fails during a run: say so at once, and once more after the results.
+
+pyinfra leaves a host whose operation failed out of the rest of the run and exits
+non-zero at the end; its results table counts errors but names neither the host nor
+the step. This report does, and says what the cluster does about it (see README,
+"When a host fails during a deploy").
+"""
+
+from __future__ import annotations
+
+import atexit
+import sys
+
+import pyinfra
+from pyinfra import logger
+from pyinfra.api.state import BaseStateCallback
+
+WHAT_FOLLOWS = ("it takes no further part in this run; no web host switches to a new "
+                "release while another has failed, and the balancers keep a failed web "
+                "host out of their pool until a deploy succeeds on it. Run the deploy "
+                "again once the host is back.")
+
+
+class FailureReport(BaseStateCallback):
+    def __init__(self) -> None:
+        self.failures: list[tuple[str, str]] = []
+
+    def operation_host_error(self, state, host, op_hash, retry_attempt=0, max_retries=0):
+        step = ", ".join(sorted(state.get_op_meta(op_hash).names)) or "an operation"
+        if any(name == host.name for name, _ in self.failures):
+            return
+        self.failures.append((host.name, step))
+        logger.error(f"--> {host.name} failed at {step!r}: {WHAT_FOLLOWS}")
+
+    def summary(self) -> str:
+        return "\n".join(f"--> {name} failed at {step!r}" for name, step in self.failures)
+
+    def print_summary(self) -> None:
+        if self.failures:
+            print(f"{self.summary()}\n--> {WHAT_FOLLOWS[0].upper()}{WHAT_FOLLOWS[1:]}",
+                  file=sys.stderr)
+
+
+def report_failures(state) -> None:
+    """Register the report on this run's state (once)."""
+    if any(isinstance(h, FailureReport) for h in state.callback_handlers):
+        return
+    report = FailureReport()
+    state.add_callback_handler(report)
+    if pyinfra.is_cli:
+        atexit.register(report.print_summary)

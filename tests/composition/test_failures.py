@@ -1,0 +1,78 @@
+"""A host that fails during a run: the whole CLI run on @fake hosts (tests/fakerun.py),
+and what the others decide once it failed (tests/fakedeploy.plan with `failed`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import fakerun
+from tests.fakedeploy import plan
+
+SPLIT = {"lb": ["lb1"], "web": ["web1", "web2"], "db": ["db1"]}
+SWITCH = "WordPress | Serve WordPress 7.1.0 (one atomic switch)"
+UPGRADE = ("WordPress install | Upgrade the database when the served release needs it "
+           "(once per database)")
+DOWNLOAD = "WordPress | Download the WordPress 7.1.0 archive"
+
+
+def _no_internal_error(run):
+    assert "Traceback" not in run.output and "internal exception" not in run.output, run.why()
+
+
+def test_a_run_where_nothing_fails_succeeds(tmp_path):
+    """The harness itself: the same fake cluster with no failure exits 0, web hosts
+    switch, the database upgrade is asked."""
+    run = fakerun.run(tmp_path, SPLIT)
+    _no_internal_error(run)
+    assert run.returncode == 0, run.why()
+    assert fakerun.step(run.output, SWITCH) == {"web1": "Success", "web2": "Success"}
+    assert "failed at" not in run.output
+
+
+def test_a_failed_download_on_one_web_host_switches_no_web_host(tmp_path):
+    run = fakerun.run(tmp_path, SPLIT, answers={"web2": fakerun.download_fails()})
+    _no_internal_error(run)
+    assert run.returncode == 1, run.why()
+    # Named: the host and the step, at once and again after the results.
+    named = f"@fake/web2 failed at '{DOWNLOAD}'"
+    assert run.output.count(named) == 2, run.why()
+    assert "Error" in fakerun.step(run.output, DOWNLOAD)["web2"]
+    # web1 had the release unpacked, but the cluster does not switch without web2.
+    assert fakerun.step(run.output, SWITCH) == {"web1": "No changes"}
+    assert fakerun.step(run.output, UPGRADE) == {"web1": "No changes"}
+    # The rest of the cluster was deployed, verified without the failed backend.
+    through = fakerun.step(run.output, "Verify | The site answers through this balancer")
+    assert through["lb1"].startswith("The site answers: https://www.example.com"), through
+    assert run.results["Verify | Backend 10.0.0.12:80 serves the site"]["error"] == 0
+
+
+def test_a_host_lost_in_the_middle_of_checks_fails_alone(tmp_path):
+    """A check that fails while the run goes on (here the backend web2 answers 502 to the
+    balancer) fails that host's run with a message, not the whole run with a traceback."""
+    answers = {"lb1": {"http://10.0.0.12:80/": ["PWLB-STATUS:502", "PWLB-EXIT:0"]}}
+    run = fakerun.run(tmp_path, SPLIT, answers=answers)
+    _no_internal_error(run)
+    assert run.returncode == 1
+    assert "the backend 10.0.0.12:80 does not answer as expected" in run.output
+    assert "@fake/lb1 failed at 'Verify | Backend 10.0.0.12:80 serves the site'" in run.output
+
+
+def test_once_a_web_host_failed_no_switch_no_upgrade_and_it_is_out_of_the_pool(tmp_path):
+    result = plan(SPLIT, tmp_path / "s.json", failed=("web2",))
+    assert "web2" not in result
+    web1 = dict(result["web1"])
+    assert web1[SWITCH] == [] and web1[UPGRADE] == []
+    conf = " ".join(c for n, cs in result["lb1"] if n == "Balancer | Write the balancer vhost"
+                    for c in cs)
+    assert "server 10.0.0.11:80 max_fails=1 fail_timeout=10s;" in conf
+    assert "server 10.0.0.12:80 max_fails=1 fail_timeout=10s down;" in conf
+    assert "# failed during the last deploy" in conf
+    verify = dict(result["lb1"])
+    assert verify["Verify | Backend 10.0.0.12:80 serves the site"] == []
+
+
+@pytest.mark.parametrize("failed", [("lb1",), ("db1",)])
+def test_a_failed_balancer_or_database_host_does_not_stop_the_switch(tmp_path, failed):
+    """Only web hosts decide the release: they all have it, so they all switch."""
+    result = plan(SPLIT, tmp_path / "s.json", failed=failed)
+    assert dict(result["web1"])[SWITCH] != [] and dict(result["web2"])[SWITCH] != []

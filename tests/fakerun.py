@@ -1,0 +1,86 @@
+"""Run the pyinfra CLI on deploy.py against @fake hosts, as an operator would (no hosts
+needed): what a whole run does when one host's command fails.
+
+The fake hosts answer the facts an executed run asks as a cluster that has just been
+deployed would (an archive that matches its checksum, WordPress installed, the site
+answering), so the run goes through to the end unless a test makes a command fail.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.fakedeploy import FAKE_HOST, ip_addr_json
+from tests.runner import Run, parse_results
+
+ROOT = Path(__file__).resolve().parent.parent
+PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
+SITE = "https://www.example.com"
+TITLE = "WordPress on pyinfra"
+ARCHIVE_SHA1 = "e0ca593bc062f7a8c5a956ca44aff7375b0841e0"  # the default release's
+
+# What an executed run reads back (first match wins, after a test's own answers).
+EXECUTED: dict = {
+    "nft list table": ["loaded=no", "file=0123", "stamp="],
+    "sha1sum": f"{ARCHIVE_SHA1}  /var/cache/wordpress-lb/wordpress-7.1.0-{ARCHIVE_SHA1[:12]}.tar.gz",
+    "php-fpm 2>/dev/null": "install ok installed|php8.4-fpm",
+    "is_blog_installed": "installed",
+    "wp_db_version": "core=60000 db=60000",
+    "::127.0.0.1:80 ": ["PWLB-STATUS:301", f"location: {SITE}/", "PWLB-EXIT:0"],
+    "PWLB-STATUS": [f"<title>{TITLE}</title>", "PWLB-STATUS:200", "PWLB-EXIT:0"],
+}
+
+
+def download_fails() -> dict:
+    """Answers of a host whose download of the release archive times out."""
+    return {re.compile(r"(curl|wget) .*wordpress-"): {"success": False,
+                                                       "stderr": "curl: (28) timed out"}}
+
+
+def run(tmp: Path, groups: dict[str, list[str]], answers: dict[str, dict] | None = None,
+        data: dict | None = None, args: tuple[str, ...] = ()) -> Run:
+    """`pyinfra -y <inventory> deploy.py` on fake hosts: `groups` as in an inventory,
+    `answers` per host (fake responses tried before the executed cluster's)."""
+    names: list[str] = []
+    for hosts in groups.values():
+        names += [h for h in hosts if h not in names]
+    hosts = {}
+    for index, name in enumerate(names):
+        address = f"10.0.0.{10 + index}"
+        responses = {**(answers or {}).get(name, {}), **FAKE_HOST,
+                     "ip -j addr": ip_addr_json(address), **EXECUTED}
+        hosts[name] = (f"@fake/{name}", {
+            "fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": responses,
+            "private_address": address, "secrets_file": str(tmp / "hosts.secrets.json"),
+            "site_url": SITE, **(data or {}),
+        })
+    lines = ["import re", ""]
+    for group, members in groups.items():
+        lines.append(f"{group} = {[hosts[m] for m in members]!r}")
+    inventory = tmp / "fake_inventory.py"
+    inventory.write_text("\n".join(lines) + "\n")
+    proc = subprocess.run([PYINFRA, "-y", *args, str(inventory), "deploy.py"], cwd=ROOT,
+                          env={**os.environ, "COLUMNS": "250"}, capture_output=True,
+                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+    output = proc.stdout + proc.stderr
+    return Run(proc.returncode, output, parse_results(output))
+
+
+def step(output: str, name: str) -> dict[str, str]:
+    """What each host reported for one step: {host: "Success" | "No changes" | its error
+    lines}; hosts the step is not for, and hosts out of the run by then, are missing."""
+    found: dict[str, str] = {}
+    lines = output.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("--> Starting operation:") and line.split(":", 1)[1].strip() == name:
+            for row in lines[i + 1:]:
+                match = re.match(r"^\s+\[@fake/(\S+)\]\s+(.*)$", row)
+                if not match:
+                    break
+                if match[2].strip() != "Skipped":
+                    found[match[1]] = f"{found.get(match[1], '')} {match[2].strip()}".strip()
+    return found
