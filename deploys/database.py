@@ -65,19 +65,11 @@ def database() -> None:
     password = secrets.secret("db_password")
     web_addresses = group_addresses("web")
     for address in web_addresses:
-        mysql.user(
+        mariadb.account(
             name=f"Add database account {user}@{address}",
             user=user,
-            user_hostname=address,
-            # mysql.user wraps the password in a HiddenValue itself (wrapping ours again
-            # would set the literal "*MASKED*"); the op's name keeps it out of the output.
-            password=password.unmask(),
-        )
-        mariadb.password(
-            name=f"Keep the password of {user}@{address} current",
-            user=user,
             hostname=address,
-            password=password,
+            password=password,  # never on a command line, never shown
         )
         mysql.privileges(
             name=f"Grant {user}@{address} all on {host.data.db_name} only",

@@ -23,7 +23,7 @@ from pyinfra.api.connectors import get_all_connectors
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.server import LinuxDistribution
 
-from pyinfra_wordpress_lb.deploys import secrets
+from pyinfra_wordpress_lb.deploys import balancer, secrets
 from pyinfra_wordpress_lb.deploys._failures import report_failures
 from pyinfra_wordpress_lb.deploys._util import host_fact, interface_of, private_address, site_url
 from pyinfra_wordpress_lb.facts.ssh import Client
@@ -129,6 +129,9 @@ def _check_numbers(problems: list[str]) -> None:
     ranges = {  # name: (lowest, highest, whole number?, roles it matters on)
         "mesh_delay": (0, 60, False, "web"), "mesh_inotify_watches": (8192, 2**31 - 1, True, "web"),
         "page_cache_ttl": (0, 86400, True, "lb"), "lb_worker_connections": (512, 1048576, True, "lb"),
+        "backup_keep": (1, 10000, True, "db"), "login_burst": (0, 100000, True, "lb"),
+        "lb_max_fails": (0, 1000, True, "lb"), "lb_next_upstream_tries": (0, 100, True, "lb"),
+        "lb_keepalive": (0, 100000, True, "lb"), "db_max_connections": (10, 100000, True, "db"),
     }
     seen = set()
     for name, (low, high, integer, role) in ranges.items():
@@ -140,6 +143,39 @@ def _check_numbers(problems: list[str]) -> None:
             if not number(v, integer) or not low <= v <= high:
                 kind = "a whole number" if integer else "a number"
                 problems.append(f"{h.name}: {name} {v!r} is not {kind} from {low} to {high}")
+    for h in _group("web"):  # optional: sized from the host's memory when not set
+        v = value(h, "php_max_children")
+        if v is not None and (not number(v, True) or not 1 <= v <= 10000):
+            problems.append(f"{h.name}: php_max_children {v!r} is not a whole number from 1 "
+                            "to 10000 (or leave it out: sized from the host's memory)")
+    for h in _group("lb"):
+        method, rate = value(h, "lb_method"), value(h, "login_rate")
+        if method not in balancer.METHODS:
+            problems.append(f"{h.name}: lb_method {method!r} is not one of "
+                            f"{', '.join(balancer.METHODS)}")
+        for key in ("login_rate", "xmlrpc_rate"):
+            rate = value(h, key)
+            if not (isinstance(rate, str) and re.fullmatch(r"[1-9][0-9]{0,5}r/[sm]", rate)):
+                problems.append(f"{h.name}: {key} {rate!r} is not a rate such as '10r/m' or "
+                                "'5r/s' (nginx limit_req)")
+        given = h.data.get("lb_backends")
+        if given is not None:
+            if not isinstance(given, (list, tuple)) or not given:
+                problems.append(f"{h.name}: lb_backends {given!r} is not a list of "
+                                "'address:port'")
+            else:
+                for backend in given:
+                    address, _, port = str(backend).rpartition(":")
+                    if not (address and port.isdigit() and 1 <= int(port) <= 65535
+                            and (_is_ip(address.strip("[]")) or _HOSTNAME.match(address))):
+                        problems.append(f"{h.name}: lb_backends entry {backend!r} is not "
+                                        "'address:port'")
+    for h in _group("db"):
+        schedule = value(h, "backup_schedule")
+        if not (isinstance(schedule, str) and schedule.strip()
+                and re.fullmatch(r"[A-Za-z0-9 ,:*/.~-]+", schedule)):
+            problems.append(f"{h.name}: backup_schedule {schedule!r} is not a systemd calendar "
+                            "expression such as 'daily' or '*-*-* 03:00:00'")
 
 
 def _check_site(problems: list[str]) -> None:
@@ -388,11 +424,28 @@ def _check_keys(problems: list[str]) -> None:
 
 
 def _check_secrets(problems: list[str]) -> None:
-    for path in sorted({secrets.secrets_path(h) for h in _hosts()}):
+    hosts = _hosts()
+    paths = sorted({secrets.secrets_path(h) for h in hosts})
+    for path in paths:
         try:
             secrets.check_file(path)
         except secrets.SecretsError as exc:
             problems.append(str(exc))
+    # Secrets are the cluster's: the database and the web hosts must agree on each.
+    if len(paths) > 1:
+        problems.append(f"the hosts use {len(paths)} secrets files ({', '.join(map(str, paths))}): "
+                        "secrets are cluster-wide; give every host the same `secrets_file`")
+    overrides = {h.name: dict(h.data.get("secrets") or {}) for h in hosts}
+    for name in sorted({n for given in overrides.values() for n in given}):
+        values = {str(given.get(name)) if given.get(name) else None
+                  for given in overrides.values()}
+        if len(values) > 1:
+            where = sorted(h for h, given in overrides.items() if given.get(name))
+            problems.append(
+                f"secret {name!r} is set differently across hosts (in the `secrets` table of "
+                f"{', '.join(where)} only, or with other values): secrets are cluster-wide; "
+                f"set it once for every host (group_data/all.py) or in the environment "
+                f"(PWLB_SECRET_{name.upper()})")
 
 
 def _check_releases(problems: list[str]) -> None:

@@ -212,3 +212,11 @@ def install() -> None:
         user=host.data.wordpress_user,
         _if=cluster_intact,  # every web host serves the new code
     )
+    wordpress.admin_password(
+        name="Apply a changed admin_password secret",
+        docroot=f"{base()}/current",
+        url=site_url(),
+        admin_user=host.data.admin_user,
+        password=secrets.secret("admin_password"),
+        user=host.data.wordpress_user,
+    )

@@ -13,6 +13,10 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, HiddenValue, QuoteString, StringCommand
 from pyinfra.facts.files import File, Sha256File
 
+# Root's own directory (mode 711): files with secrets in them (SQL, PHP scripts) pass
+# through here, each readable by root or its one user only, and removed after use.
+PRIVATE_DIR = "/var/lib/wordpress-lb"
+
 
 def unmasked(value: str | HiddenValue) -> str:
     """The real value of a secret argument, given as a HiddenValue or a plain string."""

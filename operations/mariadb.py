@@ -1,8 +1,10 @@
 """MariaDB accounts: what pyinfra's `mysql` operations don't do.
 
-pyinfra's `mysql.user` creates accounts but never changes an existing password, and
-nothing removes accounts that the inventory no longer has; these operations do. They
-run the `mariadb` client as root over the unix socket (with `_sudo` when not root).
+pyinfra's `mysql.user` puts the password on the `mysql` command line, reads the password
+hashes back (`MysqlUsers`, printed at `-vvv`) and never changes an existing password;
+nothing removes accounts that the inventory no longer has. These operations do both,
+with no secret on a command line. They run the `mariadb` client as root over the unix
+socket (with `_sudo` when not root).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pyinfra import host
 from pyinfra.api import HiddenValue, QuoteString, StringCommand, operation
 
 from pyinfra_wordpress_lb.facts.mariadb import Accounts, Databases, password_digest
-from pyinfra_wordpress_lb.operations._content import unmasked
+from pyinfra_wordpress_lb.operations._content import PRIVATE_DIR, unmasked, upload_secret
 
 
 def native_password_hash(password: str) -> str:
@@ -34,12 +36,15 @@ def _execute(sql: str | StringCommand) -> StringCommand:
 
 
 @operation()
-def password(user: str, hostname: str, password: str | HiddenValue):
+def account(user: str, hostname: str, password: str | HiddenValue):
     """
-    Ensure an existing account's password is this one (mysql_native_password). The
-    comparison is made against a salted digest of the stored hash (the ``Accounts``
-    fact), so neither the password nor its hash travels unless the password must be
-    set; it is masked in pyinfra's output.
+    Ensure an account exists with this password (mysql_native_password): created when
+    missing, its password changed when it differs. Whether it differs is told by a
+    salted digest of the stored hash (the ``Accounts`` fact): neither the password nor
+    its hash is read back. The statement carrying the password never appears on a
+    command line (``ps``, sudo's log) nor in pyinfra's output: it reaches the host in
+    a file only root can read, which the ``mariadb`` client reads and which is removed
+    at once.
 
     + user, hostname: the account (``'user'@'hostname'``)
     + password: the password, preferably a ``HiddenValue``
@@ -48,8 +53,8 @@ def password(user: str, hostname: str, password: str | HiddenValue):
 
     .. code:: python
 
-        mariadb.password(
-            name="Keep web1's database password current",
+        mariadb.account(
+            name="Add web1's database account",
             user="wordpress",
             hostname="10.0.0.6",
             password=HiddenValue("..."),
@@ -57,22 +62,25 @@ def password(user: str, hostname: str, password: str | HiddenValue):
     """
     raw = unmasked(password)
     account = host.get_fact(Accounts).get(f"{user}@{hostname}")
-    if account is None:
-        host.noop(f"account {user}@{hostname} does not exist")
+    if account is not None and account["plugin"] == "mysql_native_password" and account[
+            "digest"] == password_digest(user, hostname, native_password_hash(raw)):
+        host.noop(f"account {user}@{hostname} exists with its password")
         return
-    if account["plugin"] == "mysql_native_password" and account["digest"] == password_digest(
-        user, hostname, native_password_hash(raw)
-    ):
-        host.noop(f"password of {user}@{hostname} is current")
-        return
-    sql = StringCommand(
-        f"ALTER USER {_account(user, hostname)} IDENTIFIED VIA mysql_native_password USING "
-        "PASSWORD(",
-        HiddenValue(_sql_string(raw)),
-        ")",
-        _separator="",
-    )
-    yield _execute(sql)
+    verb = "CREATE" if account is None else "ALTER"
+    sql = (f"{verb} USER {_account(user, hostname)} IDENTIFIED VIA mysql_native_password "
+           f"USING PASSWORD({_sql_string(raw)});\n")
+    name = hashlib.sha1(f"{user}@{hostname}".encode()).hexdigest()[:12]
+    yield from _execute_secret(sql, f"account-{name}")
+
+
+def _execute_secret(sql: str, name: str):
+    """Run SQL that carries a secret: from a file only root reads, removed right after."""
+    path = f"{PRIVATE_DIR}/{name}.sql"
+    yield StringCommand("install", "-d", "-m", "711", "-o", "root", "-g", "root", PRIVATE_DIR)
+    yield from upload_secret(path, sql.encode(), user="root", group="root", mode=600)
+    quoted = QuoteString(path)
+    yield StringCommand("mariadb", "--batch", "<", quoted, ";", "rc=$?;", "rm", "-f", quoted,
+                        ";", "exit", "$rc")
 
 
 @operation()

@@ -7,17 +7,18 @@ import hashlib
 import shlex
 
 from pyinfra import host
-from pyinfra.api import HiddenValue, OperationError, operation
+from pyinfra.api import HiddenValue, OperationError, QuoteString, StringCommand, operation
 from pyinfra.context import state
-from pyinfra.facts.files import Sha1File, Sha256File
+from pyinfra.facts.files import FileContents, Sha1File, Sha256File
 
 from pyinfra_wordpress_lb.templates import php_string, render
 from pyinfra_wordpress_lb.facts.wordpress import DatabaseVersion, Installed, Releases
-from pyinfra_wordpress_lb.operations._content import put_content, unmasked, upload_secret
+from pyinfra_wordpress_lb.operations._content import (
+    PRIVATE_DIR, put_content, unmasked, upload_secret,
+)
 from pyinfra_wordpress_lb.operations._fail import fail
 
 CHECKSUM_FACTS = {"sha1": Sha1File, "sha256": Sha256File}
-PRIVATE_DIR = "/var/lib/wordpress-lb"  # root's; scripts with secrets pass through here
 SHARED_CONTENT = "shared/wp-content"  # under the base: what WordPress writes at run time
 
 
@@ -356,3 +357,64 @@ def install(
         f"cd {shlex.quote(docroot)} && runuser -u {q_user} -- php {q_tmp}; "
         f"rc=$?; rm -f {q_tmp}; exit $rc"
     )
+
+
+def admin_password_stamp(docroot: str) -> str:
+    """Where a host records (salted) which admin password it last applied."""
+    return f"{PRIVATE_DIR}/admin-password-{hashlib.sha1(docroot.encode()).hexdigest()[:12]}"
+
+
+def password_stamp(password: str, salt: str) -> str:
+    """``salt$digest`` of a password (PBKDF2-SHA256): tells whether it changed, and
+    nothing about it."""
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 100_000).hex()
+    return f"{salt}${digest}"
+
+
+@operation()
+def admin_password(docroot: str, url: str, admin_user: str, password: str | HiddenValue,
+                   user: str = "wordpress"):
+    """
+    Ensure a changed ``admin_password`` secret reaches WordPress: when the password
+    differs from the one this host last applied (a salted digest kept in a file only
+    root reads), the administrator's password is set to it (``wp_set_password``: the
+    administrator's sessions end). The first time (a fresh install, or a site deployed
+    before this existed) the current secret is only recorded: a password changed in
+    WordPress's own screens is not overwritten until the secret itself changes.
+
+    + docroot: the served release (``<base>/current``)
+    + url: the site's URL
+    + admin_user: the administrator's login
+    + password: the new password, preferably a ``HiddenValue``
+    + user: the PHP-FPM pool user
+
+    **Example:**
+
+    .. code:: python
+
+        wordpress.admin_password(
+            name="Apply a changed admin password",
+            docroot="/var/www/wordpress/current", url="https://www.example.com",
+            admin_user="admin", password=HiddenValue("..."),
+        )
+    """
+    raw = unmasked(password)
+    stamp = admin_password_stamp(docroot)
+    recorded = host.get_fact(FileContents, path=stamp)
+    recorded = (recorded or [""])[0].strip() if isinstance(recorded, list) else ""
+    salt = recorded.partition("$")[0]
+    if recorded and password_stamp(raw, salt) == recorded:
+        host.noop(f"{admin_user}'s password is the admin_password secret")
+        return
+    new_stamp = password_stamp(raw, hashlib.sha256(f"{stamp}:salt".encode()).hexdigest()[:16])
+    yield f"install -d -m 711 -o root -g root {PRIVATE_DIR}"
+    if recorded:
+        script = render("wordpress/admin-password.php.j2", url=php_string(url),
+                        admin_user=php_string(admin_user), admin_password=php_string(raw))
+        tmp = f"{stamp}.php"
+        yield from upload_secret(tmp, script.encode(), user=user, group=user, mode=600)
+        yield StringCommand("cd", QuoteString(docroot), "&&", "runuser", "-u", QuoteString(user),
+                            "--", "php", QuoteString(tmp), ";", "rc=$?;", "rm", "-f",
+                            QuoteString(tmp), ";", "[", "$rc", "=", "0", "]")
+    yield from upload_secret(stamp, f"{new_stamp}\n".encode(), user="root", group="root",
+                             mode=600)

@@ -181,6 +181,9 @@ def test_balancer_upstream_has_every_backend(secrets_file):
     assert "least_conn;" in conf
     assert "server 10.0.0.11:80 max_fails=1 fail_timeout=10s;" in conf
     assert "server 10.0.0.12:80 max_fails=1 fail_timeout=10s;" in conf
+    # Tried when every backend rests at once: the site is back as soon as one answers.
+    assert "server 10.0.0.11:80 max_fails=0 backup;" in conf
+    assert "server 10.0.0.12:80 max_fails=0 backup;" in conf
     assert "keepalive 16;" in conf and "proxy_http_version 1.1;" in conf
     assert 'proxy_set_header Connection "";' in conf
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in conf

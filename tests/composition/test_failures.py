@@ -67,6 +67,8 @@ def test_once_a_web_host_failed_no_switch_no_upgrade_and_it_is_out_of_the_pool(t
     assert "server 10.0.0.11:80 max_fails=1 fail_timeout=10s;" in conf
     assert "server 10.0.0.12:80 max_fails=1 fail_timeout=10s down;" in conf
     assert "# failed during the last deploy" in conf
+    assert "server 10.0.0.11:80 max_fails=0 backup;" in conf
+    assert "server 10.0.0.12:80 max_fails=0 backup;" not in conf
     verify = dict(result["lb1"])
     assert verify["Verify | Backend 10.0.0.12:80 serves the site"] == []
 

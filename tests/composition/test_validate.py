@@ -279,3 +279,27 @@ def test_a_firewall_that_would_lock_the_operator_out_is_refused(secrets_file):
                  {"admin_networks": ["198.51.100.0/24"], "firewall_trusted": ["192.0.2.10"]},
                  {"admin_networks": ["198.51.100.0/24"], "firewall": False}):
         plan(SPLIT, secrets_file, fake_responses=ssh, data=data)
+
+
+def test_numbers_rates_methods_backends_and_schedules(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={
+        "backup_keep": "7", "login_burst": 1.5, "php_max_children": "ten",
+        "lb_method": "roundrobin", "login_rate": "10/m", "lb_backends": ["10.0.0.5"],
+        "backup_schedule": "daily; rm -rf /"})
+    assert "db1: backup_keep '7' is not a whole number from 1 to 10000" in message
+    assert "lb1: login_burst 1.5 is not a whole number" in message
+    assert "web1: php_max_children 'ten' is not a whole number" in message
+    assert "lb1: lb_method 'roundrobin' is not one of least_conn, round_robin, ip_hash" in message
+    assert "lb1: login_rate '10/m' is not a rate" in message
+    assert "lb1: lb_backends entry '10.0.0.5' is not 'address:port'" in message
+    assert "db1: backup_schedule 'daily; rm -rf /' is not a systemd calendar" in message
+    assert "Traceback" not in message
+
+
+def test_a_secret_set_on_one_host_only_is_refused(secrets_file):
+    message = rejected(SPLIT, secrets_file,
+                       host_data={"db1": {"secrets": {"db_password": "only-on-db1"}}})
+    assert "secret 'db_password' is set differently across hosts" in message
+    assert "db1 only" in message and "only-on-db1" not in message
+    # The same value everywhere is fine.
+    plan(SPLIT, secrets_file, data={"secrets": {"db_password": "everywhere-the-same"}})

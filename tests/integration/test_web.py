@@ -111,7 +111,7 @@ def test_a_changed_secret_is_applied_without_showing_it(split, beds):
         assert new not in rotated.output
         changed = set(rotated.changed_ops)
         assert "WordPress | Write wp-config.php (secrets; never shown)" in changed
-        assert any(op.startswith("Database | Keep the password of") for op in changed)
+        assert any(op.startswith("Database | Add database account") for op in changed)
         for name, base in backends(split).items():
             assert wp.title(wp.get(base, "/", bed=split).text) == TITLE, name
         code, out = wp.mariadb_as(split, "web1", "wordpress", new, split.host("db1").address)
