@@ -68,13 +68,25 @@ def parse_results(output: str) -> dict[str, dict[str, int]]:
 
 
 def pyinfra(hosts_file: Path, *args: str, deploy: str = "deploy.py", env: dict | None = None,
-            timeout: float = 1800, cwd: Path = ROOT) -> Run:
+            timeout: float = 1800, cwd: Path = ROOT, on_line=None) -> Run:
     """`pyinfra -y inventory.py deploy.py` with PWLB_HOSTS pointing at a bed's hosts file
-    (from another tree with `cwd`: an earlier version of this project)."""
+    (from another tree with `cwd`: an earlier version of this project). `on_line` is
+    called with each line of output as it comes (to act at a given step of the run)."""
     command = [PYINFRA, "-y", "inventory.py", *([deploy] if deploy else []), *args]
     run_env = {**os.environ, "PWLB_HOSTS": str(hosts_file), "COLUMNS": "250",
                **(env or {})}
-    proc = subprocess.run(command, cwd=cwd, env=run_env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
-    output = proc.stdout + proc.stderr
-    return Run(proc.returncode, output, parse_results(output))
+    if on_line is None:
+        proc = subprocess.run(command, cwd=cwd, env=run_env, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+        output = proc.stdout + proc.stderr
+        return Run(proc.returncode, output, parse_results(output))
+    lines = []
+    with subprocess.Popen(command, cwd=cwd, env=run_env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True,
+                          stdin=subprocess.DEVNULL) as proc:
+        for line in proc.stdout:
+            lines.append(line)
+            on_line(line)
+        returncode = proc.wait(timeout=timeout)
+    output = "".join(lines)
+    return Run(returncode, output, parse_results(output))

@@ -5,7 +5,9 @@ uploads:
 1. a cluster deployed by the previous version of this project (one docroot per host,
    core and uploads mixed, the mesh mirroring all of it) moves to release directories;
 2. WordPress 6.1 (Debian 12's) is upgraded to 6.8 (Debian 13's), database included;
-3. and rolled back to 6.1.
+3. and rolled back to 6.1;
+4. a web host killed in the middle of an upgrade: no host switches, the site serves one
+   release; once the host is back, a re-run finishes the upgrade.
 """
 
 from __future__ import annotations
@@ -122,12 +124,12 @@ def upgrade_args(archive: testbed.Archive) -> list[str]:
             f"wordpress_checksum={archive.checksum}"]
 
 
-def db_versions(bed) -> tuple[int, int]:
-    """(what the served code expects, what the database has)."""
-    _, code = bed.exec("hostb", f"grep -h '^\\$wp_db_version' {BASE}/current/wp-includes/version.php")
+def db_versions(bed, host: str = "hostb") -> tuple[int, int]:
+    """(what the code `host` serves expects, what the database has)."""
+    _, code = bed.exec(host, f"grep -h '^\\$wp_db_version' {BASE}/current/wp-includes/version.php")
     expected = int(re.search(r"(\d+)", code).group(1))
     password = wp.secrets(bed)["db_password"]
-    _, stored = wp.mariadb_as(bed, "hostb", "wordpress", password, bed.host("hosta").address,
+    _, stored = wp.mariadb_as(bed, host, "wordpress", password, bed.host("hosta").address,
                               "SELECT option_value FROM wp_options WHERE option_name=\"db_version\"")
     return expected, int(stored.strip())
 
@@ -175,3 +177,52 @@ def test_a_rollback_switches_back_at_once(legacy):
               f"wp_set_password({php_string(password)}, get_user_by('login', 'admin')->ID);")
     bed.exec("hosta", f"cd {BASE}/current && runuser -u wordpress -- php -r {shlex.quote(script)}")
     assert wp.logged_in(wp.login(bed.site_url, "admin", password, bed))
+
+
+def test_a_web_host_killed_during_an_upgrade_leaves_one_release_served(legacy):
+    bed = legacy
+    older, newer = testbed.wordpress_archive("12"), testbed.wordpress_archive("13")
+    old_release = f"releases/{older.version}-{older.sha256[:12]}"
+    killed = []
+
+    def kill_hostb_while_it_unpacks(line: str) -> None:
+        if not killed and "Starting operation: WordPress | Unpack the verified" in line:
+            bed.container("hostb").kill()
+            killed.append(line)
+
+    urls = [bed.site_url + "/", bed.site_url + "/?past-the-cache=1"] + \
+        [bed.site_url + path for path in bed.uploads]
+    before = db_versions(bed, "hosta")
+    try:
+        with Background(urls, fresh=True) as load:
+            run = pyinfra(bed.hosts_file, *upgrade_args(newer),
+                          on_line=kill_hostb_while_it_unpacks)
+        assert killed, "the run never reached the unpack step"
+        assert run.returncode == 1, run.why()
+        assert "Traceback" not in run.output and "internal exception" not in run.output, \
+            run.why()
+        assert re.search(r"hostb failed at '[^']+'", run.output), run.why()
+        print(f"kill during upgrade: {load.result.sent} GETs, {load.result.failed} failed")
+        assert load.result.sent > 50
+        assert load.result.failed == 0, load.result.errors
+        # The host that stayed serves the release it served; the database was not upgraded.
+        assert served_release(bed, "hosta") == old_release
+        assert db_versions(bed, "hosta") == before
+        # The balancer keeps the failed host out until a run succeeds on it.
+        _, conf = bed.exec("hosta", "cat /etc/nginx/sites-available/wordpress-lb")
+        assert "# failed during the last deploy" in conf
+    finally:
+        bed.container("hostb").start()
+        bed.wait_booted("hostb")
+    again = pyinfra(bed.hosts_file, *upgrade_args(newer))
+    assert again.returncode == 0, again.why()
+    assert "failed at" not in again.output
+    for host in ("hosta", "hostb"):
+        assert served_release(bed, host).startswith(f"releases/{newer.version}-")
+    _, conf = bed.exec("hosta", "cat /etc/nginx/sites-available/wordpress-lb")
+    assert "# failed during the last deploy" not in conf
+    for name, port in (("hosta", 90), ("hostb", 80)):  # hosta's backend is beside its balancer
+        answer = wp.get(f"http://{bed.host(name).address}:{port}", "/", bed=bed)
+        assert answer.status_code == 200 and wp.title(answer.text) == "WordPress on pyinfra", name
+    assert pyinfra(bed.hosts_file, *upgrade_args(newer)).changed == 0
+
