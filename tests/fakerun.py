@@ -42,9 +42,11 @@ def download_fails() -> dict:
 
 
 def run(tmp: Path, groups: dict[str, list[str]], answers: dict[str, dict] | None = None,
-        data: dict | None = None, args: tuple[str, ...] = ()) -> Run:
+        data: dict | None = None, args: tuple[str, ...] = (), pyinfra: str = PYINFRA,
+        project: Path = ROOT, env: dict | None = None) -> Run:
     """`pyinfra -y <inventory> deploy.py` on fake hosts: `groups` as in an inventory,
-    `answers` per host (fake responses tried before the executed cluster's)."""
+    `answers` per host (fake responses tried before the executed cluster's); with
+    `pyinfra` and `project`, another installation's CLI in another directory."""
     names: list[str] = []
     for hosts in groups.values():
         names += [h for h in hosts if h not in names]
@@ -63,9 +65,10 @@ def run(tmp: Path, groups: dict[str, list[str]], answers: dict[str, dict] | None
         lines.append(f"{group} = {[hosts[m] for m in members]!r}")
     inventory = tmp / "fake_inventory.py"
     inventory.write_text("\n".join(lines) + "\n")
-    proc = subprocess.run([PYINFRA, "-y", *args, str(inventory), "deploy.py"], cwd=ROOT,
-                          env={**os.environ, "COLUMNS": "250"}, capture_output=True,
-                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+    proc = subprocess.run([pyinfra, "-y", *args, str(inventory), "deploy.py"], cwd=project,
+                          env={**(os.environ if env is None else env), "COLUMNS": "250"},
+                          capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
     output = proc.stdout + proc.stderr
     return Run(proc.returncode, output, parse_results(output))
 
