@@ -14,6 +14,9 @@ public half is written beside the hosts file: `hosts.backup.pub`).
 
 from __future__ import annotations
 
+import json
+import shlex
+
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
@@ -90,7 +93,11 @@ def backups() -> None:
         web_addresses=[private_address(h) for h in webs],
         web_user=value(host, "wordpress_user"), key=f"{KEYS}/backup_ed25519",
         known_hosts=f"{KEYS}/known_hosts", site_url=site_url(),
-        table_prefix=value(host, "table_prefix"), target=target,
+        site_url_json=shlex.quote(json.dumps(site_url())),
+        db_name_json=shlex.quote(json.dumps(str(host.data.db_name))),
+        db_name_sh=shlex.quote(str(host.data.db_name)),
+        table_prefix_json=shlex.quote(json.dumps(str(value(host, "table_prefix")))),
+        target=target, target_sh=shlex.quote(str(target or "")),
         target_key=f"{KEYS}/target_ed25519", target_known_hosts=f"{KEYS}/target_known_hosts",
         target_pinned=bool(host.data.get("backup_target_host_key")))
     service = files.template(

@@ -11,6 +11,8 @@ goes, the balancers' page caches are emptied, and the site is checked.
 
 from __future__ import annotations
 
+import shlex
+
 import tempfile
 from pathlib import Path
 
@@ -85,7 +87,7 @@ def maintenance(on: bool) -> None:
     flag = f"{host.data.docroot.rstrip('/')}/current/.maintenance"
     if on:
         server.shell(name="Show the maintenance page while the site is restored",
-                     commands=[f"echo '<?php $upgrading = time();' > {flag}"])
+                     commands=[f"echo '<?php $upgrading = time();' > {shlex.quote(flag)}"])
     else:
         files.file(name="Remove the maintenance page", path=flag, present=False)
 

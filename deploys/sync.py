@@ -17,8 +17,10 @@ left the inventory keeps its mesh access until the balancers no longer send to i
 
 from __future__ import annotations
 
+import shlex
+
 from pyinfra import host
-from pyinfra.api import deploy
+from pyinfra.api import QuoteString, StringCommand, deploy
 from pyinfra.operations import apt, files, server, systemd
 
 from pyinfra_wordpress_lb import templates
@@ -180,12 +182,14 @@ def seed() -> None:
         address = private_address(newcomer)
         server.shell(
             name=f"Give {newcomer.name} the shared content from this peer",
-            commands=[
-                f"runuser -u {user} -- rsync -a --update --temp-dir=/{TEMP_DIR} "
-                f"--exclude=/{TEMP_DIR}/ -e 'ssh -i {ssh_dir}/mesh_ed25519 -o BatchMode=yes "
-                f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={ssh_dir}/known_hosts' "
-                f"{mesh_root()}/ {user}@{address}:/"
-            ],
+            commands=[StringCommand(
+                "runuser", "-u", QuoteString(user), "--", "rsync", "-a", "--update",
+                f"--temp-dir=/{TEMP_DIR}", f"--exclude=/{TEMP_DIR}/", "-e", QuoteString(
+                    f"ssh -i {shlex.quote(ssh_dir + '/mesh_ed25519')} -o BatchMode=yes "
+                    "-o StrictHostKeyChecking=yes "
+                    f"-o UserKnownHostsFile={shlex.quote(ssh_dir + '/known_hosts')}"),
+                QuoteString(f"{mesh_root()}/"), QuoteString(f"{user}@{address}:/"),
+            )],
         )
 
 

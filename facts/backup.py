@@ -64,7 +64,8 @@ class Verified(FactBase[dict]):
         partial = shlex.quote(f"{directory}/{name}.partial")
         return (
             f"if [ ! -d {path} ]; then "
-            f"if [ -d {partial} ]; then echo 'problem=it never finished (only {name}.partial is there)'; "
+            f"if [ -d {partial} ]; then echo "
+            f"{shlex.quote(f'problem=it never finished (only {name}.partial is there)')}; "
             "else echo 'problem=there is no such backup'; fi; exit 0; fi; "
             f"cd {path} || exit 0; "
             "[ -f SHA256SUMS ] || { echo 'problem=SHA256SUMS is missing'; exit 0; }; "
