@@ -189,3 +189,32 @@ def test_no_failed_request_while_php_fpm_stops(mesh_bed, record_property):
                             lambda: mesh_bed.exec("web1", "systemctl stop php8.4-fpm"),
                             lambda: mesh_bed.exec("web1", "systemctl start php8.4-fpm"),
                             record_property)
+
+
+@pytest.mark.own_bed("mesh")
+def test_the_site_answers_within_1_s_once_one_backend_is_back(mesh_bed, record_property):
+    """PHP-FPM down on every web host rests every backend at the balancer; once one
+    backend answers again, so does the site (not after fail_timeout)."""
+    webs = [h.name for h in mesh_bed.group("web")]
+    for name in webs:
+        mesh_bed.exec(name, "systemctl stop php8.4-fpm")
+    try:
+        for i in range(10):  # every backend fails and rests
+            assert wp.get(lb(mesh_bed), f"/?rest={i}", bed=mesh_bed).status_code >= 500
+        # systemctl start returns once PHP-FPM is ready (Type=notify): healthy from here.
+        mesh_bed.exec(webs[0], "systemctl start php8.4-fpm")
+        back = time.monotonic()
+        sent, failed = 0, []
+        while time.monotonic() < back + 4:
+            sent += 1
+            response = wp.get(lb(mesh_bed), f"/?back={sent}", bed=mesh_bed)
+            if response.status_code != 200 and time.monotonic() > back + 1:
+                failed.append(response.status_code)
+    finally:
+        for name in webs:
+            mesh_bed.exec(name, "systemctl start php8.4-fpm")
+    record_property("recovery", json.dumps({"sent": sent, "failed_after_1s": len(failed)}))
+    print(f"recovery: {sent} GETs in the 4 s after one backend came back, "
+          f"{len(failed)} failed after the first second")
+    assert sent > 10
+    assert failed == []

@@ -103,22 +103,49 @@ def test_no_secret_in_the_output_at_vv_and_diff(split, beds):
         assert value not in run.output, f"secret {name} printed"
 
 
+def _watch_processes(bed, host: str) -> str:
+    """Start sampling every process's command line on a host every 50 ms (into a file
+    the caller reads once the watch is stopped by removing the returned flag file)."""
+    flag = "/root/pwlb-ps-watch"
+    bed.exec(host, f"rm -f {flag}.log; touch {flag}; nohup sh -c 'while [ -f {flag} ]; do "
+                   f"ps -eo args >> {flag}.log; sleep 0.05; done' >/dev/null 2>&1 &")
+    return flag
+
+
 def test_a_changed_secret_is_applied_without_showing_it(split, beds):
     new = "Rotated-" + wp.secrets(split)["db_password"][:12]
-    rotated = beds.run(split, "-vv", "--diff", env={"PWLB_SECRET_DB_PASSWORD": new})
+    new_admin = "Admin-" + wp.secrets(split)["admin_password"][:12]
+    watches = {h: _watch_processes(split, h) for h in ("db1", "web1")}
+    rotated = beds.run(split, "-vvv", "--diff", env={"PWLB_SECRET_DB_PASSWORD": new,
+                                                     "PWLB_SECRET_ADMIN_PASSWORD": new_admin})
     try:
         assert rotated.returncode == 0, rotated.output[-4000:]
-        assert new not in rotated.output
+        assert new not in rotated.output and new_admin not in rotated.output
         changed = set(rotated.changed_ops)
         assert "WordPress | Write wp-config.php (secrets; never shown)" in changed
         assert any(op.startswith("Database | Add database account") for op in changed)
+        assert "WordPress install | Apply a changed admin_password secret" in changed
         for name, base in backends(split).items():
             assert wp.title(wp.get(base, "/", bed=split).text) == TITLE, name
         code, out = wp.mariadb_as(split, "web1", "wordpress", new, split.host("db1").address)
         assert code == 0, out
+        assert wp.logged_in(wp.login(split.site_url, "admin", new_admin, split))
+        # Never on a command line (ps every 50 ms during the run), nor in the journal
+        # (sudo logs the commands it runs).
+        for host, flag in watches.items():
+            split.exec(host, f"rm -f {flag}")
+            _, samples = split.exec(host, f"cat {flag}.log")
+            assert samples.count("\n") > 20, f"{host}: ps was not sampled"
+            assert new not in samples and new_admin not in samples, f"{host}: seen in ps"
+            _, journal = split.exec(host, "journalctl --no-pager -q --since '-15min'")
+            assert new not in journal and new_admin not in journal, f"{host}: in the journal"
     finally:
+        for host, flag in watches.items():
+            split.exec(host, f"rm -f {flag}", check=False)
         restored = beds.run(split)
     assert restored.returncode == 0 and restored.changed > 0
+    assert wp.logged_in(wp.login(split.site_url, "admin", wp.secrets(split)["admin_password"],
+                                 split))
     assert beds.run(split).changed == 0
 
 
