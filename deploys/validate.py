@@ -200,6 +200,13 @@ def _check_site(problems: list[str]) -> None:
                 problems.append(f"{h.name}: admin_email {email!r} is not an email address")
 
 
+def _check_ca_file(h, key: str, problem) -> None:
+    path = value(h, key)
+    if path and _read_pem(path, key, problem) is not None:
+        if not _certificates(_read_pem(path, key, problem)):
+            problem(f"{key} {path}: holds no PEM certificate")
+
+
 def _check_tls(problems: list[str]) -> None:
     """The balancers' TLS settings: a known mode that agrees with site_url, and what
     each mode needs (checked on the controller, before any host is touched)."""
@@ -210,6 +217,9 @@ def _check_tls(problems: list[str]) -> None:
             seen.add(text)
             problems.append(text)
 
+    # Balancers and web hosts both trust tls_trust (web hosts ask the site over HTTPS).
+    for h in sorted(set(_group("lb")) | set(_group("web")), key=lambda h: h.name):
+        _check_ca_file(h, "tls_trust", problem)
     for h in _group("lb"):
         mode = value(h, "tls")
         if mode not in TLS_MODES:
@@ -225,11 +235,7 @@ def _check_tls(problems: list[str]) -> None:
         hsts = value(h, "hsts_max_age")
         if not isinstance(hsts, int) or isinstance(hsts, bool) or hsts < 0:
             problem(f"{h.name}: hsts_max_age {hsts!r} is not a number of seconds (0: off)")
-        for key in ("tls_trust", "acme_server_ca"):
-            path = value(h, key)
-            if path and _read_pem(path, key, problem) is not None:
-                if not _certificates(_read_pem(path, key, problem)):
-                    problem(f"{key} {path}: holds no PEM certificate")
+        _check_ca_file(h, "acme_server_ca", problem)
         if mode == "acme":
             email = value(h, "acme_email")
             if not email or not _EMAIL.match(str(email)):

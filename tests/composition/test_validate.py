@@ -303,3 +303,9 @@ def test_a_secret_set_on_one_host_only_is_refused(secrets_file):
     assert "db1 only" in message and "only-on-db1" not in message
     # The same value everywhere is fine.
     plan(SPLIT, secrets_file, data={"secrets": {"db_password": "everywhere-the-same"}})
+
+
+def test_tls_trust_is_checked_on_web_hosts_too(secrets_file, tmp_path):
+    missing = tmp_path / "no-such-ca.pem"
+    message = rejected(SPLIT, secrets_file, host_data={"web2": {"tls_trust": str(missing)}})
+    assert f"tls_trust {missing}" in message
