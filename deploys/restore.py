@@ -3,25 +3,32 @@ shared wp-content, on every host; the newest backup, or `--data backup=<name>`.
 
 The backup is checked through and through (checksums, whole archives, a finished
 database dump) on the database host while the deploy is loaded: a missing, partial or
-corrupt one stops everything before any change. Then the web hosts show WordPress's
-maintenance page, the database is replaced, every web host's shared wp-content is made
-exactly the backup's (its archive passes through this machine), the maintenance page
-goes, the balancers' page caches are emptied, and the site is checked.
+corrupt one stops everything before any change. Then what could save or spread a
+half-restored site pauses (the backup timer and a backup in progress, the mesh, WP-Cron),
+the web hosts show WordPress's maintenance page, the database is replaced, every web
+host's shared wp-content is made exactly the backup's (its archive passes through this
+machine, in a private temporary directory removed when the run ends), the maintenance
+page goes, the balancers' page caches are emptied, what paused runs again, and the site
+is checked. A restore that fails leaves the paused units stopped on the host that failed
+(no backup of a half-loaded database rotates a good one out); the next restore or deploy
+starts them again.
 """
 
 from __future__ import annotations
 
+import atexit
 import shlex
-
+import shutil
 import tempfile
 from pathlib import Path
 
 from pyinfra import host, state
-from pyinfra.api import deploy
+from pyinfra.api import StringCommand, deploy
 from pyinfra.api.exceptions import PyinfraError
+from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, server
 
-from pyinfra_wordpress_lb.deploys import backup, common, database, web
+from pyinfra_wordpress_lb.deploys import backup, common, cron, database, sync, web
 from pyinfra_wordpress_lb.deploys._util import group_hosts, host_fact
 from pyinfra_wordpress_lb.deploys.balancer import PURGE
 from pyinfra_wordpress_lb.deploys.settings import defaults
@@ -68,6 +75,7 @@ def local_archive(name: str) -> str:
         return cached
     db = group_hosts("db")[0]
     folder = Path(tempfile.mkdtemp(prefix="pwlb-restore-"))
+    atexit.register(shutil.rmtree, folder, True)  # once the run is over, uploaded or not
     local = folder / f"wp-content-{name}.tar.gz"
     remote = f"{backup.BACKUP_DIR}/{name}/wp-content.tar.gz"
     if not db.get_file(remote, str(local), _sudo=bool(db.data.get("_sudo"))):
@@ -77,6 +85,39 @@ def local_archive(name: str) -> str:
 
 
 ALL = (common.SETTINGS, database.SETTINGS, web.SETTINGS, backup.SETTINGS)
+
+# What must not run while the site is replaced: it would save a half-restored database
+# as a good backup (and rotate a good one out), spread a half-restored wp-content over
+# the mesh, or run WordPress's scheduled jobs against it. (unit, start it again after)
+PAUSED = {
+    "db": ((f"{backup.UNIT}.timer", True), (f"{backup.UNIT}.service", False)),
+    "web": ((sync.UNIT, True), (f"{cron.UNIT}.timer", True)),
+}
+
+
+def _paused_units() -> list[tuple[str, bool]]:
+    """This host's units of PAUSED that were running when the restore was loaded."""
+    units = [u for group, listed in PAUSED.items() if group in host.groups for u in listed]
+    if not units:
+        return []
+    running = host_fact(host, SystemdStatus, services=tuple(name for name, _ in units))
+    return [(name, again) for name, again in units if running.get(name)]
+
+
+@deploy("Restore", data_defaults=defaults(*ALL))
+def pause() -> None:
+    units = [unit for unit, _ in _paused_units()]
+    if units:
+        server.shell(name="Pause backups, the mesh and WP-Cron while the site is restored",
+                     commands=[StringCommand("systemctl", "stop", *units)])
+
+
+@deploy("Restore", data_defaults=defaults(*ALL))
+def resume() -> None:
+    units = [unit for unit, again in _paused_units() if again]
+    if units:
+        server.shell(name="Start what paused for the restore again",
+                     commands=[StringCommand("systemctl", "start", *units)])
 
 
 @deploy("Restore", data_defaults=defaults(*ALL))

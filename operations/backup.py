@@ -30,7 +30,10 @@ def restore_database(dump: str, database: str):
     q_db = "`" + database.replace("`", "``") + "`"
     sql = (f"DROP DATABASE IF EXISTS {q_db}; "
            f"CREATE DATABASE {q_db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    yield f"mariadb -e {shlex.quote(sql)} && zcat {shlex.quote(dump)} | mariadb {shlex.quote(database)}"
+    # pipefail: a dump that breaks off mid-way fails the load (and this host's run).
+    load = (f"mariadb -e {shlex.quote(sql)} && "
+            f"zcat {shlex.quote(dump)} | mariadb {shlex.quote(database)}")
+    yield f"bash -o pipefail -c {shlex.quote(load)}"
 
 
 @operation(is_idempotent=False)
@@ -58,5 +61,6 @@ def restore_content(archive: str, root: str, user: str = "wordpress"):
     q_root = shlex.quote(root.rstrip("/"))
     yield (f"rm -rf {staging} && mkdir -p {staging} && "
            f"tar -xzf {shlex.quote(archive)} -C {staging} --no-same-owner")
-    yield (f"rsync -a --delete --exclude=/.mesh-tmp/ --chown={user}:{user} {staging}/ {q_root}/ "
+    yield (f"rsync -a --delete --exclude=/.mesh-tmp/ --chown={shlex.quote(f'{user}:{user}')} "
+           f"{staging}/ {q_root}/ "
            f"&& rm -rf {staging}")

@@ -78,3 +78,37 @@ def test_a_failed_balancer_or_database_host_does_not_stop_the_switch(tmp_path, f
     """Only web hosts decide the release: they all have it, so they all switch."""
     result = plan(SPLIT, tmp_path / "s.json", failed=failed)
     assert dict(result["web1"])[SWITCH] != [] and dict(result["web2"])[SWITCH] != []
+
+
+RUNNING = ["Id=wordpress-backup.timer", "SubState=waiting", "",
+           "Id=wordpress-backup.service", "SubState=running", "",
+           "Id=lsyncd-wordpress.service", "SubState=running", "",
+           "Id=wordpress-cron.timer", "SubState=waiting"]
+
+
+def test_a_restore_pauses_backups_mesh_and_cron_until_the_site_is_back(tmp_path, monkeypatch):
+    from pyinfra_wordpress_lb.deploys import restore
+
+    archive = tmp_path / "wp-content.tar.gz"  # @fake cannot fetch it from the db host
+    archive.write_bytes(b"")
+    monkeypatch.setattr(restore, "local_archive", lambda name: str(archive))
+    answers = {"backup=": "backup=20261130T040000Z 5242880", "SHA256SUMS": "ok",
+               "--property SubState": RUNNING}
+    result = plan(SPLIT, tmp_path / "s.json", deploy_file="restore.py",
+                  fake_responses=answers)
+    pause = "Restore | Pause backups, the mesh and WP-Cron while the site is restored"
+    resume = "Restore | Start what paused for the restore again"
+    db1, web1 = dict(result["db1"]), dict(result["web1"])
+    assert db1[pause] == ["systemctl stop wordpress-backup.timer wordpress-backup.service"]
+    assert web1[pause] == ["systemctl stop lsyncd-wordpress.service wordpress-cron.timer"]
+    # Started again, after the site is back: the timer, not the backup it was taking.
+    assert db1[resume] == ["systemctl start wordpress-backup.timer"]
+    assert web1[resume] == ["systemctl start lsyncd-wordpress.service wordpress-cron.timer"]
+    order = result.order
+    load = "Restore | Replace the database with backup 20261130T040000Z"
+    content = "Restore | Make wp-content backup 20261130T040000Z's"
+    assert order.index(pause) < order.index(load) < order.index(resume)
+    assert order.index(pause) < order.index(content) < order.index(resume)
+    assert order.index("Restore | Remove the maintenance page") < order.index(resume)
+    loads = " ".join(c for n, cs in result["db1"] if n == load for c in cs)
+    assert loads.startswith("bash -o pipefail -c ")

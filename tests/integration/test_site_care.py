@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import shlex
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -202,8 +204,17 @@ def test_restore_brings_back_the_database_and_the_uploads(site):
         bed.exec(host, f"rm -f /var/www/wordpress/shared{bed.upload}")
     broken = wp.http(bed).get(bed.site_url + "/?p=1", timeout=30)
     assert broken.status_code >= 500
+    copies = set(Path(tempfile.gettempdir()).glob("pwlb-restore-*"))
     run = restore(bed)
     assert run.returncode == 0, run.why()
+    # Backups, the mesh and WP-Cron paused while the site was replaced, and run again.
+    assert "Restore | Pause backups, the mesh and WP-Cron while the site is restored" \
+        in run.changed_ops
+    bed.exec("hosta", "systemctl is-active wordpress-backup.timer")
+    for host in ("hosta", "hostb"):
+        bed.exec(host, "systemctl is-active lsyncd-wordpress.service wordpress-cron.timer")
+    # The archive's copy on this machine is gone with the run.
+    assert set(Path(tempfile.gettempdir()).glob("pwlb-restore-*")) == copies
     site_ = wp.http(bed)
     page = site_.get(bed.site_url + "/", timeout=30)
     assert page.status_code == 200 and bed.title in page.text
