@@ -46,6 +46,13 @@ def private_address(target: Host | None = None) -> str:
     return address
 
 
+def ssh_options(target: Host) -> str:
+    """What the cluster's own SSH (mesh, backups) adds to reach a peer's sshd: its
+    `ssh_port` when not 22, with the host key still looked up by its address."""
+    port = int(target.data.get("ssh_port") or 22)
+    return "" if port == 22 else f"-p {port} -o HostKeyAlias={private_address(target)}"
+
+
 def interface_of(target: Host, address: str) -> tuple[str, ipaddress.IPv4Network]:
     """The interface that carries `address` on a host, and its network (from pyinfra's
     NetworkDevices fact)."""

@@ -23,7 +23,9 @@ from pyinfra.operations import apt, files, systemd
 
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import common, database, secrets
-from pyinfra_wordpress_lb.deploys._util import group_hosts, host_fact, private_address, site_url
+from pyinfra_wordpress_lb.deploys._util import (
+    group_hosts, host_fact, private_address, site_url, ssh_options,
+)
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
 from pyinfra_wordpress_lb.facts.ssh import HostKeys
 from pyinfra_wordpress_lb.operations import ssh
@@ -91,6 +93,7 @@ def backups() -> None:
         backup_dir=BACKUP_DIR, keep=int(host.data.backup_keep),
         schedule=host.data.backup_schedule, db_name=host.data.db_name,
         web_addresses=[private_address(h) for h in webs],
+        web_ssh={private_address(h): ssh_options(h) for h in webs},
         web_user=value(host, "wordpress_user"), key=f"{KEYS}/backup_ed25519",
         known_hosts=f"{KEYS}/known_hosts", site_url=site_url(),
         site_url_json=shlex.quote(json.dumps(site_url())),

@@ -36,7 +36,6 @@ from pyinfra_wordpress_lb.operations import nftables
 FAMILY, TABLE = "inet", "wordpress_lb"
 RULES = "/etc/wordpress-lb/firewall.nft"
 UNIT = "wordpress-lb-firewall.service"
-MESH_SSH_PORT = 22  # the mesh and the backups reach peers' sshd on its usual port
 
 SETTINGS = (
     Setting("firewall", True,
@@ -105,7 +104,7 @@ def rules(target=None, keep: dict | None = None) -> list[tuple[str, list[str]]]:
         readers = [a for a in webs + dbs if a != me]
         if readers:
             found.append(("SSH from the other web hosts (mesh) and the database host (backups)",
-                          [_cluster(readers, f"tcp dport {MESH_SSH_PORT} accept", keep)]))
+                          [_cluster(readers, f"tcp dport {ssh_port} accept", keep)]))
     if "db" in target.groups and webs:
         found.append(("the database, from the web hosts",
                       [_cluster(webs, f"tcp dport {int(data.db_port)} accept", keep)]))

@@ -26,7 +26,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import backup, common, secrets, web
 from pyinfra_wordpress_lb.deploys._util import (
-    group_hosts, host_fact, newcomers, private_address, serving,
+    group_hosts, host_fact, newcomers, private_address, serving, ssh_options,
 )
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
 from pyinfra_wordpress_lb.facts.ssh import AuthorizedSources, HostKeys
@@ -124,6 +124,7 @@ def sync() -> None:
         dest=CONFIG,
         mode="644",
         peers=others,
+        peer_ssh={private_address(h): ssh_options(h) for h in group_hosts("web")},
         mesh_user=user,
         root=root,
         delay=host.data.mesh_delay,
@@ -185,8 +186,8 @@ def seed() -> None:
             commands=[StringCommand(
                 "runuser", "-u", QuoteString(user), "--", "rsync", "-a", "--update",
                 f"--temp-dir=/{TEMP_DIR}", f"--exclude=/{TEMP_DIR}/", "-e", QuoteString(
-                    f"ssh -i {shlex.quote(ssh_dir + '/mesh_ed25519')} -o BatchMode=yes "
-                    "-o StrictHostKeyChecking=yes "
+                    f"ssh -i {shlex.quote(ssh_dir + '/mesh_ed25519')} {ssh_options(newcomer)} "
+                    "-o BatchMode=yes -o StrictHostKeyChecking=yes "
                     f"-o UserKnownHostsFile={shlex.quote(ssh_dir + '/known_hosts')}"),
                 QuoteString(f"{mesh_root()}/"), QuoteString(f"{user}@{address}:/"),
             )],

@@ -643,3 +643,16 @@ def test_a_departed_host_stays_admitted_until_the_balancers_let_it_go(secrets_fi
     assert "10.0.0.99" not in final
     assert result.order.index("Firewall | Admit only the current hosts through the firewall") > \
         result.order.index("Balancer | Write the balancer vhost")
+
+
+def test_mesh_and_backups_reach_a_web_host_on_its_ssh_port(secrets_file):
+    result = plan(TOPOLOGIES["split"], secrets_file, host_data={"web2": {"ssh_port": 2222}})
+    mesh = upload(result["web1"], "Sync mesh | Write the lsyncd mesh configuration")
+    assert "-p 2222 -o HostKeyAlias=10.0.0.12" in mesh
+    script = commands(result["db1"], "Backups | Install the backup script")
+    assert '10.0.0.12) ssh_options="-p 2222 -o HostKeyAlias=10.0.0.12" ;;' in script
+    rules = commands(result["web2"], "Firewall | Write the firewall rules")
+    assert 'ip saddr { 10.0.0.11, 10.0.0.13 } tcp dport 2222 accept comment "cluster"' in rules
+    # Hosts on the usual port keep their configuration as it was.
+    assert "-p 22 " not in mesh and "HostKeyAlias=10.0.0.11" not in \
+        commands(result["web2"], "Sync mesh | Write the lsyncd mesh configuration")
