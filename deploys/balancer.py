@@ -28,6 +28,7 @@ from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
 METHODS = ("least_conn", "round_robin", "ip_hash")
 HEALTH_PATH = "/pwlb-health"  # local only: keepalived's check that this nginx serves
 CACHE_DIR = "/var/cache/nginx/wordpress-lb"
+SITE = "wordpress-lb"  # the balancer's nginx site (/etc/nginx/sites-available/wordpress-lb)
 PURGE = "/usr/local/sbin/wordpress-lb-purge-cache"
 
 SETTINGS = (
@@ -82,7 +83,7 @@ def vhost(what: str, held_back: list) -> None:
     acme = tls.mode() == "acme"
     me = private_address()
     nginx_site(
-        "wordpress-lb", "nginx/balancer.conf.j2", what,
+        SITE, "nginx/balancer.conf.j2", what,
         tls=tls.mode() != "off",
         https_port=host.data.lb_https_port,
         http2_directive=http2_directive(),

@@ -10,9 +10,7 @@ attention (each such row says what and how to fix it), 2 when a host cannot be r
 
 from __future__ import annotations
 
-import atexit
 import datetime
-import os
 import sys
 from urllib.parse import urlsplit
 
@@ -33,7 +31,7 @@ from pyinfra_wordpress_lb.facts.nginx import Upstream
 from pyinfra_wordpress_lb.facts.sysctl import Setting as Sysctl
 from pyinfra_wordpress_lb.facts.tls import Certificate
 from pyinfra_wordpress_lb.facts.wordpress import Cron, Releases
-from pyinfra_wordpress_lb.operations import status as status_op
+from pyinfra_wordpress_lb.operations import nginx as nginx_ops, status as status_op
 
 CERT_DAYS = 14  # a certificate this close to expiry needs attention
 BACKUP_PERIODS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 31 * 86400}
@@ -86,7 +84,7 @@ def _balancer_row() -> dict:
                             "address; `systemctl start keepalived`")
     name = urlsplit(site_url()).netloc
     backends = {}
-    for server in host.get_fact(Upstream, path="/etc/nginx/sites-available/wordpress-lb"):
+    for server in host.get_fact(Upstream, path=f"{nginx_ops.SITES}/{balancer.SITE}"):
         address = server["address"]
         if server["down"]:
             backends[address] = "drained"
@@ -127,7 +125,7 @@ def _web_row() -> dict:
     row = _row("web")
     checks, problems = row["checks"], row["problems"]
     units = host.get_fact(SystemdStatus, services=["nginx.service", "php*-fpm.service",
-                                                   "lsyncd-wordpress.service"])
+                                                   sync.UNIT])
     for label, pattern, unit in (("nginx", "nginx.service", "nginx"),
                                  ("php-fpm", "php*-fpm.service", "php*-fpm")):
         checks[label] = "up" if _running(units, pattern) else "down"
@@ -139,7 +137,8 @@ def _web_row() -> dict:
     if not checks["release"]:
         problems.append(f"no release is served ({base}/current): re-run the deploy")
     peers = [private_address(h) for h in group_hosts("web") if h.name != host.name]
-    mesh = host.get_fact(MeshStatus)
+    mesh = host.get_fact(MeshStatus, unit=sync.UNIT, config=sync.CONFIG,
+                         status_file=sync.status_file())
     if peers:
         waiting = sum(mesh.get("delays") or [])
         checks["mesh"] = (f"running, {len(mesh.get('peers') or [])} peers" if mesh.get("active")
@@ -228,7 +227,7 @@ def _cluster_row() -> dict:
     target = f"{vip or '127.0.0.1'}:{port}"
     answer = host.get_fact(Response, url=f"{url}/", connect_to=target)
     row["checks"]["site"] = url
-    row["checks"]["answer"] = (f"HTTP {answer['status']} in {answer['seconds']:.2f} s"
+    row["checks"]["answer"] = (f"HTTP {answer['status']} in {answer.get('seconds') or 0:.2f} s"
                                if answer.get("status") else answer.get("error") or "no answer")
     row["checks"]["admin"] = f"{url}/wp-admin/"
     if answer.get("status") != 200:
@@ -300,12 +299,21 @@ def report_rows() -> list[dict]:
     return rows
 
 
-_VERDICT: list[int] = []
-
-
 def _exit_with(code: int) -> None:
-    """The exit status pyinfra cannot express (2: a host cannot be reached), set once
-    pyinfra has printed its results."""
-    if not _VERDICT:
-        atexit.register(lambda: (sys.stdout.flush(), sys.stderr.flush(), os._exit(_VERDICT[0])))
-    _VERDICT[:] = [code]
+    """The exit status pyinfra cannot express (1 attention, 2 a host cannot be reached),
+    given once pyinfra has printed its results: its CLI ends through `_exit()`, which
+    knows only 0 and 1; that one call exits with the verdict instead (every other exit
+    handler still runs)."""
+    try:
+        import pyinfra_cli.cli as cli
+    except ImportError:  # used through pyinfra's API: the caller reads the rows
+        return
+    original = getattr(cli, "_exit", None)
+    if original is None:
+        return
+
+    def _exit() -> None:
+        cli._exit = original
+        sys.exit(code)
+
+    cli._exit = _exit

@@ -133,7 +133,7 @@ def sync() -> None:
         key_file=key_file,
         known_hosts=known_hosts,
         control_dir=f"{ssh_dir}/cm",
-        status_file=f"{home}/lsyncd.status",
+        status_file=status_file(),
     )
     unit = files.template(
         name="Install the lsyncd mesh unit",
@@ -167,6 +167,11 @@ def admit(addresses: list[str], root: str, path: str, name: str):
         reader=backup.reader_key(),
         jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
     )
+
+
+def status_file(target=None) -> str:
+    """Where lsyncd writes its status (read by `status.py`)."""
+    return f"{(host if target is None else target).data.wordpress_home}/lsyncd.status"
 
 
 @deploy("Sync mesh", data_defaults=defaults(common.SETTINGS, web.SETTINGS, SETTINGS))

@@ -30,8 +30,10 @@ EXECUTED: dict = {
     "php-fpm 2>/dev/null": "install ok installed|php8.4-fpm",
     "is_blog_installed": "installed",
     "wp_db_version": "core=60000 db=60000",
-    "::127.0.0.1:80 ": ["PWLB-STATUS:301", f"location: {SITE}/", "PWLB-EXIT:0"],
-    "PWLB-STATUS": [f"<title>{TITLE}</title>", "PWLB-STATUS:200", "PWLB-EXIT:0"],
+    "::127.0.0.1:80 ": ["PWLB-STATUS:301", f"location: {SITE}/", "PWLB-TIME:0.01",
+                        "PWLB-EXIT:0"],
+    "PWLB-STATUS": [f"<title>{TITLE}</title>", "PWLB-STATUS:200", "PWLB-TIME:0.01",
+                    "PWLB-EXIT:0"],
 }
 
 
@@ -43,7 +45,7 @@ def download_fails() -> dict:
 
 def run(tmp: Path, groups: dict[str, list[str]], answers: dict[str, dict] | None = None,
         data: dict | None = None, args: tuple[str, ...] = (), pyinfra: str = PYINFRA,
-        project: Path = ROOT, env: dict | None = None) -> Run:
+        project: Path = ROOT, env: dict | None = None, deploy: str = "deploy.py") -> Run:
     """`pyinfra -y <inventory> deploy.py` on fake hosts: `groups` as in an inventory,
     `answers` per host (fake responses tried before the executed cluster's); with
     `pyinfra` and `project`, another installation's CLI in another directory."""
@@ -65,7 +67,7 @@ def run(tmp: Path, groups: dict[str, list[str]], answers: dict[str, dict] | None
         lines.append(f"{group} = {[hosts[m] for m in members]!r}")
     inventory = tmp / "fake_inventory.py"
     inventory.write_text("\n".join(lines) + "\n")
-    proc = subprocess.run([pyinfra, "-y", *args, str(inventory), "deploy.py"], cwd=project,
+    proc = subprocess.run([pyinfra, "-y", *args, str(inventory), deploy], cwd=project,
                           env={**(os.environ if env is None else env), "COLUMNS": "250"},
                           capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL)

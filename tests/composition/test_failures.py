@@ -3,6 +3,8 @@ and what the others decide once it failed (tests/fakedeploy.plan with `failed`).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests import fakerun
@@ -112,3 +114,22 @@ def test_a_restore_pauses_backups_mesh_and_cron_until_the_site_is_back(tmp_path,
     assert order.index("Restore | Remove the maintenance page") < order.index(resume)
     loads = " ".join(c for n, cs in result["db1"] if n == load for c in cs)
     assert loads.startswith("bash -o pipefail -c ")
+
+
+def test_status_exits_with_its_verdict(tmp_path):
+    """status.py's exit status is its verdict (pyinfra itself knows only 0 and 1): here
+    the fake cluster runs nothing, so 1 (attention), with no failed host; and the
+    process ends normally (other exit handlers run)."""
+    deploy = tmp_path / "status_with_a_handler.py"
+    deploy.write_text("import atexit\n"
+                      "atexit.register(lambda: print('PWLB-OTHER-HANDLER-RAN'))\n"
+                      "from pyinfra_wordpress_lb.deploys.status import status\n"
+                      "status()\n")
+    run = fakerun.run(tmp_path, SPLIT, deploy=str(deploy),
+                      args=("--data", "status_format=json"))
+    assert "PWLB-OTHER-HANDLER-RAN" in run.output
+    _no_internal_error(run)
+    report, _ = json.JSONDecoder().raw_decode(run.output)
+    assert report["verdict"] == 1
+    assert run.returncode == 1
+    assert run.results["Status | Report the cluster's health"]["error"] == 0
