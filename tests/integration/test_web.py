@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pyinfra_wordpress_lb.operations.mariadb import native_password_hash
 from tests.integration import wp
+from tests.runner import pyinfra
 
 TITLE = "WordPress on pyinfra"
 
@@ -121,6 +123,8 @@ def test_a_changed_secret_is_applied_without_showing_it(split, beds):
     try:
         assert rotated.returncode == 0, rotated.output[-4000:]
         assert new not in rotated.output and new_admin not in rotated.output
+        # Nor the stored hash (pyinfra's MysqlUsers fact printed them at -vvv).
+        assert native_password_hash(new) not in rotated.output
         changed = set(rotated.changed_ops)
         assert "WordPress | Write wp-config.php (secrets; never shown)" in changed
         assert any(op.startswith("Database | Add database account") for op in changed)
@@ -146,6 +150,23 @@ def test_a_changed_secret_is_applied_without_showing_it(split, beds):
     assert restored.returncode == 0 and restored.changed > 0
     assert wp.logged_in(wp.login(split.site_url, "admin", wp.secrets(split)["admin_password"],
                                  split))
+    assert beds.run(split).changed == 0
+
+
+def test_a_php_pool_php_fpm_refuses_is_undone(split, beds):
+    pool = "$(ls -d /etc/php/*/fpm)/pool.d/wordpress.conf"
+    ini = "$(ls -d /etc/php/*/fpm)/conf.d/90-wordpress.ini"
+    before = split.exec("web1", f"sha256sum {pool} {ini}")[1]
+    run = pyinfra(split.hosts_file, "--limit", "web1",
+                  deploy="tests/integration/deploys/broken_php_pool.py")
+    assert run.returncode != 0
+    assert "PHP-FPM refuses the new pool wordpress configuration" in run.output, run.why()
+    assert split.exec("web1", f"sha256sum {pool} {ini}")[1] == before
+    code, _ = split.exec("web1", "ls /etc/php/*/fpm/pool.d/*.pwlb-* /etc/php/*/fpm/conf.d/*.pwlb-*",
+                         check=False)
+    assert code != 0, "copies were left behind"
+    split.exec("web1", "systemctl is-active 'php*-fpm.service'")
+    assert wp.title(wp.get(backends(split)["web1"], "/", bed=split).text) == TITLE
     assert beds.run(split).changed == 0
 
 
