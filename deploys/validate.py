@@ -22,6 +22,7 @@ from pyinfra import inventory, state
 from pyinfra.api.connectors import get_all_connectors
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.server import LinuxDistribution
+from pyinfra_cli.exceptions import CliError
 
 from pyinfra_wordpress_lb.deploys import balancer, secrets
 from pyinfra_wordpress_lb.deploys._failures import report_failures
@@ -40,8 +41,9 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9
 _EMAIL = re.compile(r"^[^@\s]+@([a-zA-Z0-9-]+\.)+[a-zA-Z0-9-]{2,}$")
 
 
-class InvalidDeploy(PyinfraError):
-    """The inventory or the settings are wrong; nothing was changed."""
+class InvalidDeploy(PyinfraError, CliError):
+    """The inventory or the settings are wrong; nothing was changed. (Also the CLI's own
+    kind of error: pyinfra shows the message alone, not the line of this file.)"""
 
 
 def _pyinfra_keys() -> set[str]:
@@ -120,12 +122,26 @@ def _check_releases_and_pool(problems: list[str]) -> None:
                         "backend left; undrain at least one")
 
 
-def _check_numbers(problems: list[str]) -> None:
-    """Settings that must be numbers in a range."""
-    def number(v, integer):
-        kinds = (int,) if integer else (int, float)
-        return isinstance(v, kinds) and not isinstance(v, bool)
+def _bad_setting(problems: list[str], hosts, name: str, bad, text) -> None:
+    """Report each bad value of a setting once: `text(value)`, prefixed with the hosts that
+    have it unless every host asked has that same value (a cluster-wide mistake)."""
+    found: dict[str, tuple[object, list[str]]] = {}
+    for h in hosts:
+        v = value(h, name)
+        found.setdefault(repr(v), (v, []))[1].append(h.name)
+    for v, names in found.values():
+        if bad(v):
+            where = "" if len(found) == 1 else f"{', '.join(names)}: "
+            problems.append(f"{where}{name} {v!r} {text}")
 
+
+def _number(v, integer: bool) -> bool:
+    kinds = (int,) if integer else (int, float)
+    return isinstance(v, kinds) and not isinstance(v, bool)
+
+
+def _check_numbers(problems: list[str]) -> None:
+    """Settings that must be numbers in a range, or one of a few words."""
     ranges = {  # name: (lowest, highest, whole number?, roles it matters on)
         "mesh_delay": (0, 60, False, "web"), "mesh_inotify_watches": (8192, 2**31 - 1, True, "web"),
         "page_cache_ttl": (0, 86400, True, "lb"), "lb_worker_connections": (512, 1048576, True, "lb"),
@@ -133,71 +149,58 @@ def _check_numbers(problems: list[str]) -> None:
         "lb_max_fails": (0, 1000, True, "lb"), "lb_next_upstream_tries": (0, 100, True, "lb"),
         "lb_keepalive": (0, 100000, True, "lb"), "db_max_connections": (10, 100000, True, "db"),
     }
-    seen = set()
     for name, (low, high, integer, role) in ranges.items():
-        for h in _group(role):
-            v = value(h, name)
-            if (name, repr(v)) in seen:
-                continue
-            seen.add((name, repr(v)))
-            if not number(v, integer) or not low <= v <= high:
-                kind = "a whole number" if integer else "a number"
-                problems.append(f"{h.name}: {name} {v!r} is not {kind} from {low} to {high}")
-    for h in _group("web"):  # optional: sized from the host's memory when not set
-        v = value(h, "php_max_children")
-        if v is not None and (not number(v, True) or not 1 <= v <= 10000):
-            problems.append(f"{h.name}: php_max_children {v!r} is not a whole number from 1 "
-                            "to 10000 (or leave it out: sized from the host's memory)")
+        _bad_setting(problems, _group(role), name,
+                     lambda v, low=low, high=high, integer=integer:
+                     not _number(v, integer) or not low <= v <= high,
+                     f"is not {'a whole number' if integer else 'a number'} from {low} to {high}")
+    # Optional: sized from the host's memory when not set.
+    _bad_setting(problems, _group("web"), "php_max_children",
+                 lambda v: v is not None and (not _number(v, True) or not 1 <= v <= 10000),
+                 "is not a whole number from 1 to 10000 (or leave it out: sized from the "
+                 "host's memory)")
+    _bad_setting(problems, _group("lb"), "lb_method", lambda v: v not in balancer.METHODS,
+                 f"is not one of {', '.join(balancer.METHODS)}")
+    for key in ("login_rate", "xmlrpc_rate"):
+        _bad_setting(problems, _group("lb"), key,
+                     lambda v: not (isinstance(v, str)
+                                    and re.fullmatch(r"[1-9][0-9]{0,5}r/[sm]", v)),
+                     "is not a rate such as '10r/m' or '5r/s' (nginx limit_req)")
+    _bad_setting(problems, _group("lb"), "lb_backends",
+                 lambda v: v is not None and not (isinstance(v, (list, tuple)) and v),
+                 "is not a list of 'address:port'")
     for h in _group("lb"):
-        method, rate = value(h, "lb_method"), value(h, "login_rate")
-        if method not in balancer.METHODS:
-            problems.append(f"{h.name}: lb_method {method!r} is not one of "
-                            f"{', '.join(balancer.METHODS)}")
-        for key in ("login_rate", "xmlrpc_rate"):
-            rate = value(h, key)
-            if not (isinstance(rate, str) and re.fullmatch(r"[1-9][0-9]{0,5}r/[sm]", rate)):
-                problems.append(f"{h.name}: {key} {rate!r} is not a rate such as '10r/m' or "
-                                "'5r/s' (nginx limit_req)")
         given = h.data.get("lb_backends")
-        if given is not None:
-            if not isinstance(given, (list, tuple)) or not given:
-                problems.append(f"{h.name}: lb_backends {given!r} is not a list of "
+        for backend in given if isinstance(given, (list, tuple)) else ():
+            address, _, port = str(backend).rpartition(":")
+            if not (address and port.isdigit() and 1 <= int(port) <= 65535
+                    and (_is_ip(address.strip("[]")) or _HOSTNAME.match(address))):
+                problems.append(f"{h.name}: lb_backends entry {backend!r} is not "
                                 "'address:port'")
-            else:
-                for backend in given:
-                    address, _, port = str(backend).rpartition(":")
-                    if not (address and port.isdigit() and 1 <= int(port) <= 65535
-                            and (_is_ip(address.strip("[]")) or _HOSTNAME.match(address))):
-                        problems.append(f"{h.name}: lb_backends entry {backend!r} is not "
-                                        "'address:port'")
-    for h in _group("db"):
-        schedule = value(h, "backup_schedule")
-        if not (isinstance(schedule, str) and schedule.strip()
-                and re.fullmatch(r"[A-Za-z0-9 ,:*/.~-]+", schedule)):
-            problems.append(f"{h.name}: backup_schedule {schedule!r} is not a systemd calendar "
-                            "expression such as 'daily' or '*-*-* 03:00:00'")
+    _bad_setting(problems, _group("db"), "backup_schedule",
+                 lambda v: not (isinstance(v, str) and v.strip()
+                                and re.fullmatch(r"[A-Za-z0-9 ,:*/.~-]+", v)),
+                 "is not a systemd calendar expression such as 'daily' or '*-*-* 03:00:00'")
+
+
+def _bad_site_url(url) -> bool:
+    if url is None:
+        return False
+    parts = urlsplit(str(url))
+    try:
+        port_ok = parts.port is None or 1 <= parts.port <= 65535
+    except ValueError:
+        port_ok = False
+    return bool(parts.scheme not in ("http", "https") or not parts.hostname
+                or not port_ok or parts.query or parts.fragment
+                or not (_HOSTNAME.match(parts.hostname) or _is_ip(parts.hostname)))
 
 
 def _check_site(problems: list[str]) -> None:
-    checked = set()
-    for h in _hosts():
-        url, email = h.data.get("site_url"), value(h, "admin_email")
-        if url is not None and ("site_url", url) not in checked:
-            checked.add(("site_url", url))
-            parts = urlsplit(str(url))
-            try:
-                port_ok = parts.port is None or 1 <= parts.port <= 65535
-            except ValueError:
-                port_ok = False
-            if (parts.scheme not in ("http", "https") or not parts.hostname
-                    or not port_ok or parts.query or parts.fragment
-                    or not (_HOSTNAME.match(parts.hostname) or _is_ip(parts.hostname))):
-                problems.append(f"{h.name}: site_url {url!r} is not a site address; use "
-                                "http(s)://<domain or IP>[:port][/path]")
-        if ("admin_email", email) not in checked:
-            checked.add(("admin_email", email))
-            if not _EMAIL.match(str(email)):
-                problems.append(f"{h.name}: admin_email {email!r} is not an email address")
+    _bad_setting(problems, _hosts(), "site_url", _bad_site_url,
+                 "is not a site address; use http(s)://<domain or IP>[:port][/path]")
+    _bad_setting(problems, _hosts(), "admin_email", lambda v: not _EMAIL.match(str(v)),
+                 "is not an email address")
 
 
 def _check_ca_file(h, key: str, problem) -> None:

@@ -286,13 +286,13 @@ def test_numbers_rates_methods_backends_and_schedules(secrets_file):
         "backup_keep": "7", "login_burst": 1.5, "php_max_children": "ten",
         "lb_method": "roundrobin", "login_rate": "10/m", "lb_backends": ["10.0.0.5"],
         "backup_schedule": "daily; rm -rf /"})
-    assert "db1: backup_keep '7' is not a whole number from 1 to 10000" in message
-    assert "lb1: login_burst 1.5 is not a whole number" in message
-    assert "web1: php_max_children 'ten' is not a whole number" in message
-    assert "lb1: lb_method 'roundrobin' is not one of least_conn, round_robin, ip_hash" in message
-    assert "lb1: login_rate '10/m' is not a rate" in message
+    assert "- backup_keep '7' is not a whole number from 1 to 10000" in message
+    assert "- login_burst 1.5 is not a whole number" in message
+    assert "- php_max_children 'ten' is not a whole number" in message
+    assert "- lb_method 'roundrobin' is not one of least_conn, round_robin, ip_hash" in message
+    assert "- login_rate '10/m' is not a rate" in message
     assert "lb1: lb_backends entry '10.0.0.5' is not 'address:port'" in message
-    assert "db1: backup_schedule 'daily; rm -rf /' is not a systemd calendar" in message
+    assert "- backup_schedule 'daily; rm -rf /' is not a systemd calendar" in message
     assert "Traceback" not in message
 
 
@@ -309,3 +309,12 @@ def test_tls_trust_is_checked_on_web_hosts_too(secrets_file, tmp_path):
     missing = tmp_path / "no-such-ca.pem"
     message = rejected(SPLIT, secrets_file, host_data={"web2": {"tls_trust": str(missing)}})
     assert f"tls_trust {missing}" in message
+
+
+def test_a_cluster_wide_mistake_is_reported_once_without_hosts(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"admin_email": "nope"})
+    assert "    - admin_email 'nope' is not an email address" in message
+    assert message.count("admin_email") == 1 and "db1" not in message
+    # A value only some hosts have is reported with those hosts.
+    message = rejected(SPLIT, secrets_file, host_data={"web2": {"mesh_delay": -1}})
+    assert "    - @fake/web2: mesh_delay -1 is not a number from 0 to 60" in message
