@@ -43,14 +43,22 @@ def _hosts_file() -> Path:
 
 
 def _groups(path: Path) -> dict[str, list]:
-    with path.open("rb") as f:
-        hosts = tomllib.load(f).get("hosts", {})
+    try:
+        with path.open("rb") as f:
+            hosts = tomllib.load(f).get("hosts", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise SystemExit(f"{path}: not valid TOML: {exc}") from None
+    if not isinstance(hosts, dict) or not all(isinstance(d, dict) for d in hosts.values()):
+        raise SystemExit(f"{path}: `hosts` must hold one table per host ([hosts.web1], ...)")
     groups: dict[str, list] = {"lb": [], "web": [], "db": []}
     # One secrets file per inventory, beside it (see deploys/secrets.py).
     secrets_file = str(path.with_name(path.name.split(".")[0] + ".secrets.json"))
     for name, data in hosts.items():
         data = {"secrets_file": secrets_file, **data}
         host_groups = data.pop("groups", [])
+        if isinstance(host_groups, str):
+            raise SystemExit(f"{path}: host {name!r}: groups = {host_groups!r} is not a list; "
+                             f"write groups = [{host_groups!r}]".replace("'", '"'))
         if not host_groups:
             raise SystemExit(f"{path}: host {name!r} has no `groups` (lb, web, db)")
         for group in host_groups:

@@ -59,3 +59,18 @@ def test_the_python_the_project_requires_has_tomllib():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["requires-python"] == ">=3.11"  # tomllib is in the standard library from 3.11
     assert "import tomllib" in (ROOT / "inventory.py").read_text()
+
+
+def test_a_toml_mistake_names_the_file_and_the_line(tmp_path):
+    (tmp_path / "hosts.toml").write_text('[hosts.web1]\ngroups = ["web"]\nssh_user = debian\n')
+    got = load(tmp_path)
+    assert got.returncode != 0 and "Traceback" not in got.stderr
+    assert f"{tmp_path / 'hosts.toml'}: not valid TOML" in got.stderr
+    assert "line 3" in got.stderr
+
+
+def test_groups_as_a_string_is_refused_with_the_fix(tmp_path):
+    (tmp_path / "hosts.toml").write_text('[hosts.web1]\ngroups = "web"\n')
+    got = load(tmp_path)
+    assert got.returncode != 0 and "Traceback" not in got.stderr
+    assert 'host "web1": groups = "web" is not a list; write groups = ["web"]' in got.stderr
