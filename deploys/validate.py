@@ -27,6 +27,7 @@ from pyinfra_cli.exceptions import CliError
 from pyinfra_wordpress_lb.deploys import balancer, secrets
 from pyinfra_wordpress_lb.deploys._failures import report_failures
 from pyinfra_wordpress_lb.deploys._util import host_fact, interface_of, private_address, site_url
+from pyinfra_wordpress_lb.facts.network import PrivateAddress
 from pyinfra_wordpress_lb.facts.ssh import Client
 from pyinfra_wordpress_lb.deploys.settings import all_settings, value
 
@@ -80,7 +81,14 @@ def _check_addresses(problems: list[str]) -> None:
     for h in _hosts():
         raw = h.data.get("private_address")
         if raw is None:
-            continue
+            reported = host_fact(h, PrivateAddress)
+            if not reported:
+                problems.append(f"{h.name}: reports no private IPv4 address (none in "
+                                "10/8, 172.16/12, 192.168/16, 100.64/10 on its interfaces); "
+                                "set `private_address` to the address the hosts use to reach "
+                                "each other")
+                continue
+            raw = reported
         try:
             address = str(ipaddress.IPv4Address(str(raw)))
         except ValueError:
@@ -483,7 +491,11 @@ def problems() -> list[str]:
     if found is None:
         found = []
         for check in CHECKS:
-            check(found)
+            try:
+                check(found)
+            except ValueError as exc:  # a host without an address: already listed
+                if not any(str(exc).split(":")[0] in f and "private" in f for f in found):
+                    found.append(str(exc))
         state.pwlb_problems = found
     return found
 

@@ -318,3 +318,11 @@ def test_a_cluster_wide_mistake_is_reported_once_without_hosts(secrets_file):
     # A value only some hosts have is reported with those hosts.
     message = rejected(SPLIT, secrets_file, host_data={"web2": {"mesh_delay": -1}})
     assert "    - @fake/web2: mesh_delay -1 is not a number from 0 to 60" in message
+
+
+def test_a_host_without_a_private_address_is_a_clear_error(secrets_file):
+    public_only = {"private_address": None, "fake_responses": {
+        "ip -4 -o addr": "2: eth0    inet 203.0.113.7/24 brd 203.0.113.255 scope global eth0"}}
+    message = rejected(SPLIT, secrets_file, host_data={"web2": public_only})
+    assert "@fake/web2: reports no private IPv4 address" in message
+    assert "set `private_address`" in message and "Traceback" not in message
