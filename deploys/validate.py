@@ -37,6 +37,7 @@ TLS_MODES = ("self-signed", "acme", "files", "off")
 # Data that belongs to pyinfra (connectors, global arguments) rather than to us.
 _PYINFRA_PREFIXES = ("_", "ssh_", "fake_", "docker_", "dockerssh_", "chroot_", "local_",
                      "terraform_", "vagrant_", "podman_")
+OWN_PREFIX = "x_"  # host data of the operator's own deploys, beside ours
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)"
                        r"(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
 _EMAIL = re.compile(r"^[^@\s]+@([a-zA-Z0-9-]+\.)+[a-zA-Z0-9-]{2,}$")
@@ -427,17 +428,24 @@ def _is_ip(text: str) -> bool:
 def _check_keys(problems: list[str]) -> None:
     known = {s.name for _, s in all_settings()}
     pyinfra_keys = _pyinfra_keys()
-    typos: dict[tuple[str, str], list[str]] = {}
+    unknown: dict[tuple[str, str], list[str]] = {}
+    everyone = [h.name for h in _hosts()]
     for h in _hosts():
         for key in h.data.dict():
-            if key in known or key in pyinfra_keys or key.startswith(_PYINFRA_PREFIXES):
+            if (key in known or key in pyinfra_keys or key.startswith(_PYINFRA_PREFIXES)
+                    or key.startswith(OWN_PREFIX)):
                 continue
             close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
-            if close:
-                typos.setdefault((key, close[0]), []).append(h.name)
-    for (key, close), names in sorted(typos.items()):
-        problems.append(f"unknown setting {key!r} (on {', '.join(names)}): did you mean "
-                        f"{close!r}? See README.md, Settings")
+            unknown.setdefault((key, close[0] if close else ""), []).append(h.name)
+    for (key, close), names in sorted(unknown.items()):
+        where = "" if names == everyone else f" (on {', '.join(names)})"
+        if close:
+            problems.append(f"unknown setting {key!r}{where}: did you mean {close!r}? "
+                            "See README.md, Settings")
+        else:
+            problems.append(f"unknown setting {key!r}{where}: not a setting of this deploy "
+                            "nor of pyinfra (README.md, Settings); a key for your own "
+                            f"deploys must start with {OWN_PREFIX!r}")
 
 
 def _check_secrets(problems: list[str]) -> None:

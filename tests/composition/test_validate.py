@@ -98,10 +98,18 @@ def test_invalid_admin_email(secrets_file, email):
 
 def test_typo_of_a_known_key(secrets_file):
     message = rejected(SPLIT, secrets_file, data={"db_nmae": "wp", "lb_mehtod": "ip_hash",
-                                                  "my_own_note": "fine"})
+                                                  "x_my_own_note": "fine"})
     assert "unknown setting 'db_nmae'" in message and "did you mean 'db_name'?" in message
     assert "did you mean 'lb_method'?" in message
-    assert "my_own_note" not in message
+    assert "x_my_own_note" not in message
+
+
+def test_a_key_near_no_setting_is_unknown_too(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"vip": "10.0.0.100"},
+                       host_data={"lb1": {"domain": "example.com"}})
+    assert "unknown setting 'vip': not a setting of this deploy nor of pyinfra" in message
+    assert "unknown setting 'domain' (on @fake/lb1)" in message
+    assert "must start with 'x_'" in message
 
 
 def test_secrets_file_readable_by_others(secrets_file):
