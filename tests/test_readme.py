@@ -18,3 +18,29 @@ def test_settings_table_matches_declarations():
 def test_every_setting_is_declared_once():
     names = [s.name for _, s in all_settings()]
     assert len(names) == len(set(names))
+
+
+def test_the_own_hosts_example_plans_as_written(tmp_path):
+    """README's `hosts.toml` and `group_data/all.py`, planned on @fake hosts (their SSH
+    settings left out): no validation error, every host gets its tiers."""
+    import tomllib
+
+    from tests.fakedeploy import plan
+
+    text = README.read_text()
+    section = text[text.index("## Deploying to your own hosts"):text.index(
+        "### Using the deploys from your own pyinfra project")]
+    hosts = tomllib.loads(re.search(r"```toml\n(.*?)```", section, re.S).group(1))["hosts"]
+    settings: dict = {}
+    exec(re.search(r"```python\n(# group_data/all.py\n.*?)```", section, re.S).group(1),
+         {}, settings)
+    groups: dict[str, list[str]] = {}
+    host_data = {}
+    for name, data in hosts.items():
+        for group in data["groups"]:
+            groups.setdefault(group, []).append(name)
+        host_data[name] = {k: v for k, v in data.items()
+                           if k != "groups" and not k.startswith(("ssh_", "_"))}
+    result = plan(groups, tmp_path / "hosts.secrets.json", data=settings, host_data=host_data)
+    assert sorted(result) == ["db1", "lb1", "lb2", "web1", "web2"]
+    assert any(name.startswith("Shared address") for name, _ in result["lb2"])
