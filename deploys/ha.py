@@ -13,6 +13,8 @@ moves.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
@@ -39,7 +41,16 @@ SETTINGS = (
     Setting("lb_vrid", 51, "VRRP virtual router id (1-255), unique on the balancers' network"),
     Setting("lb_vrrp_interval", 0.3,
             "seconds between VRRP adverts; a balancer silent for 3 of them loses the address"),
+    Setting("lb_vip_notify", None,
+            "a script on this machine that keepalived runs (as root) on a balancer when it "
+            "takes the shared address (`master`), gives it up (`backup`) or fails (`fault`): "
+            "where a provider moves a floating IP through its API; default: none"),
+    Setting("lb_failover", None,
+            "`\"dns\"`: two or more balancers without a shared address, each answering on "
+            "its own public address behind DNS round-robin; default: two or more balancers "
+            "need `lb_vip`"),
 )
+NOTIFY = "/usr/local/sbin/wordpress-lb-vip-notify"
 
 
 def priority(target=None) -> int:
@@ -81,6 +92,13 @@ def shared_address() -> None:
     systemd.daemon_reload(
         name="Reload systemd for the nginx and keepalived drop-ins",
         _if=lambda: nginx_dropin.did_change() or keepalived_dropin.did_change())
+    notify = host.data.get("lb_vip_notify")
+    if notify:
+        files.put(name="Install the script keepalived runs when the address moves",
+                  src=str(Path(notify).expanduser()), dest=NOTIFY, mode="755", user="root",
+                  group="root")
+    else:
+        files.file(name="No script runs when the address moves", path=NOTIFY, present=False)
     config = files.template(
         name="Write the keepalived configuration",
         src=templates.path("keepalived/keepalived.conf.j2"), dest=CONFIG, mode="640",
@@ -88,7 +106,8 @@ def shared_address() -> None:
         router_id=host.name, interface=interface, vrid=host.data.lb_vrid,
         priority=priority(), interval=host.data.lb_vrrp_interval, src_ip=me, peers=peers,
         vip=vip, prefix=network.prefixlen, http_port=host.data.lb_port,
-        health_path=balancer.HEALTH_PATH, stopping_file=STOPPING_FILE)
+        health_path=balancer.HEALTH_PATH, stopping_file=STOPPING_FILE,
+        notify=NOTIFY if notify else None)
     # Debian starts keepalived only once it has a configuration: start it, then reload.
     systemd.service(name="Keep keepalived running and enabled", service="keepalived.service",
                     running=True, enabled=True)

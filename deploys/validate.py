@@ -333,6 +333,27 @@ def _check_vip(problems: list[str]) -> None:
     """The shared address: two or more balancers, inside their subnet, nobody's own."""
     lbs = _group("lb")
     vips = {str(value(h, "lb_vip")) for h in lbs if value(h, "lb_vip")}
+    _bad_setting(problems, lbs, "lb_failover", lambda v: v not in (None, "dns"),
+                 'is not "dns" (or leave it out)')
+    dns = any(value(h, "lb_failover") == "dns" for h in lbs)
+    if dns and vips:
+        problems.append('lb_failover = "dns" and lb_vip are both set: with a shared address '
+                        "leave lb_failover out; with DNS round-robin leave lb_vip out")
+    if not vips and not dns and len(lbs) > 1:
+        problems.append(
+            f"{len(lbs)} balancers ({', '.join(h.name for h in lbs)}) and no lb_vip: nothing "
+            "moves traffic off a balancer that fails. Set lb_vip (a shared address in their "
+            "private subnet; with a provider's floating IP, also lb_vip_notify), or "
+            'lb_failover = "dns" if your DNS lists every balancer (README, Public DNS)')
+    for h in lbs:
+        notify = value(h, "lb_vip_notify")
+        if notify and not vips:
+            problems.append(f"lb_vip_notify is set but lb_vip is not: keepalived runs it "
+                            "when the shared address moves")
+            break
+        if notify and not Path(str(notify)).expanduser().is_file():
+            problems.append(f"lb_vip_notify {notify}: no such file on this machine")
+            break
     if not vips:
         return
     if len(vips) > 1:

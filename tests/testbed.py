@@ -585,6 +585,17 @@ def hosts_toml(bed: Bed) -> str:
     return "\n".join(lines)
 
 
+NOTIFY_LOG = "/var/log/wordpress-lb-vip-notify.log"
+
+
+def _notify_recorder(bed: Bed) -> Path:
+    """A script for `lb_vip_notify` that records each call (time and state) on the host."""
+    script = bed.dir / "vip-notify.sh"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(f'#!/bin/sh\necho "$(date +%s.%N) $1" >> {NOTIFY_LOG}\n')
+    return script
+
+
 def edge_settings(bed: Bed) -> dict:
     """What the bed's topology sets beyond the defaults: the shared address; plain HTTP
     where there is none; ACME from the bed's pebble on the edge bed."""
@@ -601,6 +612,8 @@ def edge_settings(bed: Bed) -> dict:
             "acme_email": "webmaster@pwlb.test",
             "acme_server_ca": str(bed.dir / "pebble-api.pem"),
             "tls_trust": str(bed.ca_file),
+            # A floating-IP hook that records its calls (tests/integration/test_edge.py).
+            "lb_vip_notify": str(_notify_recorder(bed)),
         })
     return settings
 

@@ -656,3 +656,20 @@ def test_mesh_and_backups_reach_a_web_host_on_its_ssh_port(secrets_file):
     # Hosts on the usual port keep their configuration as it was.
     assert "-p 22 " not in mesh and "HostKeyAlias=10.0.0.11" not in \
         commands(result["web2"], "Sync mesh | Write the lsyncd mesh configuration")
+
+
+def test_a_floating_ip_hook_runs_when_the_shared_address_moves(secrets_file, tmp_path):
+    hook = tmp_path / "move-floating-ip.sh"
+    hook.write_text("#!/bin/sh\necho \"$1\" >> /var/log/floating-ip.log\n")
+    two = {"lb": ["lb1", "lb2"], "web": ["web1"], "db": ["db1"]}
+    result = plan(two, secrets_file, data={"lb_vip": "10.0.0.100", "lb_vip_notify": str(hook)})
+    conf = upload(result["lb2"], "Shared address | Write the keepalived configuration")
+    for state in ("master", "backup", "fault"):
+        assert f'notify_{state} "/usr/local/sbin/wordpress-lb-vip-notify {state}" root' in conf
+    script = commands(result["lb2"],
+                      "Shared address | Install the script keepalived runs when the address moves")
+    assert f"FileUploadCommand({hook}, /usr/local/sbin/wordpress-lb-vip-notify)" in script
+    # Without the setting: no hook in the configuration, and none left on the host.
+    plain = plan(two, secrets_file, data={"lb_vip": "10.0.0.100"})
+    assert "notify_master" not in upload(plain["lb2"],
+                                         "Shared address | Write the keepalived configuration")

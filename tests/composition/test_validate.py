@@ -334,3 +334,18 @@ def test_a_host_without_a_private_address_is_a_clear_error(secrets_file):
     message = rejected(SPLIT, secrets_file, host_data={"web2": public_only})
     assert "@fake/web2: reports no private IPv4 address" in message
     assert "set `private_address`" in message and "Traceback" not in message
+
+
+def test_two_balancers_need_a_way_to_fail_over(secrets_file, tmp_path):
+    two = {"lb": ["lb1", "lb2"], "web": ["web1"], "db": ["db1"]}
+    message = rejected(two, secrets_file)
+    assert "2 balancers (@fake/lb1, @fake/lb2) and no lb_vip" in message
+    assert 'lb_failover = "dns"' in message
+    plan(two, secrets_file, data={"lb_failover": "dns"})  # the operator says so: fine
+    message = rejected(two, secrets_file, data={"lb_failover": "dns", "lb_vip": "10.0.0.100"})
+    assert "lb_failover = \"dns\" and lb_vip are both set" in message
+    message = rejected(two, secrets_file, data={"lb_failover": "round-robin"})
+    assert "lb_failover 'round-robin' is not \"dns\"" in message
+    message = rejected(two, secrets_file, data={"lb_vip": "10.0.0.100",
+                                                "lb_vip_notify": str(tmp_path / "nope.sh")})
+    assert f"lb_vip_notify {tmp_path / 'nope.sh'}: no such file" in message

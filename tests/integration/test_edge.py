@@ -226,6 +226,8 @@ def load_through_the_address(edge, during, seconds=8.0, total=400):
 @pytest.mark.own_bed("edge")
 def test_killing_the_holder_moves_the_address_within_2_s(edge, record_property):
     holder = holders(edge)[0]
+    other = next(h.name for h in edge.group("lb") if h.name != holder)
+    edge.exec(other, f"rm -f {testbed.NOTIFY_LOG}")
     result = load_through_the_address(edge, lambda: edge.container(holder).kill())
     outage = result.outage()
     record_property("kill", json.dumps({"outage": round(outage, 3), "failed": result.failed,
@@ -237,6 +239,9 @@ def test_killing_the_holder_moves_the_address_within_2_s(edge, record_property):
         # Requests in flight on the killed host may fail; none once the address moved.
         assert result.failed_after(result.at + outage) == 0
         assert holders(edge) and holder not in holders(edge)
+        # lb_vip_notify (a provider's floating IP API): the new holder ran it with `master`.
+        _, calls = edge.exec(other, f"cat {testbed.NOTIFY_LOG}")
+        assert calls.split()[-1:] == ["master"], calls
     finally:
         edge.container(holder).start()
         edge.wait_booted(holder)
