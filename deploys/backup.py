@@ -79,9 +79,7 @@ def backups() -> None:
         ssh.private_key(name="Install the key for the off-cluster copy",
                         path=f"{KEYS}/target_ed25519", key=secrets.secret("backup_target_ssh_key"))
         public = secrets.public_key("backup_target_ssh_key", "wordpress-lb-backup-target")
-        beside = secrets.beside(".backup.pub")
-        if not beside.exists() or beside.read_text() != public + "\n":
-            beside.write_text(public + "\n")
+        secrets.write_beside(".backup.pub", public + "\n")
         pinned = host.data.get("backup_target_host_key")
         if pinned:
             ssh.known_hosts(name="Pin the backup target's host key",

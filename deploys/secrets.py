@@ -17,6 +17,7 @@ import os
 import secrets as random
 import stat
 import string
+import sys
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -101,6 +102,18 @@ def _save(path: Path, data: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
+def dry_run() -> bool:
+    """`pyinfra --dry`: nothing is written, on the hosts nor here. pyinfra tells a deploy
+    no such thing, so its command line is read."""
+    import pyinfra
+
+    return bool(pyinfra.is_cli) and "--dry" in sys.argv[1:]
+
+
+# A dry run's generated values: the same for every host of the run, never saved.
+_UNSAVED: dict[Path, dict[str, str]] = {}
+
+
 def stored(name: str) -> str:
     """The raw value of one secret from the file, generating and saving it if missing."""
     return kept(name, lambda current: current or _generate(name))
@@ -111,11 +124,14 @@ def kept(name: str, make) -> str:
     gets the stored value (or None) and returns what should be stored; a new value
     is saved, so every later run (and every host) gets the same."""
     path = secrets_path()
-    data = _load(path)
+    data = {**_load(path), **_UNSAVED.get(path, {})}
     value = make(data.get(name))
     if data.get(name) != value:
         data[name] = value
-        _save(path, data)
+        if dry_run():
+            _UNSAVED.setdefault(path, {})[name] = value
+        else:
+            _save(path, data)
     return value
 
 
@@ -125,6 +141,16 @@ def beside(suffix: str, target=None) -> Path:
     path = secrets_path(target)
     stem = path.name.removesuffix(".json").removesuffix(".secrets")
     return path.with_name(stem + suffix)
+
+
+def write_beside(suffix: str, text: str, mode: int = 0o644) -> Path:
+    """Write a public file next to the secrets store (a CA's certificate, a public key)
+    when its content changed; not in a dry run."""
+    path = beside(suffix)
+    if not dry_run() and (not path.exists() or path.read_text() != text):
+        path.write_text(text)
+        path.chmod(mode)
+    return path
 
 
 def raw(name: str) -> str:

@@ -147,10 +147,7 @@ def ca_certificate() -> str:
 
     pem = secrets.kept("ca_tls_cert", make)
     # Beside the hosts file, for clients (browsers, curl) to trust.
-    beside = secrets.beside(".ca.crt")
-    if not beside.exists() or beside.read_text() != pem:
-        beside.write_text(pem)
-        beside.chmod(0o644)
+    secrets.write_beside(".ca.crt", pem)
     return pem
 
 

@@ -133,3 +133,14 @@ def test_status_exits_with_its_verdict(tmp_path):
     assert report["verdict"] == 1
     assert run.returncode == 1
     assert run.results["Status | Report the cluster's health"]["error"] == 0
+
+
+def test_a_dry_run_writes_nothing(tmp_path):
+    run = fakerun.run(tmp_path, SPLIT, args=("--dry",))
+    _no_internal_error(run)
+    assert run.returncode == 0, run.why()
+    assert not (tmp_path / "hosts.secrets.json").exists()
+    assert not (tmp_path / "hosts.ca.crt").exists()
+    # The same plan, run for real, writes both.
+    assert fakerun.run(tmp_path, SPLIT).returncode == 0
+    assert (tmp_path / "hosts.secrets.json").exists() and (tmp_path / "hosts.ca.crt").exists()
