@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.hardware import Cpus, Memory
-from pyinfra.operations import apt
+from pyinfra.operations import apt, files
 
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import common, database
@@ -27,6 +27,8 @@ from pyinfra_wordpress_lb.facts.wordpress import Releases
 from pyinfra_wordpress_lb.operations import php, wordpress
 
 FPM_SOCKET = "/run/php/wordpress-fpm.sock"
+PHP_LOG = "/var/log/php-fpm-wordpress.log"  # the pool's PHP errors (rotated weekly)
+LOGROTATE = "/etc/logrotate.d/wordpress-lb"
 
 SETTINGS = (
     Setting("docroot", "/var/www/wordpress",
@@ -59,7 +61,7 @@ SETTINGS = (
 
 PACKAGES = [
     "nginx", "php-fpm", "php-cli", "php-mysql", "php-curl", "php-gd", "php-intl",
-    "php-mbstring", "php-xml", "php-zip",
+    "php-mbstring", "php-xml", "php-zip", "logrotate",
 ]
 
 
@@ -88,7 +90,7 @@ def web() -> None:
         name=f"Run the {user} PHP-FPM pool with OPcache",
         pool="wordpress",
         pool_config=templates.render(
-            "php/pool.conf.j2", pool="wordpress", user=user, socket=FPM_SOCKET,
+            "php/pool.conf.j2", pool="wordpress", user=user, socket=FPM_SOCKET, error_log=PHP_LOG,
             max_children=max_children(), memory_limit=host.data.php_memory_limit,
             upload_max_size=host.data.upload_max_size,
         ),
@@ -97,6 +99,10 @@ def web() -> None:
             opcache_revalidate_freq=host.data.opcache_revalidate_freq,
         ),
     )
+
+    files.template(name="Rotate the pool's PHP error log", src=templates.path(
+        "logrotate/wordpress-lb.j2"), dest=LOGROTATE, mode="644", php_log=PHP_LOG, keep=8,
+        log_owner=user)
 
     nginx_site(
         "wordpress", "nginx/wordpress.conf.j2", "nginx backend vhost",

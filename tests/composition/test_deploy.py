@@ -673,3 +673,13 @@ def test_a_floating_ip_hook_runs_when_the_shared_address_moves(secrets_file, tmp
     plain = plan(two, secrets_file, data={"lb_vip": "10.0.0.100"})
     assert "notify_master" not in upload(plain["lb2"],
                                          "Shared address | Write the keepalived configuration")
+
+
+def test_the_pools_php_log_is_rotated(secrets_file):
+    ops = plan(TOPOLOGIES["split"], secrets_file,
+               fake_responses={"php-fpm 2>/dev/null": "install ok installed|php8.4-fpm"})["web1"]
+    rotate = upload(ops, "Web | Rotate the pool's PHP error log")
+    assert "/var/log/php-fpm-wordpress.log {" in rotate and "create 0640 wordpress adm" in rotate
+    pool = commands(ops, "Web | Run the wordpress PHP-FPM pool with OPcache")
+    assert "php_admin_value[error_log] = /var/log/php-fpm-wordpress.log" in pool
+    assert "logrotate" in commands(ops, "Web | Install nginx and PHP-FPM")

@@ -199,3 +199,12 @@ def test_seed_bed_debian_12_serves_wordpress_downloaded_by_url(beds):
     session = wp.login(f"http://{bed.host('hostb').address}", "admin",
                        wp.secrets(bed)["admin_password"], bed)
     assert wp.logged_in(session)
+
+
+def test_the_pools_php_log_is_rotated(split):
+    log = "/var/log/php-fpm-wordpress.log"
+    split.exec("web1", f"echo 'a line to rotate' >> {log} && chown wordpress {log}")
+    split.exec("web1", "logrotate -f /etc/logrotate.d/wordpress-lb")
+    split.exec("web1", f"test -s {log}.1 && grep -q 'a line to rotate' {log}.1")
+    _, owner = split.exec("web1", f"stat -c '%U %a' {log}")
+    assert owner.split() == ["wordpress", "640"]
