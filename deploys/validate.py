@@ -24,7 +24,7 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra_cli.exceptions import CliError
 
-from pyinfra_wordpress_lb.deploys import balancer, secrets
+from pyinfra_wordpress_lb.deploys import balancer, secrets, wordpress
 from pyinfra_wordpress_lb.deploys._failures import report_failures
 from pyinfra_wordpress_lb.deploys._util import host_fact, interface_of, private_address, site_url
 from pyinfra_wordpress_lb.facts.network import PrivateAddress
@@ -168,6 +168,9 @@ def _check_numbers(problems: list[str]) -> None:
                  lambda v: v is not None and (not _number(v, True) or not 1 <= v <= 10000),
                  "is not a whole number from 1 to 10000 (or leave it out: sized from the "
                  "host's memory)")
+    _bad_setting(problems, _group("web"), "auto_updates",
+                 lambda v: v not in wordpress.AUTO_UPDATES,
+                 f"is not one of {', '.join(wordpress.AUTO_UPDATES)}")
     _bad_setting(problems, _group("lb"), "lb_method", lambda v: v not in balancer.METHODS,
                  f"is not one of {', '.join(balancer.METHODS)}")
     for key in ("login_rate", "xmlrpc_rate"):

@@ -59,7 +59,14 @@ SETTINGS = (
             "releases kept on each web host, the served one included (the previous one for "
             "a rollback without download)"),
     Setting("table_prefix", "wp_", "WordPress table prefix"),
+    Setting("auto_updates", "chosen",
+            "what WordPress may update by itself (from WP-Cron, on one web host; the mesh "
+            "carries the files to the others): `off` nothing; `translations`; `chosen` "
+            "translations and the plugins and themes an administrator switched auto-updates "
+            "on for (WordPress's own default: security fixes arrive for what was chosen); "
+            "`all` translations and every plugin and theme. Core never: it is the deploy's"),
 )
+AUTO_UPDATES = ("off", "translations", "chosen", "all")
 
 ALL_SETTINGS = (common.SETTINGS, database.SETTINGS, web.SETTINGS, SETTINGS)
 
@@ -113,6 +120,7 @@ def wp_config() -> HiddenValue:
         connect_to=site_connect_to(),
         content_dir=f"{base()}/{wordpress.SHARED_CONTENT}",
         base=base(),
+        auto_updates=host.data.auto_updates,
     ))
 
 

@@ -683,3 +683,14 @@ def test_the_pools_php_log_is_rotated(secrets_file):
     pool = commands(ops, "Web | Run the wordpress PHP-FPM pool with OPcache")
     assert "php_admin_value[error_log] = /var/log/php-fpm-wordpress.log" in pool
     assert "logrotate" in commands(ops, "Web | Install nginx and PHP-FPM")
+
+
+@pytest.mark.parametrize("mode", ["off", "translations", "chosen", "all"])
+def test_auto_updates_decide_what_wordpress_updates_itself(secrets_file, mode):
+    ops = plan(TOPOLOGIES["split"], secrets_file, data={"auto_updates": mode},
+               show_secrets=True)["web1"]
+    config = commands(ops, "WordPress | Write wp-config.php (secrets; never shown)")
+    assert ("define( 'AUTOMATIC_UPDATER_DISABLED', true );" in config) == (mode == "off")
+    if mode != "off":
+        assert "define( 'WP_AUTO_UPDATE_CORE', false );" in config
+        assert f"define( 'PWLB_AUTO_UPDATES', '{mode}' );" in config

@@ -349,3 +349,8 @@ def test_two_balancers_need_a_way_to_fail_over(secrets_file, tmp_path):
     message = rejected(two, secrets_file, data={"lb_vip": "10.0.0.100",
                                                 "lb_vip_notify": str(tmp_path / "nope.sh")})
     assert f"lb_vip_notify {tmp_path / 'nope.sh'}: no such file" in message
+
+
+def test_auto_updates_is_one_of_its_words(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"auto_updates": "yes"})
+    assert "auto_updates 'yes' is not one of off, translations, chosen, all" in message

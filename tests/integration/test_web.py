@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+
 import pytest
 
 from pyinfra_wordpress_lb.operations.mariadb import native_password_hash
@@ -208,3 +211,22 @@ def test_the_pools_php_log_is_rotated(split):
     split.exec("web1", f"test -s {log}.1 && grep -q 'a line to rotate' {log}.1")
     _, owner = split.exec("web1", f"stat -c '%U %a' {log}")
     assert owner.split() == ["wordpress", "640"]
+
+
+def test_wordpress_updates_by_itself_what_auto_updates_allows(split):
+    """The default `chosen`: translations, and the plugins and themes an administrator
+    chose; never core (the deploy's). What WordPress's own updater decides, asked on a
+    web host (no update can be downloaded here)."""
+    script = ("$_SERVER['HTTP_HOST'] = 'localhost'; require './wp-load.php'; "
+              "require_once ABSPATH . 'wp-admin/includes/class-wp-upgrader.php'; "
+              "$u = new WP_Automatic_Updater(); echo json_encode(array("
+              "'disabled' => $u->is_disabled(), "
+              "'plugins_choosable' => wp_is_auto_update_enabled_for_type('plugin'), "
+              "'core' => apply_filters('auto_update_core', true, (object) array()), "
+              "'translations' => apply_filters('auto_update_translation', true, "
+              "(object) array())));")
+    _, out = split.exec("web1", "cd /var/www/wordpress/current && runuser -u wordpress -- "
+                                f"php -r {shlex.quote(script)}")
+    decided = json.loads(out.strip().splitlines()[-1])
+    assert decided == {"disabled": False, "plugins_choosable": True, "core": False,
+                       "translations": True}
