@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
+from gevent.lock import Semaphore
 from pyinfra import host, inventory, state
+from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.host import Host
 from pyinfra.facts.hardware import NetworkDevices
 from pyinfra.operations import systemd
@@ -24,15 +26,55 @@ TIDY = {"trim_blocks": True, "lstrip_blocks": True}
 def host_fact(target: Host, fact_cls, **kwargs):
     """A fact of a host as it was when the deploy was loaded (its address, its host keys,
     its releases), asked once: pyinfra 3.10 asks again on every get_fact, and every
-    host's deploy reads every peer's."""
+    host's deploy reads every peer's. A host that cannot be reached (see `unreachable`)
+    is not asked: the fact's default stands in for it."""
     cache = getattr(state, "pwlb_facts", None)
     if cache is None:
         cache = state.pwlb_facts = {}
     # By name: `pyinfra.host` is a proxy, not the host.
     key = (target.name, fact_cls, tuple(sorted(kwargs.items())))
-    if key not in cache:
-        cache[key] = target.get_fact(fact_cls, **kwargs)
-    return cache[key]
+    if key in cache:
+        return cache[key]
+    # Hosts load the deploy side by side (greenlets): one asks a peer at a time, the
+    # others then find the answer (two connections at once to a host outside --limit hung).
+    with _ASKING.setdefault(target.name, Semaphore()):
+        if key in cache:
+            return cache[key]
+        if target.name in unreachable():
+            cache[key] = fact_cls().default()
+        else:
+            try:
+                cache[key] = target.get_fact(fact_cls, **kwargs)
+            except PyinfraError as exc:
+                if target.connected or "connect" not in str(exc).lower():
+                    raise
+                unreachable()[target.name] = str(exc)
+                cache[key] = fact_cls().default()
+        return cache[key]
+
+
+_ASKING: dict[str, Semaphore] = {}
+
+
+def unreachable() -> dict[str, str]:
+    """Hosts of the inventory that could not be reached in this run, and why: those that
+    failed to connect when the run began, and those outside `--limit` whose facts were
+    asked and that did not answer. Deploys leave them as they are; balancers keep a web
+    host among them out of their pool."""
+    found = getattr(state, "pwlb_unreachable", None)
+    if found is None:
+        found = state.pwlb_unreachable = {}
+        for target in state.inventory:
+            if target in state.failed_hosts and not target.connected:
+                found[target.name] = "could not connect when the run began"
+    return found
+
+
+def reachable(target: Host) -> bool:
+    """Can this host's facts be asked? (Asks one cheap fact of a host outside --limit.)"""
+    if target.name not in unreachable() and not target.connected:
+        host_fact(target, PrivateAddress)
+    return target.name not in unreachable()
 
 
 def private_address(target: Host | None = None) -> str:
@@ -163,7 +205,7 @@ def serving(target) -> bool:
 def newcomers() -> list:
     """Web hosts that join a cluster already serving: they get the shared content from
     a peer, and traffic only once verified. (On a first deploy nobody is new.)"""
-    web = group_hosts("web")
+    web = [h for h in group_hosts("web") if reachable(h)]  # one that is down joins later
     if not any(serving(h) for h in web):
         return []
     return [h for h in web if not serving(h)]
@@ -184,6 +226,7 @@ def upstream(held_back: list[Host] = ()) -> list[dict]:
     for h in group_hosts("web"):
         reason = ("drained" if value(h, "drain") else
                   "failed during the last deploy" if failed(h) else
+                  "unreachable during the last deploy" if h.name in unreachable() else
                   "new, not verified yet" if h.name in held else None)
         entries.append({"address": f"{private_address(h)}:{backend_port(h)}", "down": reason})
     return entries

@@ -24,7 +24,7 @@ from pyinfra.operations import apt, files, systemd
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import common, database, secrets
 from pyinfra_wordpress_lb.deploys._util import (
-    group_hosts, host_fact, private_address, site_url, ssh_options,
+    group_hosts, host_fact, private_address, reachable, site_url, ssh_options,
 )
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
 from pyinfra_wordpress_lb.facts.ssh import HostKeys
@@ -74,7 +74,8 @@ def backups() -> None:
     webs = group_hosts("web")
     ssh.known_hosts(name="Pin the web hosts' host keys for the backup",
                     path=f"{KEYS}/known_hosts",
-                    hosts={private_address(h): host_fact(h, HostKeys) for h in webs})
+                    hosts={private_address(h): host_fact(h, HostKeys) if reachable(h) else None
+                           for h in webs})
     if target:  # a setting: fixed for the run
         ssh.private_key(name="Install the key for the off-cluster copy",
                         path=f"{KEYS}/target_ed25519", key=secrets.secret("backup_target_ssh_key"))

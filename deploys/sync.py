@@ -26,7 +26,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import backup, common, secrets, web
 from pyinfra_wordpress_lb.deploys._util import (
-    group_hosts, host_fact, newcomers, private_address, serving, ssh_options,
+    group_hosts, host_fact, newcomers, private_address, reachable, serving, ssh_options,
 )
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
 from pyinfra_wordpress_lb.facts.ssh import AuthorizedSources, HostKeys
@@ -113,7 +113,7 @@ def sync() -> None:
     ssh.known_hosts(
         name="Pin the peers' host keys",
         path=known_hosts,
-        hosts={private_address(h): host_fact(h, HostKeys)
+        hosts={private_address(h): host_fact(h, HostKeys) if reachable(h) else None
                for h in group_hosts("web") if private_address(h) in others},
         user=user,
     )

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from pyinfra import inventory, state
+from gevent.lock import Semaphore
+from pyinfra import inventory, logger, state
 from pyinfra.api.connectors import get_all_connectors
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.server import LinuxDistribution
@@ -26,7 +27,9 @@ from pyinfra_cli.exceptions import CliError
 
 from pyinfra_wordpress_lb.deploys import balancer, secrets, wordpress
 from pyinfra_wordpress_lb.deploys._failures import report_failures
-from pyinfra_wordpress_lb.deploys._util import host_fact, interface_of, private_address, site_url
+from pyinfra_wordpress_lb.deploys._util import (
+    host_fact, interface_of, private_address, reachable, site_url, unreachable,
+)
 from pyinfra_wordpress_lb.facts.network import PrivateAddress
 from pyinfra_wordpress_lb.facts.ssh import Client
 from pyinfra_wordpress_lb.deploys.settings import all_settings, value
@@ -83,6 +86,10 @@ def _check_addresses(problems: list[str]) -> None:
         raw = h.data.get("private_address")
         if raw is None:
             reported = host_fact(h, PrivateAddress)
+            if not reported and not reachable(h):
+                problems.append(f"{h.name}: cannot be reached, and has no `private_address` "
+                                "in its data: set it, so the others can be deployed without it")
+                continue
             if not reported:
                 problems.append(f"{h.name}: reports no private IPv4 address (none in "
                                 "10/8, 172.16/12, 192.168/16, 100.64/10 on its interfaces); "
@@ -387,6 +394,8 @@ def _check_vip(problems: list[str]) -> None:
             or not 0.1 <= interval <= 10:
         problems.append(f"lb_vrrp_interval {interval!r} is not between 0.1 and 10 seconds")
     for h in lbs:
+        if not reachable(h):
+            continue
         try:
             _, network = interface_of(h, private_address(h))
         except ValueError as exc:
@@ -497,9 +506,24 @@ def _check_secrets(problems: list[str]) -> None:
                 f"(PWLB_SECRET_{name.upper()})")
 
 
+def _check_reachable(problems: list[str]) -> None:
+    """Hosts of this run that cannot be reached: listed with the other problems (a host
+    outside --limit that cannot be reached is only left out)."""
+    for h in _hosts():
+        if not state.is_host_in_limit(h):
+            continue
+        if not reachable(h):
+            problems.append(f"{h.name}: cannot be reached over SSH ({unreachable()[h.name]}): "
+                            "start it or fix its SSH settings; to deploy the other hosts "
+                            f"meanwhile, leave it out with --limit (balancers in the run then "
+                            f"keep it out of their pool)")
+
+
 def _check_releases(problems: list[str]) -> None:
     for h in _hosts():
-        distro = h.get_fact(LinuxDistribution)
+        if not reachable(h):
+            continue
+        distro = host_fact(h, LinuxDistribution)
         meta = distro.get("release_meta") or {}
         name = distro.get("name") or "an unknown system"
         major = distro.get("major")
@@ -510,7 +534,7 @@ def _check_releases(problems: list[str]) -> None:
                 "are supported: nothing was changed on it")
 
 
-CHECKS = (_check_roles, _check_addresses, _check_ports, _check_releases_and_pool,
+CHECKS = (_check_reachable, _check_roles, _check_addresses, _check_ports, _check_releases_and_pool,
           _check_numbers, _check_site,
           _check_keys,
           _check_secrets, _check_releases, _check_tls, _check_vip, _check_firewall)
@@ -519,6 +543,14 @@ CHECKS = (_check_roles, _check_addresses, _check_ports, _check_releases_and_pool
 def problems() -> list[str]:
     """Every problem of this inventory and its settings (computed once per run: the
     deploy is loaded once per host, the answer is the same for all)."""
+    with _CHECKING:  # hosts load the deploy side by side: the first checks, the rest read
+        return _problems()
+
+
+_CHECKING = Semaphore()
+
+
+def _problems() -> list[str]:
     found = getattr(state, "pwlb_problems", None)
     if found is None:
         found = []
@@ -537,6 +569,15 @@ def validate() -> None:
     any host that fails once the deploy runs."""
     report_failures(state)
     found = problems()
+    if not found:
+        for name, why in sorted(unreachable().items()):
+            if getattr(state, "pwlb_warned", None) is None:
+                state.pwlb_warned = set()
+            if name not in state.pwlb_warned:
+                state.pwlb_warned.add(name)
+                logger.warning(f"--> {name} (outside --limit) cannot be reached ({why}): it is "
+                               "left as it is, and balancers in this run keep it out of their "
+                               "pool")
     if found:
         lines = "\n".join(f"    - {p}" for p in found)
         raise InvalidDeploy(

@@ -12,7 +12,7 @@ from pyinfra.api import deploy
 
 from pyinfra_wordpress_lb.deploys import balancer, common, ha, secrets, tls, web, wordpress
 from pyinfra_wordpress_lb.deploys._util import (
-    backend_port, backends, failed, group_hosts, private_address, site_url,
+    backend_port, backends, failed, group_hosts, private_address, site_url, unreachable,
 )
 from pyinfra_wordpress_lb.deploys.settings import defaults
 from pyinfra_wordpress_lb.operations import http
@@ -30,6 +30,8 @@ def verify() -> None:
     web_hosts = {} if host.data.get("lb_backends") else {
         f"{private_address(h)}:{backend_port(h)}": h for h in group_hosts("web")}
     for backend in backends():
+        if backend in web_hosts and web_hosts[backend].name in unreachable():
+            continue  # out of the pool (see `upstream`): nothing to check
         http.responds(
             name=f"Backend {backend} serves the site",
             url=f"http://{backend}/", host_header=name, title=title,

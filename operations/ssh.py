@@ -27,7 +27,8 @@ def known_hosts(
     other hosts, so a man in the middle cannot slip in its own.
 
     + path: the ``known_hosts`` file
-    + hosts: ``{address: ["type base64", ...]}``
+    + hosts: ``{address: ["type base64", ...]}``; ``None`` for a host that cannot be
+      asked now: the keys the file has for it stay
     + user, group, mode: owner and permissions of the file
 
     **Example:**
@@ -42,8 +43,10 @@ def known_hosts(
         )
     """
     group = group or user
-    wanted = {address: sorted(set(keys)) for address, keys in hosts.items() if keys}
     current = host.get_fact(KnownHosts, path=path)
+    wanted = {address: sorted(set(current.get(address, []) if keys is None else keys))
+              for address, keys in hosts.items()}
+    wanted = {address: keys for address, keys in wanted.items() if keys}
     info = host.get_fact(File, path=path)
 
     # A missing file is written even when no host is pinned (a lone web host).

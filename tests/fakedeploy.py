@@ -50,10 +50,12 @@ class Plan(dict):
 def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = None,
          host_data: dict[str, dict] | None = None,
          fake_responses: dict | None = None, show_secrets: bool = False,
-         deploy_file: str = "deploy.py", failed: tuple[str, ...] = ()) -> Plan:
+         deploy_file: str = "deploy.py", failed: tuple[str, ...] = (),
+         unreachable: tuple[str, ...] = ()) -> Plan:
     """What each host would run on a first run, in operation order (secret uploads
     opaque unless `show_secrets`). With `failed`, what the other hosts run once those
     hosts failed early in the run (commands as they are decided while the run goes on).
+    With `unreachable`, a run limited (`--limit`) to the other hosts, those not answering.
     Hosts get private addresses 10.0.0.10, .11, ... in order of first appearance."""
     names: list[str] = []
     for hosts in groups.values():
@@ -82,6 +84,11 @@ def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = N
     try:
         with ctx_state.use(state), ctx_inventory.use(inventory):
             state.set_stage(StateStage.Connect)
+            if unreachable:
+                state.limit_hosts = [h for h in inventory
+                                     if h.name.removeprefix("@fake/") not in unreachable]
+                state.pwlb_unreachable = {h.name: "test: down" for h in inventory
+                                          if h.name.removeprefix("@fake/") in unreachable}
             connect_all(state)
             state.set_stage(StateStage.Prepare)
             load_deploy_file(state, str(ROOT / deploy_file))
@@ -95,12 +102,13 @@ def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = N
             # Step by step across hosts, as a run goes (a later step may ask how an
             # earlier one went, on this host or another).
             for host in inventory:
-                if host not in state.failed_hosts:
+                if host not in state.failed_hosts and state.is_host_in_limit(host):
                     result[host.name.removeprefix("@fake/")] = []
             for op_hash in state.get_op_order():
                 meta = state.get_op_meta(op_hash)
                 for host in inventory:
-                    if host in state.failed_hosts or op_hash not in state.ops[host]:
+                    if (host in state.failed_hosts or not state.is_host_in_limit(host)
+                            or op_hash not in state.ops[host]):
                         continue
                     op_data = state.get_op_data_for_host(host, op_hash)
                     with ctx_host.use(host):

@@ -45,10 +45,12 @@ def download_fails() -> dict:
 
 def run(tmp: Path, groups: dict[str, list[str]], answers: dict[str, dict] | None = None,
         data: dict | None = None, args: tuple[str, ...] = (), pyinfra: str = PYINFRA,
-        project: Path = ROOT, env: dict | None = None, deploy: str = "deploy.py") -> Run:
+        project: Path = ROOT, env: dict | None = None, deploy: str = "deploy.py",
+        unreachable: tuple[str, ...] = ()) -> Run:
     """`pyinfra -y <inventory> deploy.py` on fake hosts: `groups` as in an inventory,
     `answers` per host (fake responses tried before the executed cluster's); with
-    `pyinfra` and `project`, another installation's CLI in another directory."""
+    `pyinfra` and `project`, another installation's CLI in another directory; hosts in
+    `unreachable` are SSH hosts that cannot be reached."""
     names: list[str] = []
     for hosts in groups.values():
         names += [h for h in hosts if h not in names]
@@ -57,11 +59,14 @@ def run(tmp: Path, groups: dict[str, list[str]], answers: dict[str, dict] | None
         address = f"10.0.0.{10 + index}"
         responses = {**(answers or {}).get(name, {}), **FAKE_HOST,
                      "ip -j addr": ip_addr_json(address), **EXECUTED}
-        hosts[name] = (f"@fake/{name}", {
-            "fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": responses,
-            "private_address": address, "secrets_file": str(tmp / "hosts.secrets.json"),
-            "site_url": SITE, **(data or {}),
-        })
+        common = {"private_address": address, "secrets_file": str(tmp / "hosts.secrets.json"),
+                  "site_url": SITE, **(data or {})}
+        if name in unreachable:  # SSH to a closed port: "Could not connect", at once
+            hosts[name] = (name, {"ssh_hostname": "127.0.0.1", "ssh_port": 1, **common})
+        else:
+            hosts[name] = (f"@fake/{name}", {
+                "fake_delay": 0, "fake_delay_jitter": 0, "fake_responses": responses,
+                **common})
     lines = ["import re", ""]
     for group, members in groups.items():
         lines.append(f"{group} = {[hosts[m] for m in members]!r}")

@@ -144,3 +144,34 @@ def test_a_dry_run_writes_nothing(tmp_path):
     # The same plan, run for real, writes both.
     assert fakerun.run(tmp_path, SPLIT).returncode == 0
     assert (tmp_path / "hosts.secrets.json").exists() and (tmp_path / "hosts.ca.crt").exists()
+
+
+def test_an_unreachable_host_is_listed_with_every_other_problem(tmp_path):
+    run = fakerun.run(tmp_path, SPLIT, unreachable=("web2",), data={"admin_email": "nope"})
+    _no_internal_error(run)
+    assert run.returncode == 1
+    assert "2 problems with the inventory or settings; nothing was changed" in run.output
+    assert "- web2: cannot be reached over SSH" in run.output and "--limit" in run.output
+    assert "- admin_email 'nope' is not an email address" in run.output
+
+
+def test_limit_deploys_the_reachable_hosts_and_keeps_the_down_one_out(tmp_path):
+    run = fakerun.run(tmp_path, SPLIT, unreachable=("web2",), args=("--limit", "@fake/*"))
+    _no_internal_error(run)
+    assert run.returncode == 0, run.why()
+    assert "web2 (outside --limit) cannot be reached" in run.output
+    assert fakerun.step(run.output, SWITCH) == {"web1": "Success"}
+    assert "Verify | Backend 10.0.0.12:80 serves the site" not in run.results
+
+
+def test_a_host_that_cannot_be_reached_is_out_of_the_pool_and_keeps_its_pins(tmp_path):
+    result = plan(SPLIT, tmp_path / "s.json", unreachable=("web2",),
+                  fake_responses={"known_hosts": "10.0.0.12 ssh-ed25519 AAAAkeptkey"})
+    conf = " ".join(c for n, cs in result["lb1"] if n == "Balancer | Write the balancer vhost"
+                    for c in cs)
+    assert "server 10.0.0.12:80 max_fails=1 fail_timeout=10s down;" in conf
+    assert "# unreachable during the last deploy" in conf
+    pins = " ".join(c for n, cs in result["web1"] if n == "Sync mesh | Pin the peers' host keys"
+                    for c in cs)
+    assert "10.0.0.12 ssh-ed25519 AAAAkeptkey" in pins  # the key pinned before stays
+    assert not any(n.startswith("Sync mesh | Give @fake/web2") for n, _ in result["web1"])
