@@ -84,7 +84,7 @@ def private_key(path: str, key: str | HiddenValue, user: str = "root"):
         ssh.private_key(
             name="Install the mesh key",
             path="/var/lib/wordpress/.ssh/mesh_ed25519",
-            key=HiddenValue(private_key),
+            key=HiddenValue("-----BEGIN OPENSSH PRIVATE KEY-----..."),
             user="wordpress",
         )
     """

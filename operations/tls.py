@@ -36,8 +36,8 @@ def certificate(cert_path: str, key_path: str, certificate: str, key: str | Hidd
             name="Install the site's certificate",
             cert_path="/etc/wordpress-lb/tls/site.crt",
             key_path="/etc/wordpress-lb/tls/site.key",
-            certificate=chain_pem,
-            key=HiddenValue(key_pem),
+            certificate="-----BEGIN CERTIFICATE-----...",
+            key=HiddenValue("-----BEGIN PRIVATE KEY-----..."),
         )
     """
     commands = []
@@ -180,7 +180,7 @@ def trusted_ca(ca_name: str, certificate: str | None, present: bool = True):
         tls.trusted_ca(
             name="Trust our CA",
             ca_name="wordpress-lb",
-            certificate=ca_pem,
+            certificate="-----BEGIN CERTIFICATE-----...",
         )
     """
     path = f"/usr/local/share/ca-certificates/{ca_name}.crt"

@@ -283,7 +283,7 @@ def config(path: str, content: str | HiddenValue, user: str = "wordpress", mode:
         wordpress.config(
             name="Configure WordPress",
             path="/var/www/wordpress/wp-config.php",
-            content=HiddenValue(rendered),
+            content=HiddenValue("<?php define( 'DB_NAME', 'wordpress' ); ..."),
         )
     """
     raw = unmasked(content)

@@ -33,9 +33,13 @@ this file and the code disagree. pyinfra's own operations and facts (`apt`, `fil
 Import them under the package's own name:
 
 ```python
-from pyinfra_wordpress_lb.operations import lsyncd, wordpress
-from pyinfra_wordpress_lb.facts.wordpress import Release
+from pyinfra.api import HiddenValue  # secrets, as the examples pass them
+from pyinfra_wordpress_lb.operations import mariadb, wordpress
+from pyinfra_wordpress_lb.facts.wordpress import Releases
 ```
+
+Every operation's example below runs (`tests/test_reference.py` plans them all with
+`pyinfra @fake --dry`).
 """
 
 

@@ -24,3 +24,32 @@ def test_every_operation_and_fact_is_documented_with_an_example():
         assert "**Example:**" in entry and "```python" in entry, entry.splitlines()[0]
     for entry in facts:
         assert "```python" in entry, entry.splitlines()[0]
+
+
+def test_the_examples_run(tmp_path):
+    """The import lines and every operation's example, as one deploy file, planned with
+    `pyinfra @fake <file> --dry` as a reader would try them."""
+    import re
+    import subprocess
+
+    text = reference.reference()
+    lines = [re.search(r"```python\n(.*?)```", text, re.S).group(1)]
+    operations = text.split("## Operations")[1].split("## Facts")[0]
+    for section in operations.split("\n### `operations.")[1:]:
+        module = section.split("`", 1)[0]
+        lines.append(f"from pyinfra_wordpress_lb.operations import {module}")
+        lines += re.findall(r"\*\*Example:\*\*\n\n```python\n(.*?)```", section, re.S)
+    deploy = tmp_path / "examples.py"
+    deploy.write_text("\n".join(lines))
+    pyinfra = str(Path(sys.executable).with_name("pyinfra"))
+    done = subprocess.run([pyinfra, "-y", "--dry", "@fake", str(deploy)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL,
+                          env={"PATH": "/usr/bin:/bin", "PYINFRA_FAKE_DELAY": "0",
+                               "PYINFRA_FAKE_DELAY_JITTER": "0", "HOME": str(tmp_path)})
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-4000:]
+    assert "Traceback" not in output
+    assert output.count("Starting operation") == 0  # --dry: planned, nothing run
+    examples = sum(1 for line in lines[1:] if not line.startswith("from "))
+    assert examples == operations.count("\n#### `") >= 25
