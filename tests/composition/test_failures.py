@@ -151,6 +151,7 @@ def test_an_unreachable_host_is_listed_with_every_other_problem(tmp_path):
     _no_internal_error(run)
     assert run.returncode == 1
     assert "2 problems with the inventory or settings; nothing was changed" in run.output
+    assert "--> pyinfra error: 2 problems" in run.output  # no file and line of ours
     assert "- web2: cannot be reached over SSH" in run.output and "--limit" in run.output
     assert "- admin_email 'nope' is not an email address" in run.output
 
