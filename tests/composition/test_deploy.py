@@ -40,6 +40,12 @@ def secrets_file(tmp_path):
     return tmp_path / "hosts.secrets.json"
 
 
+@pytest.fixture(scope="module")
+def split_plan(tmp_path_factory):
+    """The default split plan, made once for the tests that only read it."""
+    return plan(TOPOLOGIES["split"], tmp_path_factory.mktemp("split") / "hosts.secrets.json")
+
+
 @pytest.mark.parametrize("topology", sorted(TOPOLOGIES))
 def test_every_host_gets_the_common_base_first(topology, secrets_file):
     for host, ops in plan(TOPOLOGIES[topology], secrets_file).items():
@@ -64,8 +70,8 @@ def test_tiers_go_to_their_groups_only(topology, secrets_file):
             assert INSTALL not in names(ops)
 
 
-def test_one_database_account_per_web_host_address(secrets_file):
-    ops = plan(TOPOLOGIES["split"], secrets_file)["db1"]
+def test_one_database_account_per_web_host_address(split_plan):
+    ops = split_plan["db1"]
     # web1 and web2 are 10.0.0.11 and .12 (lb1 is .10, db1 .13).
     accounts = [n for n in names(ops) if n.startswith("Database | Add database account")]
     assert accounts == [
@@ -91,8 +97,8 @@ def test_secrets_are_generated_once_and_never_in_commands(secrets_file):
     assert json.loads(secrets_file.read_text()) == stored
 
 
-def test_release_is_unpacked_beside_then_switched_then_served(secrets_file):
-    ops = plan(TOPOLOGIES["split"], secrets_file)["web2"]
+def test_release_is_unpacked_beside_then_switched_then_served(split_plan):
+    ops = split_plan["web2"]
     order = names(ops)
     expected = [
         "WordPress | Download the WordPress 7.1.0 archive",
@@ -139,8 +145,8 @@ def test_data_overrides_reach_the_operations(secrets_file):
         result["web1"], "WordPress | Unpack the verified WordPress 7.1.0 beside the served release")
 
 
-def test_first_run_commands_of_the_common_base(secrets_file):
-    ops = plan(TOPOLOGIES["split"], secrets_file)["web1"]
+def test_first_run_commands_of_the_common_base(split_plan):
+    ops = split_plan["web1"]
     assert "apt-get update" in commands(ops, COMMON[0])
     install = commands(ops, COMMON[1])
     for package in ("ca-certificates", "curl", "python3", "rsync"):
@@ -150,8 +156,8 @@ def test_first_run_commands_of_the_common_base(secrets_file):
     assert "useradd" in user and " -r " in user and "-d /var/lib/wordpress" in user
 
 
-def test_sync_mesh_on_web_hosts_with_their_peers(secrets_file):
-    result = plan(TOPOLOGIES["split"], secrets_file)
+def test_sync_mesh_on_web_hosts_with_their_peers(split_plan):
+    result = split_plan
     for host in ("lb1", "db1"):
         assert not any(n.startswith("Sync mesh") for n in names(result[host])), host
     ops = result["web1"]
@@ -175,8 +181,8 @@ def upload(ops, name):
     return text
 
 
-def test_balancer_upstream_has_every_backend(secrets_file):
-    ops = plan(TOPOLOGIES["split"], secrets_file)["lb1"]
+def test_balancer_upstream_has_every_backend(split_plan):
+    ops = split_plan["lb1"]
     conf = upload(ops, "Balancer | Write the balancer vhost")
     assert "least_conn;" in conf
     assert "server 10.0.0.11:80 max_fails=1 fail_timeout=10s;" in conf
@@ -507,8 +513,8 @@ def test_limits_sized_for_the_balancer_and_the_host(secrets_file):
 
 # WP-Cron by the system, backups.
 
-def test_wp_cron_runs_from_a_timer_on_every_web_host(secrets_file):
-    result = plan(TOPOLOGIES["split"], secrets_file)
+def test_wp_cron_runs_from_a_timer_on_every_web_host(split_plan):
+    result = split_plan
     for web in ("web1", "web2"):
         timer = upload(result[web], "WP-Cron | Install wordpress-cron.timer")
         assert "OnCalendar=*-*-* *:*:00" in timer
