@@ -9,6 +9,7 @@ the step. This report does, and says what the cluster does about it (see README,
 from __future__ import annotations
 
 import atexit
+import functools
 import sys
 
 import pyinfra
@@ -41,8 +42,34 @@ class FailureReport(BaseStateCallback):
                   file=sys.stderr)
 
 
+def _connection_lost_is_an_os_error(method):
+    """paramiko raises EOFError when a host's SSH connection dies under it (a host
+    killed mid-run); pyinfra handles OSError there (the host fails, the run goes on) but
+    not EOFError (an internal error that stops every host). Same failure, handled."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except EOFError as exc:
+            raise ConnectionResetError(f"the SSH connection to {self.host.name} was lost") \
+                from exc
+    wrapper.pwlb_wrapped = True
+    return wrapper
+
+
+def _handle_lost_connections() -> None:
+    from pyinfra.connectors.ssh import SSHConnector
+
+    for name in ("run_shell_command", "put_file", "get_file"):
+        method = getattr(SSHConnector, name)
+        if not getattr(method, "pwlb_wrapped", False):
+            setattr(SSHConnector, name, _connection_lost_is_an_os_error(method))
+
+
 def report_failures(state) -> None:
-    """Register the report on this run's state (once)."""
+    """Register the report on this run's state (once), and make a lost SSH connection
+    fail its host like any other failure."""
+    _handle_lost_connections()
     if any(isinstance(h, FailureReport) for h in state.callback_handlers):
         return
     report = FailureReport()

@@ -176,3 +176,25 @@ def test_a_host_that_cannot_be_reached_is_out_of_the_pool_and_keeps_its_pins(tmp
                     for c in cs)
     assert "10.0.0.12 ssh-ed25519 AAAAkeptkey" in pins  # the key pinned before stays
     assert not any(n.startswith("Sync mesh | Give @fake/web2") for n, _ in result["web1"])
+
+
+def test_a_connection_lost_under_paramiko_fails_its_host_like_any_error():
+    """paramiko's EOFError (a host killed mid-command) becomes an OSError, which pyinfra
+    handles by failing that host; EOFError itself stopped the whole run."""
+    from pyinfra.connectors.ssh import SSHConnector
+
+    from pyinfra_wordpress_lb.deploys import _failures
+
+    class Lost:
+        host = type("Host", (), {"name": "web2"})()
+
+        @_failures._connection_lost_is_an_os_error
+        def run_shell_command(self, command):
+            raise EOFError()
+
+    with pytest.raises(ConnectionResetError, match="connection to web2 was lost"):
+        Lost().run_shell_command("true")
+    _failures._handle_lost_connections()
+    _failures._handle_lost_connections()  # once is enough: not wrapped twice
+    method = SSHConnector.run_shell_command
+    assert method.pwlb_wrapped and not getattr(method.__wrapped__, "pwlb_wrapped", False)
