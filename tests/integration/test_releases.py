@@ -12,10 +12,12 @@ uploads:
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 import subprocess
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -228,3 +230,58 @@ def test_a_web_host_killed_during_an_upgrade_leaves_one_release_served(legacy):
         assert answer.status_code == 200 and wp.title(answer.text) == "WordPress on pyinfra", name
     assert pyinfra(bed.hosts_file, *upgrade_args(newer)).changed == 0
 
+
+
+def test_a_release_that_fails_verification_on_one_host_switches_no_host(legacy, tmp_path):
+    """hostb gets a damaged copy of the new release (as from a download that broke off):
+    hostb fails, naming itself; hosta has the release unpacked but does not switch; the
+    site keeps serving one release with no failed GET; the balancer holds hostb out.
+    With a good copy, a re-run switches both."""
+    bed = legacy
+    served = served_release(bed, "hosta")
+    # A release neither host has: Debian 12's WordPress, repacked with one file more.
+    base = testbed.wordpress_archive("12")
+    work = tmp_path / "repack"
+    work.mkdir()
+    with tarfile.open(base.path) as original:
+        original.extractall(work, filter="tar")
+    (work / "wordpress" / "pwlb-repacked.txt").write_text("a release of its own\n")
+    good = tmp_path / "wordpress-repacked.tar.gz"
+    with tarfile.open(good, "w:gz") as repacked:
+        repacked.add(work / "wordpress", arcname="wordpress")
+    damaged = tmp_path / "wordpress-damaged.tar.gz"
+    damaged.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    digest = hashlib.sha256(good.read_bytes()).hexdigest()
+    release = ["--data", f"wordpress_version={base.version}",
+               "--data", f"wordpress_checksum=sha256:{digest}"]
+
+    def archives(for_hostb: Path) -> Path:
+        text = bed.hosts_file.read_text()
+        start = text.index("[hosts.hostb]")
+        head, tail = text[:start], text[start:]
+        text = (re.sub(r'wordpress_archive = ".*"', f'wordpress_archive = "{good}"', head)
+                + re.sub(r'wordpress_archive = ".*"', f'wordpress_archive = "{for_hostb}"', tail))
+        variant = bed.dir / "hosts.release-check.toml"  # same secrets file as the bed's
+        variant.write_text(text)
+        return variant
+
+    urls = [bed.site_url + "/", bed.site_url + "/?past-the-cache=1"] + \
+        [bed.site_url + path for path in bed.uploads]
+    with Background(urls, fresh=True) as load:
+        run = pyinfra(archives(damaged), *release)
+    assert run.returncode == 1, run.why()
+    assert "Traceback" not in run.output, run.why()
+    assert re.search(r"hostb failed at 'WordPress \| Unpack the verified", run.output), run.why()
+    assert load.result.failed == 0, load.result.errors
+    new_release = f"releases/{base.version}-{digest[:12]}"
+    bed.exec("hosta", f"test -d {BASE}/{new_release}")  # unpacked beside, not served
+    assert served_release(bed, "hosta") == served == served_release(bed, "hostb")
+    _, conf = bed.exec("hosta", "cat /etc/nginx/sites-available/wordpress-lb")
+    assert "# failed during the last deploy" in conf
+    # A good copy everywhere: the cluster switches, and the pool is whole again.
+    again = pyinfra(archives(good), *release)
+    assert again.returncode == 0, again.why()
+    for host in ("hosta", "hostb"):
+        assert served_release(bed, host) == new_release
+    _, conf = bed.exec("hosta", "cat /etc/nginx/sites-available/wordpress-lb")
+    assert "# failed during the last deploy" not in conf
