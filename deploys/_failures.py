@@ -27,9 +27,18 @@ class FailureReport(BaseStateCallback):
         self.failures: list[tuple[str, str]] = []
 
     def operation_host_error(self, state, host, op_hash, retry_attempt=0, max_retries=0):
-        step = ", ".join(sorted(state.get_op_meta(op_hash).names)) or "an operation"
+        self._failed(state, host, op_hash)
+
+    def operation_end(self, state, op_hash):
+        # A host can also fail without an operation error: a fact it could not load
+        # while the step ran (its connection lost) fails it directly.
+        for host in sorted(state.failed_hosts, key=lambda h: h.name):
+            self._failed(state, host, op_hash)
+
+    def _failed(self, state, host, op_hash) -> None:
         if any(name == host.name for name, _ in self.failures):
             return
+        step = ", ".join(sorted(state.get_op_meta(op_hash).names)) or "an operation"
         self.failures.append((host.name, step))
         logger.error(f"--> {host.name} failed at {step!r}: {WHAT_FOLLOWS}")
 

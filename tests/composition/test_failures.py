@@ -198,3 +198,14 @@ def test_a_connection_lost_under_paramiko_fails_its_host_like_any_error():
     _failures._handle_lost_connections()  # once is enough: not wrapped twice
     method = SSHConnector.run_shell_command
     assert method.pwlb_wrapped and not getattr(method.__wrapped__, "pwlb_wrapped", False)
+
+
+def test_a_host_whose_facts_fail_mid_run_is_named_too(tmp_path):
+    """A fact that cannot be loaded while a step runs (as when the connection is lost)
+    fails the host without an operation error: it is named all the same."""
+    answers = {"web2": {"cat /etc/group": {"success": False, "stderr": "connection lost"}}}
+    run = fakerun.run(tmp_path, SPLIT, answers=answers)
+    _no_internal_error(run)
+    assert run.returncode == 1
+    assert "@fake/web2 failed at 'Common base | Add the wordpress system group'" in run.output
+    assert fakerun.step(run.output, SWITCH) == {"web1": "No changes"}
