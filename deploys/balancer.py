@@ -90,7 +90,7 @@ def vhost(what: str, held_back: list) -> None:
         cert=tls.CERT,
         key=tls.KEY,
         dh_params=tls.DH_PARAMS,
-        hsts_max_age=int(host.data.hsts_max_age or 0),
+        hsts_max_age=tls.hsts_max_age(),
         site_netloc=urlsplit(site_url()).netloc,
         acme=acme,
         acme_webroot=tls.ACME_WEBROOT,

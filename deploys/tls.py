@@ -55,9 +55,10 @@ SETTINGS = (
             "where the balancers' certificate comes from: `self-signed` (a CA made on the "
             "controller), `acme` (certbot), `files` (yours), `off` (plain HTTP)"),
     Setting("lb_https_port", 443, "the site's HTTPS port on the `lb` hosts"),
-    Setting("hsts_max_age", 0,
-            "seconds of `Strict-Transport-Security` sent with HTTPS answers; 0: none (turn it on "
-            "once HTTPS works for good: browsers remember it)"),
+    Setting("hsts_max_age", None,
+            "seconds of `Strict-Transport-Security` sent with HTTPS answers; default: one year "
+            "with a publicly trusted certificate (`acme`, `files`), none with `self-signed` "
+            "and `off`; 0: none (browsers remember it: turn it off before HTTPS goes)"),
     Setting("acme_server", LETS_ENCRYPT, "ACME directory URL for `tls = \"acme\"`"),
     Setting("acme_email", None, "ACME account contact address (required for `acme`)"),
     Setting("acme_server_ca", None,
@@ -74,6 +75,18 @@ SETTINGS = (
 
 def mode(target=None) -> str:
     return value(host if target is None else target, "tls")
+
+
+HSTS_DEFAULT = 365 * 86400
+
+
+def hsts_max_age(target=None) -> int:
+    """`hsts_max_age`, or its default for the TLS mode: a year with a certificate browsers
+    trust (`acme`, `files`), none with the cluster's own CA or plain HTTP."""
+    given = value(host if target is None else target, "hsts_max_age")
+    if given is not None:
+        return int(given)
+    return HSTS_DEFAULT if mode(target) in ("acme", "files") else 0
 
 
 def certificate_names(target=None) -> list[str]:

@@ -255,7 +255,8 @@ def _check_tls(problems: list[str]) -> None:
             problem(f"{h.name}: site_url {url!r} does not match tls {mode!r}: use "
                     f"{wanted}... or set tls = {other}")
         hsts = value(h, "hsts_max_age")
-        if not isinstance(hsts, int) or isinstance(hsts, bool) or hsts < 0:
+        if hsts is not None and (not isinstance(hsts, int) or isinstance(hsts, bool)
+                                 or hsts < 0):
             problem(f"{h.name}: hsts_max_age {hsts!r} is not a number of seconds (0: off)")
         _check_ca_file(h, "acme_server_ca", problem)
         if mode == "acme":

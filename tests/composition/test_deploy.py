@@ -336,6 +336,20 @@ def test_hsts_when_asked(secrets_file):
     assert 'add_header Strict-Transport-Security "max-age=31536000" always;' in conf
 
 
+def test_hsts_by_default_only_with_a_publicly_trusted_certificate(secrets_file, split_plan):
+    # self-signed (the default): browsers must not remember a certificate they do not trust
+    assert "Strict-Transport-Security" not in upload(split_plan["lb1"],
+                                                     "Balancer | Write the balancer vhost")
+    acme = {"tls": "acme", "site_url": "https://www.example.com",
+            "acme_email": "webmaster@example.com"}
+    conf = upload(plan(TOPOLOGIES["split"], secrets_file, data=acme)["lb1"],
+                  "Balancer | Write the balancer vhost")
+    assert 'add_header Strict-Transport-Security "max-age=31536000" always;' in conf
+    off = upload(plan(TOPOLOGIES["split"], secrets_file, data={**acme, "hsts_max_age": 0})["lb1"],
+                 "Balancer | Write the balancer vhost")
+    assert "Strict-Transport-Security" not in off
+
+
 def test_tls_off_is_plain_http(secrets_file):
     result = plan(TOPOLOGIES["split"], secrets_file,
                   data={"tls": "off", "site_url": "http://www.example.com"})

@@ -64,7 +64,7 @@ def test_https_with_the_cluster_ca_and_http_moves_to_https(split):
     plain = site.get(f"http://{split.vip}/hello-world/?x=1", timeout=30, allow_redirects=False)
     assert plain.status_code == 301
     assert plain.headers["Location"] == f"{split.site_url}/hello-world/?x=1"
-    # No HSTS unless asked for (hsts_max_age = 0).
+    # No HSTS with the cluster's own CA (self-signed) unless asked for.
     assert "Strict-Transport-Security" not in response.headers
 
 
@@ -181,9 +181,11 @@ def test_acme_certificates_on_both_balancers(edge, beds):
     for lb in edge.group("lb"):
         assert edge.exec(lb.name, "openssl x509 -in /etc/wordpress-lb/tls/site.crt -noout "
                                   "-fingerprint -sha256")[1] == fingerprints[lb.name]
-    # Through the shared address, from this machine, against pebble's root.
+    # Through the shared address, from this machine, against pebble's root; a certificate
+    # browsers trust: HSTS by default.
     response = wp.http(edge).get(edge.site_url + "/", timeout=30)
     assert response.status_code == 200 and wp.title(response.text) == TITLE
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
 
 
 @pytest.mark.own_bed("edge")
