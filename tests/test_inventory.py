@@ -74,3 +74,17 @@ def test_groups_as_a_string_is_refused_with_the_fix(tmp_path):
     got = load(tmp_path)
     assert got.returncode != 0 and "Traceback" not in got.stderr
     assert 'host "web1": groups = "web" is not a list; write groups = ["web"]' in got.stderr
+
+
+def test_the_package_holds_its_four_subpackages_and_nothing_else():
+    """In a checkout, `pyinfra_wordpress_lb.*` names one file each (links to the top-level
+    directories), never the checkout's other modules (deploy.py, tests, ...)."""
+    import pkgutil
+
+    import pyinfra_wordpress_lb
+
+    found = sorted(m.name for m in pkgutil.iter_modules(pyinfra_wordpress_lb.__path__))
+    assert found == ["deploys", "facts", "operations", "templates"]
+    import pyinfra_wordpress_lb.deploys.validate as validate
+
+    assert Path(validate.__file__).resolve() == ROOT / "deploys" / "validate.py"
