@@ -509,15 +509,15 @@ def _check_secrets(problems: list[str]) -> None:
 
 def _check_reachable(problems: list[str]) -> None:
     """Hosts of this run that cannot be reached: listed with the other problems (a host
-    outside --limit that cannot be reached is only left out)."""
+    left out with --exclude or --limit that cannot be reached is only left alone)."""
     for h in _hosts():
         if not state.is_host_in_limit(h):
             continue
         if not reachable(h):
             problems.append(f"{h.name}: cannot be reached over SSH ({unreachable()[h.name]}): "
                             "start it or fix its SSH settings; to deploy the other hosts "
-                            f"meanwhile, leave it out with --limit (balancers in the run then "
-                            f"keep it out of their pool)")
+                            f"meanwhile, leave it out (--exclude {h.name}): balancers in the "
+                            "run then keep it out of their pool")
 
 
 def _check_releases(problems: list[str]) -> None:
@@ -576,9 +576,9 @@ def validate() -> None:
                 state.pwlb_warned = set()
             if name not in state.pwlb_warned:
                 state.pwlb_warned.add(name)
-                logger.warning(f"--> {name} (outside --limit) cannot be reached ({why}): it is "
-                               "left as it is, and balancers in this run keep it out of their "
-                               "pool")
+                logger.warning(f"--> {name} (left out of this run) cannot be reached ({why}): "
+                               "it is left as it is, and balancers in this run keep it out of "
+                               "their pool")
     if found:
         lines = "\n".join(f"    - {p}" for p in found)
         raise InvalidDeploy(

@@ -152,15 +152,16 @@ def test_an_unreachable_host_is_listed_with_every_other_problem(tmp_path):
     assert run.returncode == 1
     assert "2 problems with the inventory or settings; nothing was changed" in run.output
     assert "--> pyinfra error: 2 problems" in run.output  # no file and line of ours
-    assert "- web2: cannot be reached over SSH" in run.output and "--limit" in run.output
+    assert "- web2: cannot be reached over SSH" in run.output
+    assert "(--exclude web2)" in run.output
     assert "- admin_email 'nope' is not an email address" in run.output
 
 
-def test_limit_deploys_the_reachable_hosts_and_keeps_the_down_one_out(tmp_path):
-    run = fakerun.run(tmp_path, SPLIT, unreachable=("web2",), args=("--limit", "@fake/*"))
+def test_exclude_deploys_the_reachable_hosts_and_keeps_the_down_one_out(tmp_path):
+    run = fakerun.run(tmp_path, SPLIT, unreachable=("web2",), args=("--exclude", "web2"))
     _no_internal_error(run)
     assert run.returncode == 0, run.why()
-    assert "web2 (outside --limit) cannot be reached" in run.output
+    assert "web2 (left out of this run) cannot be reached" in run.output
     assert fakerun.step(run.output, SWITCH) == {"web1": "Success"}
     assert "Verify | Backend 10.0.0.12:80 serves the site" not in run.results
 

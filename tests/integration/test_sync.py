@@ -241,3 +241,37 @@ def test_remove_add_and_drain_web_hosts_without_a_failed_request(mesh_bed, tmp_p
     deploy_under_load(bed, bed.hosts_file, uploads)
     back = {wp.get(bed.site_url, f"/?n={i}", bed=bed).headers["X-Served-By"] for i in range(30)}
     assert "web1" in back
+
+
+@pytest.mark.own_bed("mesh")
+def test_a_host_down_before_the_run_is_listed_and_the_others_deploy_without_it(mesh_bed):
+    """web3 stopped: a full run lists it with the other problems and changes nothing;
+    `--exclude web3` deploys the others, the balancer keeps web3 out of the pool
+    while it is away, and once web3 is back a full run puts it back."""
+    bed = mesh_bed
+    web3 = bed.host("web3").address
+    bed.container("web3").stop(timeout=20)
+    try:
+        refused = pyinfra(bed.hosts_file, "--data", "admin_email=nope")
+        assert refused.returncode != 0 and refused.changed == 0
+        assert "Traceback" not in refused.output, refused.why()
+        assert "web3: cannot be reached over SSH" in refused.output, refused.why()
+        assert "admin_email 'nope' is not an email address" in refused.output
+        limited = pyinfra(bed.hosts_file, "--exclude", "web3")
+        assert limited.returncode == 0, limited.why()
+        assert "web3 (left out of this run) cannot be reached" in limited.output
+        _, conf = bed.exec("lb1", "cat /etc/nginx/sites-available/wordpress-lb")
+        assert f"server {web3}:80 max_fails=1 fail_timeout=10s down;" in conf
+        # web3's pinned host key stayed with its peers.
+        _, pins = bed.exec("web1", "cat /var/lib/wordpress/.ssh/known_hosts")
+        assert web3 in pins
+        for _ in range(20):  # the site answers from the others meanwhile
+            assert wp.get(bed.site_url, "/?limited=1", bed=bed).status_code == 200
+    finally:
+        bed.container("web3").start()
+        bed.wait_booted("web3")
+    back = pyinfra(bed.hosts_file)
+    assert back.returncode == 0, back.why()
+    _, conf = bed.exec("lb1", "cat /etc/nginx/sites-available/wordpress-lb")
+    assert f"server {web3}:80 max_fails=1 fail_timeout=10s;" in conf
+    assert pyinfra(bed.hosts_file).changed == 0
