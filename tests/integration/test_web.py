@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 
 import pytest
 
@@ -230,3 +231,46 @@ def test_wordpress_updates_by_itself_what_auto_updates_allows(split):
     decided = json.loads(out.strip().splitlines()[-1])
     assert decided == {"disabled": False, "plugins_choosable": True, "core": False,
                        "translations": True}
+
+
+def test_an_update_wordpress_makes_on_one_host_reaches_the_others(split):
+    """What auto-updates do (WordPress's own Plugin_Upgrader, here from a local package: no
+    update can be downloaded here), on web1: the new plugin files, and the removal of the
+    old ones, reach web2 through the mesh."""
+    plugins = "/var/www/wordpress/shared/wp-content/plugins"
+    upgrade = ("$_SERVER['HTTP_HOST'] = 'localhost'; require './wp-load.php'; "
+               "require_once ABSPATH . 'wp-admin/includes/class-wp-upgrader.php'; "
+               "$u = new Plugin_Upgrader(new Automatic_Upgrader_Skin()); "
+               "$r = $u->install($argv[1], array('overwrite_package' => true)); "
+               "exit($r === true ? 0 : 1);")
+
+    def package(version: int, extra: str) -> str:
+        path = f"/tmp/pwlb-auto-{version}.zip"
+        build = ("$z = new ZipArchive(); $z->open($argv[1], ZipArchive::CREATE); "
+                 "$z->addFromString('pwlb-auto/pwlb-auto.php', \"<?php\\n/*\\n * Plugin Name: "
+                 "pwlb-auto\\n * Version: \" . $argv[2] . \"\\n */\\n\"); "
+                 "$z->addFromString('pwlb-auto/' . $argv[3], 'x'); $z->close();")
+        split.exec("web1", f"rm -f {path}; php -r {shlex.quote(build)} {path} {version} {extra} "
+                           f"&& chown wordpress {path}")
+        return path
+
+    def everywhere(check: str) -> bool:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if all(split.exec(h, check, check=False)[0] == 0 for h in ("web1", "web2")):
+                return True
+            time.sleep(0.25)
+        return False
+
+    try:
+        for version, extra in ((1, "old-file.txt"), (2, "new-file.txt")):
+            zip_path = package(version, extra)
+            split.exec("web1", "cd /var/www/wordpress/current && runuser -u wordpress -- "
+                               f"php -r {shlex.quote(upgrade)} {zip_path}")
+            assert everywhere(f"grep -q 'Version: {version}' {plugins}/pwlb-auto/pwlb-auto.php"
+                              f" && test -f {plugins}/pwlb-auto/{extra}"), version
+        # Version 2 no longer has version 1's file: removed on every host.
+        assert everywhere(f"test ! -e {plugins}/pwlb-auto/old-file.txt")
+    finally:
+        split.exec("web1", f"rm -rf {plugins}/pwlb-auto /tmp/pwlb-auto-*.zip")
+        everywhere(f"test ! -e {plugins}/pwlb-auto")
