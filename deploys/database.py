@@ -71,12 +71,11 @@ def database() -> None:
             hostname=address,
             password=password,  # never on a command line, never shown
         )
-        mysql.privileges(
+        mariadb.grant_all(
             name=f"Grant {user}@{address} all on {host.data.db_name} only",
             user=user,
-            user_hostname=address,
+            hostname=address,
             database=host.data.db_name,
-            privileges=["ALL"],
         )
 
 

@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from gevent.lock import Semaphore
 from pyinfra import host, state
 from pyinfra.api import StringCommand, deploy
 from pyinfra.api.exceptions import PyinfraError
@@ -70,6 +71,14 @@ def chosen() -> str:
 def local_archive(name: str) -> str:
     """The backup's wp-content archive, fetched from the database host to this machine
     once (a private temporary directory), to be put on every web host."""
+    with _FETCHING:  # every web host's deploy asks at once; one fetch (pyinfra's own
+        return _fetch(name)  # temporary file for it would clash)
+
+
+_FETCHING = Semaphore()
+
+
+def _fetch(name: str) -> str:
     cached = getattr(state, "pwlb_restore_archive", None)
     if cached:
         return cached

@@ -14,7 +14,9 @@ import hashlib
 from pyinfra import host
 from pyinfra.api import HiddenValue, QuoteString, StringCommand, operation
 
-from pyinfra_wordpress_lb.facts.mariadb import Accounts, Databases, password_digest
+from pyinfra_wordpress_lb.facts.mariadb import (
+    Accounts, Databases, SchemaPrivileges, password_digest,
+)
 from pyinfra_wordpress_lb.operations._content import PRIVATE_DIR, unmasked, upload_secret
 
 
@@ -81,6 +83,44 @@ def _execute_secret(sql: str, name: str):
     quoted = QuoteString(path)
     yield StringCommand("mariadb", "--batch", "<", quoted, ";", "rc=$?;", "rm", "-f", quoted,
                         ";", "exit", "$rc")
+
+
+# What `GRANT ALL PRIVILEGES ON db.*` gives on MariaDB 10.11 and 11.8 (the server adds a
+# few more by version; these are the ones WordPress and its plugins use).
+ALL_ON_A_DATABASE = (
+    "ALTER", "ALTER ROUTINE", "CREATE", "CREATE ROUTINE", "CREATE TEMPORARY TABLES",
+    "CREATE VIEW", "DELETE", "DROP", "EVENT", "EXECUTE", "INDEX", "INSERT", "LOCK TABLES",
+    "REFERENCES", "SELECT", "SHOW VIEW", "TRIGGER", "UPDATE",
+)
+
+
+@operation()
+def grant_all(user: str, hostname: str, database: str):
+    """
+    Ensure an account holds all privileges on one database (``GRANT ALL PRIVILEGES ON
+    db.*``), read from ``information_schema`` (no password hash is read, unlike pyinfra's
+    ``mysql.privileges``). Privileges on other databases are not touched.
+
+    + user, hostname: the account (``'user'@'hostname'``)
+    + database: the database
+
+    **Example:**
+
+    .. code:: python
+
+        mariadb.grant_all(
+            name="Let web1 use the wordpress database",
+            user="wordpress",
+            hostname="10.0.0.6",
+            database="wordpress",
+        )
+    """
+    held = set(host.get_fact(SchemaPrivileges, user=user, hostname=hostname).get(database, []))
+    if set(ALL_ON_A_DATABASE) <= held:
+        host.noop(f"{user}@{hostname} holds all privileges on {database}")
+        return
+    q_db = "`" + database.replace("`", "``") + "`"
+    yield _execute(f"GRANT ALL PRIVILEGES ON {q_db}.* TO {_account(user, hostname)}")
 
 
 @operation()

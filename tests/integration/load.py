@@ -171,6 +171,7 @@ class Background:
                     session.close()
             ended = time.monotonic()
             with self._lock:
+                self.result.timeline.append((began - self._began, ended - self._began, ok))
                 self.result.sent += 1
                 self.result.worst = max(self.result.worst, ended - began)
                 self.result.served_by[server] += 1

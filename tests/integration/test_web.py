@@ -220,6 +220,7 @@ def test_wordpress_updates_by_itself_what_auto_updates_allows(split):
     web host (no update can be downloaded here)."""
     script = ("$_SERVER['HTTP_HOST'] = 'localhost'; require './wp-load.php'; "
               "require_once ABSPATH . 'wp-admin/includes/class-wp-upgrader.php'; "
+              "require_once ABSPATH . 'wp-admin/includes/update.php'; "
               "$u = new WP_Automatic_Updater(); echo json_encode(array("
               "'disabled' => $u->is_disabled(), "
               "'plugins_choosable' => wp_is_auto_update_enabled_for_type('plugin'), "
