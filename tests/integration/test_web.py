@@ -124,6 +124,11 @@ def test_a_changed_secret_is_applied_without_showing_it(split, beds):
     watches = {h: _watch_processes(split, h) for h in ("db1", "web1")}
     rotated = beds.run(split, "-vvv", "--diff", env={"PWLB_SECRET_DB_PASSWORD": new,
                                                      "PWLB_SECRET_ADMIN_PASSWORD": new_admin})
+    # The watch ends with the run (the checks below log in with the new password).
+    samples = {}
+    for host, flag in watches.items():
+        split.exec(host, f"rm -f {flag}")
+        samples[host] = split.exec(host, f"cat {flag}.log")[1]
     try:
         assert rotated.returncode == 0, rotated.output[-4000:]
         assert new not in rotated.output and new_admin not in rotated.output
@@ -140,11 +145,9 @@ def test_a_changed_secret_is_applied_without_showing_it(split, beds):
         assert wp.logged_in(wp.login(split.site_url, "admin", new_admin, split))
         # Never on a command line (ps every 50 ms during the run), nor in the journal
         # (sudo logs the commands it runs).
-        for host, flag in watches.items():
-            split.exec(host, f"rm -f {flag}")
-            _, samples = split.exec(host, f"cat {flag}.log")
-            assert samples.count("\n") > 20, f"{host}: ps was not sampled"
-            assert new not in samples and new_admin not in samples, f"{host}: seen in ps"
+        for host, seen in samples.items():
+            assert seen.count("\n") > 20, f"{host}: ps was not sampled"
+            assert new not in seen and new_admin not in seen, f"{host}: seen in ps"
             _, journal = split.exec(host, "journalctl --no-pager -q --since '-15min'")
             assert new not in journal and new_admin not in journal, f"{host}: in the journal"
     finally:
@@ -240,6 +243,7 @@ def test_an_update_wordpress_makes_on_one_host_reaches_the_others(split):
     old ones, reach web2 through the mesh."""
     plugins = "/var/www/wordpress/shared/wp-content/plugins"
     upgrade = ("$_SERVER['HTTP_HOST'] = 'localhost'; require './wp-load.php'; "
+               "require_once ABSPATH . 'wp-admin/includes/admin.php'; "
                "require_once ABSPATH . 'wp-admin/includes/class-wp-upgrader.php'; "
                "$u = new Plugin_Upgrader(new Automatic_Upgrader_Skin()); "
                "$r = $u->install($argv[1], array('overwrite_package' => true)); "
