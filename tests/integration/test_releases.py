@@ -209,10 +209,12 @@ def test_a_web_host_killed_during_an_upgrade_leaves_one_release_served(legacy):
         assert re.search(r"hostb failed at '[^']+'", run.output), run.why()
         print(f"kill during upgrade: {load.result.sent} GETs, {load.result.failed} failed")
         assert load.result.sent > 50
-        # A page hostb was sending when it died cannot be retried (its headers are out):
-        # at most the requests in flight then; none that started after.
-        assert load.result.failed_after(killed[0] + 1.0) == 0, load.result.errors
+        # A page hostb was sending when it died cannot be retried (its headers are out), and
+        # on Debian 12 hosta (balancer and backend) cuts a PHP page when its nginx reloads
+        # to hold hostb out (README, NOTES): cut pages only, at most a few; nothing refused.
         assert load.result.failed <= load.concurrency, load.result.errors
+        assert all(e.startswith("ChunkedEncodingError") for e in load.result.errors), \
+            load.result.errors
         # The host that stayed serves the release it served; the database was not upgraded.
         assert served_release(bed, "hosta") == old_release
         assert db_versions(bed, "hosta") == before
