@@ -16,6 +16,7 @@ from pyinfra.facts.files import File, Sha256File
 # Root's own directory (mode 711): files with secrets in them (SQL, PHP scripts) pass
 # through here, each readable by root or its one user only, and removed after use.
 PRIVATE_DIR = "/var/lib/wordpress-lb"
+MAKE_PRIVATE_DIR = f"install -d -m 711 -o root -g root {PRIVATE_DIR}"
 
 
 def unmasked(value: str | HiddenValue) -> str:

@@ -17,7 +17,9 @@ from pyinfra.api import HiddenValue, QuoteString, StringCommand, operation
 from pyinfra_wordpress_lb.facts.mariadb import (
     Accounts, Databases, SchemaPrivileges, password_digest,
 )
-from pyinfra_wordpress_lb.operations._content import PRIVATE_DIR, unmasked, upload_secret
+from pyinfra_wordpress_lb.operations._content import (
+    MAKE_PRIVATE_DIR, PRIVATE_DIR, unmasked, upload_secret,
+)
 
 
 def native_password_hash(password: str) -> str:
@@ -78,7 +80,7 @@ def account(user: str, hostname: str, password: str | HiddenValue):
 def _execute_secret(sql: str, name: str):
     """Run SQL that carries a secret: from a file only root reads, removed right after."""
     path = f"{PRIVATE_DIR}/{name}.sql"
-    yield StringCommand("install", "-d", "-m", "711", "-o", "root", "-g", "root", PRIVATE_DIR)
+    yield MAKE_PRIVATE_DIR
     yield from upload_secret(path, sql.encode(), user="root", group="root", mode=600)
     quoted = QuoteString(path)
     yield StringCommand("mariadb", "--batch", "<", quoted, ";", "rc=$?;", "rm", "-f", quoted,

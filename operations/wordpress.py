@@ -14,7 +14,7 @@ from pyinfra.facts.files import FileContents, Sha1File, Sha256File
 from pyinfra_wordpress_lb.templates import php_string, render
 from pyinfra_wordpress_lb.facts.wordpress import DatabaseVersion, Installed, Releases
 from pyinfra_wordpress_lb.operations._content import (
-    PRIVATE_DIR, put_content, unmasked, upload_secret,
+    MAKE_PRIVATE_DIR, PRIVATE_DIR, put_content, unmasked, upload_secret,
 )
 from pyinfra_wordpress_lb.operations._fail import fail
 
@@ -351,7 +351,7 @@ def install(
     # only root writes to.
     tmp = f"{PRIVATE_DIR}/wp-install-{hashlib.sha1(docroot.encode()).hexdigest()[:12]}.php"
     q_tmp, q_user = shlex.quote(tmp), shlex.quote(user)
-    yield f"install -d -m 711 -o root -g root {PRIVATE_DIR}"
+    yield MAKE_PRIVATE_DIR
     yield from upload_secret(tmp, script.encode(), user=user, group=user, mode=600)
     yield (
         f"cd {shlex.quote(docroot)} && runuser -u {q_user} -- php {q_tmp}; "
@@ -407,7 +407,7 @@ def admin_password(docroot: str, url: str, admin_user: str, password: str | Hidd
         host.noop(f"{admin_user}'s password is the admin_password secret")
         return
     new_stamp = password_stamp(raw, hashlib.sha256(f"{stamp}:salt".encode()).hexdigest()[:16])
-    yield f"install -d -m 711 -o root -g root {PRIVATE_DIR}"
+    yield MAKE_PRIVATE_DIR
     if recorded:
         script = render("wordpress/admin-password.php.j2", url=php_string(url),
                         admin_user=php_string(admin_user), admin_password=php_string(raw))
