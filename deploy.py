@@ -16,7 +16,7 @@ from pyinfra_wordpress_lb.deploys.common import common
 from pyinfra_wordpress_lb.deploys.database import database
 from pyinfra_wordpress_lb.deploys.firewall import firewall
 from pyinfra_wordpress_lb.deploys.ha import shared_address
-from pyinfra_wordpress_lb.deploys.sync import seed, sync
+from pyinfra_wordpress_lb.deploys.sync import sync
 from pyinfra_wordpress_lb.deploys.tls import acme, trust
 from pyinfra_wordpress_lb.deploys.validate import validate
 from pyinfra_wordpress_lb.deploys.verify import verify
@@ -33,7 +33,7 @@ if "db" in host.groups:
 if "web" in host.groups:
     release()  # beside the served one, then one atomic switch
     web()
-    sync()
+    sync()  # a web host new to the cluster waits here until it holds every upload
     cron()
 if "lb" in host.groups or "web" in host.groups:
     trust()
@@ -42,7 +42,6 @@ cluster.barrier(name="Wait until every host has its tiers", reason="database, we
 
 if "web" in host.groups:
     install()  # and the database upgrade a new release needs: once, every host switched
-    seed()  # web hosts new to the cluster get the shared content from a peer
 if "lb" in host.groups:
     balancer()  # new web hosts held back until verified
     shared_address()

@@ -4,8 +4,8 @@ inbound, and per role only the flows the cluster needs.
 - every host: loopback, replies to its own connections, ICMP, SSH from `admin_networks`,
   everything from `firewall_trusted` (a monitoring or bastion host);
 - balancers: the public ports from anywhere; VRRP from the other balancers;
-- web hosts: the backend port from the balancers; SSH from the other web hosts (the
-  mesh) and from the database host (backups read the shared content);
+- web hosts: the backend port from the balancers; the sync mesh's port from the other
+  web hosts; SSH from the database host (backups read the shared content);
 - database host: the database port from the web hosts.
 
 The rules live in /etc/wordpress-lb/firewall.nft, loaded at boot by
@@ -29,7 +29,7 @@ from pyinfra_wordpress_lb.deploys import balancer, common, database, ha, tls, we
 from pyinfra_wordpress_lb.deploys._util import (
     backend_port, group_hosts, host_fact, private_address,
 )
-from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
+from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
 from pyinfra_wordpress_lb.facts.nftables import Sources
 from pyinfra_wordpress_lb.operations import nftables
 
@@ -101,9 +101,13 @@ def rules(target=None, keep: dict | None = None) -> list[tuple[str, list[str]]]:
         if lbs:
             found.append(("the backend, from the balancers",
                           [_cluster(lbs, f"tcp dport {backend_port(target)} accept", keep)]))
-        readers = [a for a in webs + dbs if a != me]
+        peers = [a for a in webs if a != me]
+        if peers:
+            found.append(("the sync mesh, from the other web hosts",
+                          [_cluster(peers, f"tcp dport {int(value(target, 'mesh_port'))} accept", keep)]))
+        readers = [a for a in dbs if a != me]
         if readers:
-            found.append(("SSH from the other web hosts (mesh) and the database host (backups)",
+            found.append(("SSH from the database host (backups)",
                           [_cluster(readers, f"tcp dport {ssh_port} accept", keep)]))
     if "db" in target.groups and webs:
         found.append(("the database, from the web hosts",

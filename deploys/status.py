@@ -24,18 +24,16 @@ from pyinfra_wordpress_lb.deploys._util import backend_port, group_hosts, privat
 from pyinfra_wordpress_lb.deploys.settings import defaults, value
 from pyinfra_wordpress_lb.facts.backup import Backups, Timer as BackupTimer
 from pyinfra_wordpress_lb.facts.http import Response
-from pyinfra_wordpress_lb.facts.lsyncd import Status as MeshStatus
+from pyinfra_wordpress_lb.facts.syncthing import Status as MeshStatus
 from pyinfra_wordpress_lb.facts.mariadb import Connections
 from pyinfra_wordpress_lb.facts.network import Holds
 from pyinfra_wordpress_lb.facts.nginx import Upstream
-from pyinfra_wordpress_lb.facts.sysctl import Setting as Sysctl
 from pyinfra_wordpress_lb.facts.tls import Certificate
 from pyinfra_wordpress_lb.facts.wordpress import Cron, Releases
 from pyinfra_wordpress_lb.operations import nginx as nginx_ops, status as status_op
 
 CERT_DAYS = 14  # a certificate this close to expiry needs attention
 BACKUP_PERIODS = {"hourly": 3600, "daily": 86400, "weekly": 7 * 86400, "monthly": 31 * 86400}
-WATCHES_SHARE = 0.8  # inotify watches used beyond this share of the limit need attention
 
 
 def _running(units: dict, pattern: str) -> bool:
@@ -137,22 +135,27 @@ def _web_row() -> dict:
     if not checks["release"]:
         problems.append(f"no release is served ({base}/current): re-run the deploy")
     peers = [private_address(h) for h in group_hosts("web") if h.name != host.name]
-    mesh = host.get_fact(MeshStatus, unit=sync.UNIT, config=sync.CONFIG,
-                         status_file=sync.status_file())
+    mesh = host.get_fact(MeshStatus, unit=sync.UNIT, tool=sync.TOOL)
     if peers:
-        waiting = sum(mesh.get("delays") or [])
-        checks["mesh"] = (f"running, {len(mesh.get('peers') or [])} peers" if mesh.get("active")
-                          else "stopped")
-        checks["backlog"] = f"{waiting} changes waiting" if waiting else "in sync"
+        away = {name: p for name, p in (mesh.get("peers") or {}).items() if not p.get("connected")}
+        connected = len(mesh.get("peers") or {}) - len(away)
+        checks["mesh"] = (f"running, {connected} of {len(peers)} peers connected"
+                          if mesh.get("active") else "stopped")
+        lacking = sum(p.get("lacks") or 0 for p in (mesh.get("peers") or {}).values())
+        checks["backlog"] = ("catching up" if mesh.get("catching_up") else
+                             f"{mesh.get('needs')} items to receive" if mesh.get("needs") else
+                             f"{lacking} changes not on every peer yet" if lacking else "in sync")
         if not mesh.get("active"):
-            problems.append("the sync mesh (lsyncd-wordpress) is stopped: uploads do not reach "
-                            "the other web hosts; `systemctl start lsyncd-wordpress`")
-        limit = host.get_fact(Sysctl, key="fs.inotify.max_user_watches").get("value")
-        watches = mesh.get("watches") or 0
-        checks["inotify"] = f"{watches}/{limit}" if isinstance(limit, int) else str(watches)
-        if isinstance(limit, int) and watches > WATCHES_SHARE * limit:
-            problems.append(f"inotify watches {watches} of {limit}: raise "
-                            "fs.inotify.max_user_watches")
+            problems.append(f"the sync mesh ({sync.UNIT}) is stopped: uploads do not reach "
+                            f"the other web hosts; `systemctl start {sync.UNIT}`")
+        for name, peer in sorted(away.items()):
+            if peer.get("lacks"):
+                shown = ", ".join(peer.get("lacking") or [])
+                problems.append(f"{name} is not connected and lacks {peer['lacks']} changes made "
+                                f"here (delivered when it is back): {shown}")
+        if mesh.get("errors"):
+            problems.append(f"the mesh reports {mesh['errors']} errors: "
+                            f"`journalctl -u {sync.UNIT}`")
     cron = host.get_fact(Cron, docroot=f"{base}/current", user=host.data.wordpress_user)
     checks["cron"] = ("timer on" if cron.get("timer") else "timer off") + (
         f", last run {_age(datetime.datetime.fromisoformat(cron['last_run']))} ago"

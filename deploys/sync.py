@@ -1,52 +1,80 @@
-"""Sync mesh (group `web`): every web host pushes what WordPress writes at run time (the
-shared `wp-content`: uploads, plugins, themes, languages) to every other, with lsyncd.
-Core and wp-config.php never travel by the mesh: the deploy puts them on every host.
+"""Sync mesh (group `web`): what WordPress writes at run time (the shared `wp-content`:
+uploads, plugins, themes, languages) is the same on every web host, kept so by
+syncthing. Core and wp-config.php never travel by the mesh: the deploy puts them on
+every host.
 
-lsyncd runs as the `wordpress` user under systemd (restart on failure, starts at
-boot, keeps going when a peer is down) and pushes with rsync over SSH using one mesh
-key per cluster. On each peer that key may only run `rrsync` into the mesh's root, only
-from the other web hosts' addresses, with no pty or forwarding; peers' host keys are
-pinned from facts. The guards lsyncd's maintainers recommend for two-way use: deletes
-propagate only while running, a newer file on the receiver is never overwritten,
-partial files stay out of the synced tree, caches and upgrade temp dirs are excluded.
+Why syncthing (measured, see README "The sync mesh" and `bench/`): each host keeps an
+index of every file with a version vector, so a deletion is known as a deletion (a
+host that was away never brings a deleted file back), what a host changed while no
+peer heard it is sent when it returns, and the same path changed on two hosts ends
+with one version everywhere (the newest; `maxConflicts` 0: no conflict copies).
 
-A web host new to the cluster gets the shared content from a peer (pushed by the first
-web host that already serves) before any balancer sends it traffic; a web host that
-left the inventory keeps its mesh access until the balancers no longer send to it.
+Each web host runs syncthing as the `wordpress` user under systemd, listening on its
+private address only; peers are pinned by device ID (the hash of each host's TLS
+certificate, derived on the controller from the `mesh_secret` secret and the host's
+name), with discovery, relays and NAT traversal off. At boot a web host's backend
+answers 503 (the balancers send its requests to the others) until it holds what its
+peers hold (`wordpress-lb-mesh catch-up`); a new web host waits for the same before
+the deploy goes on, so it has every upload before any balancer sends it a request.
+A web host that left the inventory stays a device of its peers until the balancers
+no longer send to it (`prune_departed`, after them).
 """
 
 from __future__ import annotations
 
-import shlex
+import datetime
+import functools
+import hashlib
+import hmac
+from base64 import b32encode
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.x509.oid import NameOID
 from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand, deploy
+from pyinfra.api import HiddenValue, deploy
+from pyinfra.facts.files import File
+from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server, systemd
 
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import backup, common, secrets, web
-from pyinfra_wordpress_lb.deploys._util import (
-    group_hosts, host_fact, newcomers, private_address, reachable, serving, ssh_options,
-)
+from pyinfra_wordpress_lb.deploys._util import TIDY, group_hosts, host_fact, private_address
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
-from pyinfra_wordpress_lb.facts.ssh import AuthorizedSources, HostKeys
-from pyinfra_wordpress_lb.operations import ssh, sysctl, wordpress
+from pyinfra_wordpress_lb.facts.syncthing import Devices
+from pyinfra_wordpress_lb.operations import syncthing, sysctl, wordpress
 
-UNIT = "lsyncd-wordpress.service"
-CONFIG = "/etc/lsyncd/wordpress.conf.lua"
-TEMP_DIR = ".mesh-tmp"  # relative to the mesh's root (rrsync wants it inside)
+UNIT = "syncthing-wordpress.service"
+CATCH_UP_UNIT = "wordpress-lb-mesh-catch-up.service"
+CONFIG = "/etc/wordpress-lb/syncthing.xml"
+FOLDER = "wp-content"
+FLAG = web.MESH_FLAG  # the backend answers 503 while it exists
+FLAG_DIR = FLAG.rsplit("/", 1)[0]
+TOOL = "/usr/local/sbin/wordpress-lb-mesh"
+API_PORT = 8384  # syncthing's local API, on 127.0.0.1 only
+# The lsyncd mesh of earlier versions, retired on the first run of this one.
+LEGACY_UNIT = "lsyncd-wordpress.service"
+LEGACY_FILES = (f"/etc/systemd/system/{LEGACY_UNIT}", "/etc/lsyncd/wordpress.conf.lua")
 
 SETTINGS = (
     Setting("mesh_root", None,
             "the directory the mesh mirrors; default `<docroot>/shared/wp-content`"),
+    Setting("mesh_port", 22000, "TCP port syncthing listens on (private address, web peers only)"),
     Setting("mesh_delay", 0.25,
-            "seconds lsyncd gathers events before it pushes (lsyncd's own default: 15)"),
+            "seconds syncthing gathers file events before it scans them (`fsWatcherDelayS`; "
+            "Debian 12's syncthing 1.19 takes whole seconds: rounded up, at least 1)"),
+    Setting("mesh_rescan", 3600,
+            "seconds between full rescans (a safety net: file events trigger the sync)"),
+    Setting("mesh_catch_up_timeout", 120,
+            "seconds a web host back from an outage waits to hold what its peers hold "
+            "before it serves anyway (it answers 503 meanwhile)"),
     Setting("mesh_inotify_watches", 524288,
-            "`fs.inotify.max_user_watches` at least (lsyncd watches every directory); a "
+            "`fs.inotify.max_user_watches` at least (syncthing watches every directory); a "
             "host that refuses (a container) is named in the output"),
     Setting("mesh_excludes",
-            (f"/{TEMP_DIR}/", "/cache/", "/upgrade/", "/upgrade-temp-backup/", "*.swp", "*~"),
-            "paths the mesh never syncs (lsyncd exclude patterns, `/` = the mesh's root)"),
+            ("/cache", "/upgrade", "/upgrade-temp-backup", "*.swp", "*~"),
+            "paths the mesh never syncs (syncthing ignore patterns, `/` = the mesh's root)"),
 )
 
 
@@ -59,151 +87,190 @@ def mesh_root(target=None) -> str:
     return f"{docroot}/{wordpress.SHARED_CONTENT}"
 
 
-def peers() -> list[str]:
-    """Private addresses of the other web hosts."""
-    me = private_address()
-    return [a for a in (private_address(h) for h in group_hosts("web")) if a != me]
+def home(target=None) -> str:
+    """syncthing's home (identity, index database, its copy of the configuration)."""
+    return f"{(host if target is None else target).data.wordpress_home}/syncthing"
 
 
-def departing(authorized: str) -> list[str]:
-    """Addresses this host still admits to the mesh that are no web host any more."""
-    me = private_address()
-    # (The database host's backup is admitted by a line of its own.)
-    current = {private_address(h) for h in group_hosts("web") + group_hosts("db")}
-    return [a for a in host_fact(host, AuthorizedSources, path=authorized)
-            if a not in current and a != me and a != "127.0.0.1"]
+def _derived(purpose: str, name: str) -> bytes:
+    return hmac.new(secrets.raw("mesh_secret").encode(), f"{purpose} {name}".encode(),
+                    hashlib.sha256).digest()
+
+
+def identity(name: str) -> tuple[str, str]:
+    return _identity(secrets.raw("mesh_secret"), name)
+
+
+@functools.lru_cache(maxsize=None)
+def _identity(secret: str, name: str) -> tuple[str, str]:
+    """(private key PEM, certificate PEM) of a web host's syncthing device, derived from
+    the cluster's `mesh_secret` and the host's name: the same on every run (Ed25519
+    signatures are deterministic), nothing to keep per host."""
+    seed = hmac.new(secret.encode(), f"wordpress-lb syncthing device {name}".encode(),
+                    hashlib.sha256).digest()
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "syncthing")])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(int.from_bytes(seed[:8], "big") >> 1)
+            .not_valid_before(datetime.datetime(2020, 1, 1))
+            .not_valid_after(datetime.datetime(2999, 12, 31))
+            .sign(key, None))
+    return (key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode(),
+            cert.public_bytes(serialization.Encoding.PEM).decode())
+
+
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def _luhn32(chunk: str) -> str:
+    factor, total = 1, 0
+    for char in chunk:
+        addend = factor * _B32.index(char)
+        factor = 1 if factor == 2 else 2
+        total += addend // 32 + addend % 32
+    return _B32[(32 - total % 32) % 32]
+
+
+@functools.lru_cache(maxsize=None)
+def device_id(cert_pem: str) -> str:
+    """syncthing's device ID of a certificate: base32 of its SHA-256, with a check
+    character after every 13, in groups of 7."""
+    der = x509.load_pem_x509_certificate(cert_pem.encode()).public_bytes(
+        serialization.Encoding.DER)
+    plain = b32encode(hashlib.sha256(der).digest()).decode().rstrip("=")
+    checked = "".join(plain[i:i + 13] + _luhn32(plain[i:i + 13]) for i in range(0, 52, 13))
+    return "-".join(checked[i:i + 7] for i in range(0, 56, 7))
+
+
+def _device(name: str, address: str) -> dict:
+    return {"name": name, "address": address, "id": device_id(identity(name)[1])}
+
+
+def departing() -> dict[str, str]:
+    """Devices this host's mesh still has that are no web host any more: {name: address}."""
+    current = {h.name for h in group_hosts("web")}
+    return {name: address for name, address in host_fact(host, Devices, path=CONFIG).items()
+            if name not in current}
+
+
+def _ignore_patterns() -> list[str]:
+    # (lsyncd's `/cache/` style of earlier versions: syncthing wants no trailing slash.)
+    return [str(p).rstrip("/") or "/" for p in host.data.mesh_excludes]
+
+
+def _config(devices: list[dict]) -> HiddenValue:
+    major = host_fact(host, LinuxDistribution).get("major") or 13
+    delay = float(host.data.mesh_delay)
+    if major < 13:  # syncthing 1.19: configuration version 36, whole seconds
+        version, delay = 36, max(1, int(-(-delay // 1)))
+    else:
+        version = 37
+    text = templates.render(
+        "syncthing/config.xml.j2", version=version, folder=FOLDER, root=mesh_root(),
+        rescan=int(host.data.mesh_rescan), delay=delay, devices=devices,
+        port=int(host.data.mesh_port), api_port=API_PORT, address=private_address(),
+        api_key=_derived("wordpress-lb syncthing api", host.name).hex()[:32])
+    return HiddenValue(text)
 
 
 @deploy("Sync mesh", data_defaults=defaults(common.SETTINGS, web.SETTINGS, SETTINGS))
 def sync() -> None:
     user = host.data.wordpress_user
-    home = host.data.wordpress_home
     root = mesh_root()
-    ssh_dir = f"{home}/.ssh"
-    key_file = f"{ssh_dir}/mesh_ed25519"
-    known_hosts = f"{ssh_dir}/known_hosts"
-    authorized = f"{ssh_dir}/authorized_keys"
-    others = peers()
+    peers = [h for h in group_hosts("web") if h.name != host.name]
+    leaving = departing()
 
-    # rrsync (Debian's rsync) is a Python 3 script: the receiving side needs python3.
-    apt.packages(name="Install lsyncd", packages=["lsyncd", "rsync", "openssh-client", "python3"],
+    apt.packages(name="Install syncthing", packages=["syncthing", "python3"],
                  no_recommends=True)
-    # One inotify watch per directory: too few and lsyncd silently misses directories.
-    sysctl.at_least(name="Let lsyncd watch every directory",
+    # One inotify watch per directory: too few and changes wait for the next rescan.
+    sysctl.at_least(name="Let the mesh watch every directory",
                     key="fs.inotify.max_user_watches", value=int(host.data.mesh_inotify_watches))
-    files.directory(name="Create the mesh's SSH directory", path=ssh_dir, user=user,
-                    group=user, mode="700")
-    files.directory(name="Create the SSH connection-sharing directory",
-                    path=f"{ssh_dir}/cm", user=user, group=user, mode="700")
-    files.directory(name="Create the mesh's root", path=root, user=user, group=user,
+    files.directory(name="Create the mesh's root", path=root, user=user, group=user, mode="755")
+    # syncthing refuses to sync a folder without its marker (an unmounted disk is never
+    # taken for "everything deleted").
+    files.directory(name="Mark the mesh's root for syncthing", path=f"{root}/.stfolder",
+                    user=user, group=user, mode="755")
+    files.template(name="Write what the mesh never syncs", src=templates.path("syncthing/stignore.j2"),
+                   dest=f"{root}/.stignore", user=user, group=user, mode="644",
+                   patterns=_ignore_patterns(), jinja_env_kwargs=TIDY)
+    files.directory(name="Create the mesh's home", path=home(), user=user, group=user, mode="700")
+    files.directory(name="Create the mesh's configuration directory", path="/etc/wordpress-lb",
                     mode="755")
-    files.directory(name="Create the mesh's temp dir (never synced nor served)",
-                    path=f"{root}/{TEMP_DIR}", user=user, group=user, mode="700")
-
-    key = ssh.private_key(
-        name="Install the cluster's mesh key",
-        path=key_file,
-        key=secrets.secret("mesh_ssh_key"),
-        user=user,
-    )
-    # A web host that left the inventory keeps its access until the balancers no longer
-    # send it requests (`prune_departed`, after them).
-    admit(others + departing(authorized), root, authorized,
-          "Let the mesh key rsync into the mesh's root, from the peers only")
-    ssh.known_hosts(
-        name="Pin the peers' host keys",
-        path=known_hosts,
-        hosts={private_address(h): host_fact(h, HostKeys) if reachable(h) else None
-               for h in group_hosts("web") if private_address(h) in others},
-        user=user,
-    )
-
-    config = files.template(
-        name="Write the lsyncd mesh configuration",
-        src=templates.path("lsyncd/wordpress.conf.lua.j2"),
-        dest=CONFIG,
-        mode="644",
-        peers=others,
-        peer_ssh={private_address(h): ssh_options(h) for h in group_hosts("web")},
-        mesh_user=user,
-        root=root,
-        delay=host.data.mesh_delay,
-        excludes=list(host.data.mesh_excludes),
-        temp_dir=TEMP_DIR,
-        key_file=key_file,
-        known_hosts=known_hosts,
-        control_dir=f"{ssh_dir}/cm",
-        status_file=status_file(),
-    )
-    unit = files.template(
-        name="Install the lsyncd mesh unit",
-        src=templates.path("systemd/lsyncd-wordpress.service.j2"),
-        dest=f"/etc/systemd/system/{UNIT}",
-        mode="644",
-        run_as=user,
-        config=CONFIG,
-    )
-    systemd.daemon_reload(name="Reload systemd for the mesh unit", _if=unit.did_change)
-    restart = lambda: config.did_change() or unit.did_change() or key.did_change()  # noqa: E731
+    key, cert = identity(host.name)
+    ident = syncthing.identity(name="Install this host's mesh identity", home=home(),
+                               key=HiddenValue(key), cert=cert, user=user)
+    devices = [_device(h.name, private_address(h)) for h in group_hosts("web")] + \
+        [_device(name, address) for name, address in sorted(leaving.items())]
+    config = syncthing.config(name="Write the mesh configuration", path=CONFIG,
+                              content=_config(devices), group=user)
+    tool = files.template(name="Install the mesh's status and catch-up tool",
+                          src=templates.path("sbin/wordpress-lb-mesh.j2"), dest=TOOL, mode="755",
+                          config=CONFIG, folder=FOLDER, flag=FLAG)
+    unit = files.template(name="Install the mesh unit",
+                          src=templates.path("systemd/syncthing-wordpress.service.j2"),
+                          dest=f"/etc/systemd/system/{UNIT}", mode="644", run_as=user,
+                          config=CONFIG, home=home())
+    catch_up = files.template(name="Install the unit that holds the backend until it caught up",
+                              src=templates.path("systemd/wordpress-lb-mesh-catch-up.service.j2"),
+                              dest=f"/etc/systemd/system/{CATCH_UP_UNIT}", mode="644",
+                              run_as=user, flag=FLAG, mesh_unit=UNIT,
+                              timeout=int(host.data.mesh_catch_up_timeout))
+    files.template(name="Raise the catching-up flag at every boot",
+                   src=templates.path("tmpfiles/wordpress-lb-mesh.conf.j2"),
+                   dest="/etc/tmpfiles.d/wordpress-lb-mesh.conf", mode="644",
+                   run_as=user, flag=FLAG, flag_dir=FLAG_DIR)
+    _retire_lsyncd(user)
+    systemd.daemon_reload(name="Reload systemd for the mesh units",
+                          _if=lambda: unit.did_change() or catch_up.did_change())
+    restart = lambda: bool(peers) and (  # noqa: E731
+        config.did_change() or unit.did_change() or ident.did_change() or tool.did_change())
     systemd.service(name="Restart the mesh for its new configuration", service=UNIT,
-                    restarted=True, _if=lambda: bool(others) and restart())
-    systemd.service(name="Keep the mesh running and enabled" if others
+                    restarted=True, _if=restart)
+    systemd.service(name="Keep the mesh running and enabled" if peers
                     else "Stop the mesh: there is no other web host",
-                    service=UNIT, running=bool(others), enabled=bool(others))
+                    service=UNIT, running=bool(peers), enabled=bool(peers))
+    # Blocks until this host holds what its peers hold (a new host: every upload).
+    systemd.service(name="Wait until this host holds what its peers hold" if peers
+                    else "No catching up without peers",
+                    service=CATCH_UP_UNIT, running=bool(peers), enabled=bool(peers))
+    backup_access(user, root)
 
 
-def admit(addresses: list[str], root: str, path: str, name: str):
-    user = host.data.wordpress_user
-    return files.template(
-        name=name,
-        src=templates.path("ssh/authorized_keys.j2"),
-        dest=path,
-        user=user,
-        group=user,
-        mode="600",
-        peers=addresses or ["127.0.0.1"],
-        root=root,
-        public_key=secrets.public_key("mesh_ssh_key", "wordpress-lb-mesh"),
-        reader=backup.reader_key(),
-        jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
-    )
+def _retire_lsyncd(user: str) -> None:
+    home_dir = host.data.wordpress_home
+    return server.shell(
+        name="Retire the lsyncd mesh of earlier versions",
+        commands=[f"systemctl disable --now {LEGACY_UNIT} || true",
+                  "rm -f " + " ".join((*LEGACY_FILES, f"{home_dir}/lsyncd.status",
+                                       f"{home_dir}/.ssh/mesh_ed25519")),
+                  "systemctl daemon-reload"],
+    ) if host_fact(host, File, path=LEGACY_FILES[0]) else None
 
 
-def status_file(target=None) -> str:
-    """Where lsyncd writes its status (read by `status.py`)."""
-    return f"{(host if target is None else target).data.wordpress_home}/lsyncd.status"
-
-
-@deploy("Sync mesh", data_defaults=defaults(common.SETTINGS, web.SETTINGS, SETTINGS))
-def seed() -> None:
-    """The first web host that served before this run pushes the shared content to web
-    hosts new to the cluster (once every host's mesh admits its peers), so a new host
-    has every upload before any balancer sends it a request."""
-    established = [h for h in group_hosts("web") if serving(h)]
-    if not established or host != established[0]:
-        return
-    user = host.data.wordpress_user
+def backup_access(user: str, root: str):
+    """The database host's backups read the shared tree over SSH (a key of their own,
+    read-only, from that host only)."""
     ssh_dir = f"{host.data.wordpress_home}/.ssh"
-    for newcomer in newcomers():
-        address = private_address(newcomer)
-        server.shell(
-            name=f"Give {newcomer.name} the shared content from this peer",
-            commands=[StringCommand(
-                "runuser", "-u", QuoteString(user), "--", "rsync", "-a", "--update",
-                f"--temp-dir=/{TEMP_DIR}", f"--exclude=/{TEMP_DIR}/", "-e", QuoteString(
-                    f"ssh -i {shlex.quote(ssh_dir + '/mesh_ed25519')} {ssh_options(newcomer)} "
-                    "-o BatchMode=yes -o StrictHostKeyChecking=yes "
-                    f"-o UserKnownHostsFile={shlex.quote(ssh_dir + '/known_hosts')}"),
-                QuoteString(f"{mesh_root()}/"), QuoteString(f"{user}@{address}:/"),
-            )],
-        )
+    files.directory(name="Create the SSH directory for the backups' access", path=ssh_dir,
+                    user=user, group=user, mode="700")
+    return files.template(
+        name="Let the backups read the shared tree, from the database host only",
+        src=templates.path("ssh/authorized_keys.j2"),
+        dest=f"{ssh_dir}/authorized_keys",
+        user=user, group=user, mode="600",
+        root=root, reader=backup.reader_key(), jinja_env_kwargs=TIDY,
+    )
 
 
 @deploy("Sync mesh", data_defaults=defaults(common.SETTINGS, web.SETTINGS, SETTINGS))
 def prune_departed() -> None:
     """After the balancers stopped sending requests to a web host that left the
-    inventory: the mesh admits it no more."""
-    authorized = f"{host.data.wordpress_home}/.ssh/authorized_keys"
-    if departing(authorized):
-        admit(peers(), mesh_root(), authorized,
-              "Admit only the current web hosts to the mesh")
+    inventory: the mesh shares with it no more."""
+    if not departing() or not [h for h in group_hosts("web") if h.name != host.name]:
+        return
+    devices = [_device(h.name, private_address(h)) for h in group_hosts("web")]
+    config = syncthing.config(name="Share the mesh with the current web hosts only",
+                              path=CONFIG, content=_config(devices), group=host.data.wordpress_user)
+    systemd.service(name="Restart the mesh without the departed hosts", service=UNIT,
+                    restarted=True, _if=config.did_change)

@@ -20,7 +20,7 @@ from pyinfra.operations import apt, files
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import common, database
 from pyinfra_wordpress_lb.deploys._util import (
-    backend_port, group_addresses, host_fact, nginx_site, site_url,
+    backend_port, group_addresses, group_hosts, host_fact, nginx_site, site_url,
 )
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
 from pyinfra_wordpress_lb.facts.wordpress import Releases
@@ -29,6 +29,9 @@ from pyinfra_wordpress_lb.operations import php, wordpress
 FPM_SOCKET = "/run/php/wordpress-fpm.sock"
 PHP_LOG = "/var/log/php-fpm-wordpress.log"  # the pool's PHP errors (rotated weekly)
 LOGROTATE = "/etc/logrotate.d/wordpress-lb"
+
+# Raised at boot on a web host with peers, gone once its sync mesh caught up (sync.py).
+MESH_FLAG = "/run/wordpress-lb-mesh/catching-up"
 
 SETTINGS = (
     Setting("docroot", "/var/www/wordpress",
@@ -117,6 +120,8 @@ def web() -> None:
         fpm_socket=FPM_SOCKET,
         static_expires=host.data.static_expires,
         fastcgi_read_timeout=host.data.fastcgi_read_timeout,
+        # (deploys/sync.py: raised at boot, gone once the mesh caught up.)
+        catching_up_flag=MESH_FLAG if len(group_hosts("web")) > 1 else None,
     )
     if host_fact(host, Releases, base=docroot)["legacy"]:
         # nginx now serves <docroot>/current: the old single docroot goes (what it held

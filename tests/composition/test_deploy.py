@@ -7,9 +7,11 @@ topology gets, in which order, and which commands a first run would send.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from pyinfra_wordpress_lb.deploys import sync
 from tests.fakedeploy import FAKE_HOST, plan
 
 TOPOLOGIES = {
@@ -156,17 +158,40 @@ def test_first_run_commands_of_the_common_base(split_plan):
     assert "useradd" in user and " -r " in user and "-d /var/lib/wordpress" in user
 
 
-def test_sync_mesh_on_web_hosts_with_their_peers(split_plan):
-    result = split_plan
+def device(secrets_file, name: str) -> str:
+    """The syncthing device ID of a host of a plan (derived from the cluster's secret)."""
+    secret = json.loads(secrets_file.read_text())["mesh_secret"]
+    return sync.device_id(sync._identity(secret, name)[1])
+
+
+def test_sync_mesh_on_web_hosts_with_their_peers(secrets_file):
+    result = plan(TOPOLOGIES["split"], secrets_file, show_secrets=True)
     for host in ("lb1", "db1"):
         assert not any(n.startswith("Sync mesh") for n in names(result[host])), host
     ops = result["web1"]
-    assert "Sync mesh | Install the cluster's mesh key" in names(ops)
     # The install comes after the mesh, so WordPress's first files reach every peer.
     assert names(ops).index("Sync mesh | Keep the mesh running and enabled") < names(ops).index(INSTALL)
-    key = commands(ops, "Sync mesh | Install the cluster's mesh key")
-    assert "install -m 600 -o wordpress" in key
+    hidden = plan(TOPOLOGIES["split"], secrets_file)["web1"]
+    key = commands(hidden, "Sync mesh | Install this host's mesh identity")
+    assert "install -m 600 -o wordpress -g wordpress /dev/null /var/lib/wordpress/syncthing/key.pem" in key
     assert "PRIVATE KEY" not in key
+    config = commands(hidden, "Sync mesh | Write the mesh configuration")
+    assert "install -m 640 -o root -g wordpress" in config and "apikey" not in config
+    configs = {web: commands(result[web], "Sync mesh | Write the mesh configuration")
+               for web in ("web1", "web2")}
+    ids = {web: device(secrets_file, f"@fake/{web}") for web in ("web1", "web2")}
+    for web, config in configs.items():
+        for other in ("web1", "web2"):
+            assert f'<device id="{ids[other]}" name="@fake/{other}"' in config
+        assert "<maxConflicts>0</maxConflicts>" in config
+        assert "<globalAnnounceEnabled>false</globalAnnounceEnabled>" in config
+        assert "<relaysEnabled>false</relaysEnabled>" in config
+        assert "<address>127.0.0.1:8384</address>" in config
+    assert "<listenAddress>tcp://10.0.0.11:22000</listenAddress>" in configs["web1"]
+    assert "<address>tcp://10.0.0.12:22000</address>" in configs["web1"]
+    # Each host its own API key.
+    keys = {web: re.search(r"<apikey>(\w+)</apikey>", c).group(1) for web, c in configs.items()}
+    assert keys["web1"] != keys["web2"] and len(keys["web1"]) == 32
 
 
 def test_a_lone_web_host_runs_no_mesh(secrets_file):
@@ -266,10 +291,10 @@ def test_addresses_reported_by_the_hosts_are_each_their_own(secrets_file):
     hosts = {"lb1": "10.9.0.5", "web1": "10.9.0.6", "web2": "10.9.0.7", "db1": "10.9.0.8"}
     result = plan(TOPOLOGIES["split"], secrets_file,
                   host_data={name: reports(address) for name, address in hosts.items()})
-    web1 = upload(result["web1"], "Sync mesh | Write the lsyncd mesh configuration")
-    assert 'target = "wordpress@10.9.0.7:/"' in web1 and "10.9.0.6:/" not in web1
-    web2 = upload(result["web2"], "Sync mesh | Write the lsyncd mesh configuration")
-    assert 'target = "wordpress@10.9.0.6:/"' in web2 and "10.9.0.7:/" not in web2
+    rules = commands(result["web1"], "Firewall | Write the firewall rules")
+    assert 'ip saddr { 10.9.0.7 } tcp dport 22000 accept comment "cluster"' in rules
+    rules = commands(result["web2"], "Firewall | Write the firewall rules")
+    assert 'ip saddr { 10.9.0.6 } tcp dport 22000 accept comment "cluster"' in rules
     lb = upload(result["lb1"], "Balancer | Write the balancer vhost")
     assert "server 10.9.0.6:80 " in lb and "server 10.9.0.7:80 " in lb
 
@@ -439,13 +464,12 @@ def test_a_new_web_host_is_seeded_verified_then_admitted(secrets_file):
     admitted = "Balancer | Write the balancer vhost with the new web hosts in the pool"
     assert lb1.index("Wait until every balancer serves") < lb1.index(check) < lb1.index(admitted)
     assert "server 10.0.0.12:80 max_fails=1 fail_timeout=10s;" in upload(result["lb1"], admitted)
-    # web1, serving already, gives web2 the shared content once the mesh admits peers.
-    web1 = names(result["web1"])
-    seed = "Sync mesh | Give @fake/web2 the shared content from this peer"
-    assert web1.index("Wait until every host has its tiers") < web1.index(seed)
-    assert "rsync -a --update" in commands(result["web1"], seed)
-    assert "wordpress@10.0.0.12:/" in commands(result["web1"], seed)
-    assert seed not in names(result["web2"])
+    # web2 holds what its peers hold (every upload) before the barrier, so before any
+    # balancer checks it.
+    web2 = names(result["web2"])
+    caught_up = "Sync mesh | Wait until this host holds what its peers hold"
+    assert web2.index(caught_up) < web2.index("Wait until every host has its tiers")
+    assert "systemctl start wordpress-lb-mesh-catch-up.service" in commands(result["web2"], caught_up)
     # On a first deploy of the whole cluster nobody is held back.
     fresh = upload(plan(TOPOLOGIES["split"], secrets_file)["lb1"], "Balancer | Write the balancer vhost")
     assert " down;" not in fresh
@@ -468,15 +492,20 @@ def test_an_old_single_docroot_moves_to_releases(secrets_file):
 
 
 def test_a_departed_web_host_loses_access_after_the_balancers_moved_on(secrets_file):
-    departed = {"grep -o 'from=": ['from="10.0.0.12,10.0.0.99"']}
-    result = plan(TOPOLOGIES["split"], secrets_file,
+    departed = {"grep -E '<device id=": [
+        '<device id="X" name="@fake/web2" compression="never">', "<address>tcp://10.0.0.12:22000</address>",
+        '<device id="Y" name="gone" compression="never">', "<address>tcp://10.0.0.99:22000</address>"]}
+    result = plan(TOPOLOGIES["split"], secrets_file, show_secrets=True,
                   host_data={"web1": {"fake_responses": departed}})
     web1 = names(result["web1"])
-    early = upload(result["web1"], "Sync mesh | Let the mesh key rsync into the mesh's root, from the peers only")
-    assert 'from="10.0.0.12,10.0.0.99"' in early  # still admitted while it may serve
-    prune = "Sync mesh | Admit only the current web hosts to the mesh"
+    gone = device(secrets_file, "gone")
+    early = commands(result["web1"], "Sync mesh | Write the mesh configuration")
+    assert f'<device id="{gone}" name="gone"' in early  # still shared while it may serve
+    assert "<address>tcp://10.0.0.99:22000</address>" in early
+    prune = "Sync mesh | Share the mesh with the current web hosts only"
     assert web1.index("Wait until every balancer serves") < web1.index(prune)
-    assert 'from="10.0.0.12"' in upload(result["web1"], prune)
+    final = commands(result["web1"], prune)
+    assert "10.0.0.99" not in final and gone not in final and "10.0.0.12:22000" in final
     db1 = names(result["db1"])
     drop = "Database | Drop database accounts of web hosts no longer in the inventory"
     assert db1.index("Wait until every balancer serves") < db1.index(drop)
@@ -522,7 +551,7 @@ def test_limits_sized_for_the_balancer_and_the_host(secrets_file):
     assert "pm.max_children = 16" in pool  # (3935 MB - 512) / 64 = 53, at most 8 per CPU
     vhost = upload(result["web1"], "Web | Write the nginx backend vhost")
     assert "open_file_cache max=10000 inactive=60s;" in vhost and "open_file_cache_errors off;" in vhost
-    assert "Sync mesh | Let lsyncd watch every directory" in names(result["web1"])
+    assert "Sync mesh | Let the mesh watch every directory" in names(result["web1"])
 
 
 # WP-Cron by the system, backups.
@@ -550,9 +579,9 @@ def test_backups_on_the_db_host_read_wp_content_from_the_web_hosts(secrets_file)
     assert "OnCalendar=daily" in upload(result["db1"], "Backups | Install wordpress-backup.timer")
     assert secrets_file.with_name("hosts.backup.pub").read_text().startswith("ssh-ed25519 ")
     # Each web host lets the db host's backup key read the shared tree, nothing else.
-    keys = upload(result["web1"], "Sync mesh | Let the mesh key rsync into the mesh's root, from the peers only")
+    keys = upload(result["web1"], "Sync mesh | Let the backups read the shared tree, from the database host only")
     assert 'from="10.0.0.13",command="/usr/bin/rrsync -ro /var/www/wordpress/shared/wp-content",restrict ssh-ed25519 ' in keys
-    assert 'from="10.0.0.12",command="/usr/bin/rrsync -wo /var/www/wordpress/shared/wp-content"' in keys
+    assert "rrsync -wo" not in keys and keys.count("ssh-ed25519") == 1
 
 
 def test_web_hosts_reach_the_database_on_the_db_hosts_port(secrets_file):
@@ -578,7 +607,8 @@ def test_each_host_admits_only_what_its_roles_need(secrets_file):
     assert "tcp dport { 80, 443 } accept" in rules["lb1"]
     assert "ip saddr { 10.0.0.11 } ip protocol 112 accept" in rules["lb1"]
     assert "ip saddr { 10.0.0.10, 10.0.0.11 } tcp dport 80 accept" in rules["web1"]
-    assert "ip saddr { 10.0.0.13, 10.0.0.14 } tcp dport 22 accept" in rules["web1"]
+    assert "ip saddr { 10.0.0.14 } tcp dport 22 accept" in rules["web1"]
+    assert "ip saddr { 10.0.0.13 } tcp dport 22000 accept" in rules["web1"]
     assert "ip saddr { 10.0.0.12, 10.0.0.13 } tcp dport 3306 accept" in rules["db1"]
     for h in ("web1", "db1"):
         assert "443" not in rules[h] and "112" not in rules[h]
@@ -659,23 +689,19 @@ def test_a_departed_host_stays_admitted_until_the_balancers_let_it_go(secrets_fi
     first = upload(ops, "Firewall | Write the firewall rules")
     assert 'ip saddr { 10.0.0.12, 10.0.0.13, 10.0.0.99 } tcp dport 22 accept comment "cluster"' in first
     final = upload(ops, "Firewall | Admit only the current hosts through the firewall")
-    assert 'ip saddr { 10.0.0.12, 10.0.0.13 } tcp dport 22 accept comment "cluster"' in final
+    assert 'ip saddr { 10.0.0.13 } tcp dport 22 accept comment "cluster"' in final
     assert "10.0.0.99" not in final
     assert result.order.index("Firewall | Admit only the current hosts through the firewall") > \
         result.order.index("Balancer | Write the balancer vhost")
 
 
-def test_mesh_and_backups_reach_a_web_host_on_its_ssh_port(secrets_file):
+def test_backups_reach_a_web_host_on_its_ssh_port(secrets_file):
     result = plan(TOPOLOGIES["split"], secrets_file, host_data={"web2": {"ssh_port": 2222}})
-    mesh = upload(result["web1"], "Sync mesh | Write the lsyncd mesh configuration")
-    assert "-p 2222 -o HostKeyAlias=10.0.0.12" in mesh
     script = commands(result["db1"], "Backups | Install the backup script")
     assert '10.0.0.12) ssh_options="-p 2222 -o HostKeyAlias=10.0.0.12" ;;' in script
     rules = commands(result["web2"], "Firewall | Write the firewall rules")
-    assert 'ip saddr { 10.0.0.11, 10.0.0.13 } tcp dport 2222 accept comment "cluster"' in rules
-    # Hosts on the usual port keep their configuration as it was.
-    assert "-p 22 " not in mesh and "HostKeyAlias=10.0.0.11" not in \
-        commands(result["web2"], "Sync mesh | Write the lsyncd mesh configuration")
+    assert 'ip saddr { 10.0.0.13 } tcp dport 2222 accept comment "cluster"' in rules
+    assert 'ip saddr { 10.0.0.11 } tcp dport 22000 accept comment "cluster"' in rules
 
 
 def test_a_floating_ip_hook_runs_when_the_shared_address_moves(secrets_file, tmp_path):
