@@ -85,14 +85,13 @@ def table(report: dict) -> str:
         sc = report["scale"]
         lines += ["", "Mesh size study (`make bench`): 100 small files written in a burst on "
                   "one web host, time until each reached every other host:", "",
-                  "| web hosts | p50 | p95 | max | lost | rsync processes at once (writer) "
-                  "| writer's CPU during the burst |", "|---|---|---|---|---|---|---|"]
+                  "| web hosts | p50 | p95 | max | lost "
+                  "| writer's CPU during the burst |", "|---|---|---|---|---|---|"]
         for k in ("2", "4", "6"):
             if k in sc:
                 r = sc[k]
                 lines.append(f"| {k} | {r['p50_s']} s | {r['p95_s']} s | {r['max_s']} s | "
-                             f"{r['lost']} of {r['arrivals']} | {r['rsync_peak']} | "
-                             f"{r['cpu_seconds']} s |")
+                             f"{r['lost']} of {r['arrivals']} | {r['cpu_seconds']} s |")
         lines.append(f"\np95 with 6 hosts / p95 with 2: {sc['p95_6_over_2']}×.")
     return "\n".join(lines)
 
@@ -167,10 +166,8 @@ def charts(report: dict, out: Path) -> list[str]:
         left.set_title("Mesh: 100 files in a burst")
         left.set_xticks([int(k) for k in sizes])
         left.legend(loc="upper left")
-        right.bar([x - 0.2 for x in range(len(sizes))], [sc[k]["rsync_peak"] for k in sizes],
-                  0.4, label="rsync processes at once", color=COLORS["ours"])
-        right.bar([x + 0.2 for x in range(len(sizes))], [sc[k]["cpu_seconds"] for k in sizes],
-                  0.4, label="writer's CPU seconds", color=COLORS["tutorial"])
+        right.bar(range(len(sizes)), [sc[k]["cpu_seconds"] for k in sizes],
+                  0.5, label="writer's CPU seconds", color=COLORS["ours"])
         right.set_xticks(range(len(sizes)), [f"{k} hosts" for k in sizes])
         right.set_title("The writing host during the burst")
         right.legend(loc="upper left")
@@ -218,7 +215,7 @@ def readme_block(report: dict) -> str:
         f"Measured {report['date']} on {report['machine']} with `{report['command']}` "
         f"({report['bench_seconds'] // 60} min; full report: `bench/results/latest.md`, "
         "charts beside it). The tutorial baseline is this same deploy with the tutorial's "
-        "settings: plain HTTP (`tls=off`), `mesh_delay=15` (lsyncd's default), and an upstream with nginx's defaults "
+        "settings: plain HTTP (`tls=off`), `mesh_delay=10` (syncthing's default), and an upstream with nginx's defaults "
         "only (`lb_keepalive=0`, `lb_next_upstream=\"error timeout\"`, "
         "`lb_connect_timeout=60s`), measured on the same bed in the same run.",
         "",

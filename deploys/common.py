@@ -23,7 +23,7 @@ SETTINGS = (
             "(`unattended-upgrades`, Debian's own configuration: security updates only, no "
             "reboot)"),
     Setting("wordpress_user", "wordpress",
-            "system user (and group) that owns the shared content, runs PHP-FPM and lsyncd"),
+            "system user (and group) that owns the shared content, runs PHP-FPM and the sync mesh"),
     Setting("wordpress_home", "/var/lib/wordpress", "home of the wordpress user"),
     Setting("secrets_file", None,
             "the secrets store; default: beside the hosts file (`hosts.toml` -> "

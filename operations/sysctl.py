@@ -29,7 +29,7 @@ def at_least(key: str, value: int, conf: str = "/etc/sysctl.d/60-wordpress-lb.co
     .. code:: python
 
         sysctl.at_least(
-            name="Let lsyncd watch every directory",
+            name="Let the mesh watch every directory",
             key="fs.inotify.max_user_watches",
             value=524288,
         )

@@ -69,56 +69,46 @@ def propagation(bed: Bed, source: str, target: str, count: int = 50, gap: float 
 
 
 def tree_digest(bed: Bed, host: str, path: str = UPLOADS) -> dict[str, str]:
-    """{relative path: sha256} of every file under `path` on a host."""
-    _, out = bed.exec(host, f"cd {path} && find . -type f -print0 | sort -z | "
-                            "xargs -0 -r sha256sum")
+    """{relative path: sha256} of every file under `path` on a host (syncthing's own
+    temporary files left out)."""
+    _, out = bed.exec(host, f"cd {path} && find . -type f ! -name '.syncthing.*.tmp' -print0 "
+                            "| sort -z | xargs -0 -r sha256sum")
     return {line[66:]: line[:64] for line in out.splitlines() if line.strip()}
 
 
+def status(bed: Bed, host: str) -> dict:
+    """The host's mesh as `wordpress-lb-mesh status` reports it ({} if it cannot)."""
+    code, out = bed.exec(host, "/usr/local/sbin/wordpress-lb-mesh status", check=False)
+    try:
+        return json.loads(out) if code == 0 else {}
+    except ValueError:
+        return {}
+
+
 def wait_quiet(bed: Bed, hosts: list[str], timeout: float = 60) -> bool:
-    """Until no host has lsyncd events waiting nor an rsync running, 3 checks in a row."""
+    """Until every host's mesh is idle, needs nothing, and each of its peers among
+    `hosts` is connected and lacks nothing: 3 checks in a row, 1 s apart."""
     deadline, calm = time.monotonic() + timeout, 0
     while time.monotonic() < deadline:
-        busy = False
+        quiet = True
         for host in hosts:
-            _, status = bed.exec(host, "cat /var/lib/wordpress/lsyncd.status 2>/dev/null; "
-                                       "pgrep -x rsync >/dev/null && echo RSYNC-RUNNING",
-                                 check=False)
-            if "RSYNC-RUNNING" in status or any(
-                    line.startswith("There are") and not line.startswith("There are 0")
-                    for line in status.splitlines()):
-                busy = True
-        calm = 0 if busy else calm + 1
-        if calm >= 3:  # the status file is rewritten every 5 s
+            found = status(bed, host)
+            peers = {name: p for name, p in (found.get("peers") or {}).items() if name in hosts}
+            if (found.get("state") != "idle" or found.get("needs") or found.get("catching_up")
+                    or len(peers) < len(hosts) - 1
+                    or any(not p["connected"] or p["lacks"] for p in peers.values())):
+                quiet = False
+                break
+        calm = calm + 1 if quiet else 0
+        if calm >= 3:
             return True
-        time.sleep(3)
+        time.sleep(1)
     return False
 
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-# Samples, on the writer, how many rsync processes run (every 50 ms) while it writes.
-SAMPLE_RSYNC = r"""
-import json, os, sys, time
-out, seconds = sys.argv[1], float(sys.argv[2])
-peak, samples, end = 0, [], time.time() + seconds
-while time.time() < end:
-    count = 0
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if open(f"/proc/{pid}/comm").read().strip() == "rsync":
-                    count += 1
-            except OSError:
-                pass
-    samples.append(count)
-    peak = max(peak, count)
-    time.sleep(0.05)
-json.dump({"peak": peak, "mean": sum(samples) / max(len(samples), 1)}, open(out, "w"))
-"""
 
 
 def cpu_seconds(bed: Bed, host: str) -> float:
@@ -129,23 +119,19 @@ def cpu_seconds(bed: Bed, host: str) -> float:
 
 def burst(bed: Bed, source: str, targets: list[str], count: int = 100, gap: float = 0.01,
           size: int = 1024, timeout: float = 60) -> dict:
-    """`count` files written on `source` in a burst; when each reached each target, the
-    most rsync processes running on `source` at once, and the CPU time `source` used."""
+    """`count` files written on `source` in a burst; when each reached each target, and
+    the CPU time `source` used."""
     stamp = f"burst-{time.time_ns()}"
     paths = [f"{UPLOADS}/{stamp}-{i}.bin" for i in range(count)]
     listed = json.dumps(paths)
     watch = {t: put_script(bed, t, "pwlb_watch", WATCH) for t in targets}
     write = put_script(bed, source, "pwlb_write", WRITE)
-    sample = put_script(bed, source, "pwlb_sample", SAMPLE_RSYNC)
     for target in targets:
         bed.container(target).exec_run(
             ["python3", watch[target], listed, f"/tmp/seen-{stamp}.json", str(timeout)],
             detach=True)
     time.sleep(0.5)
     before = cpu_seconds(bed, source)
-    window = count * gap + 10
-    bed.container(source).exec_run(
-        ["python3", sample, f"/tmp/rsync-{stamp}.json", str(window)], detach=True)
     bed.exec(source, f"python3 {write} '{listed}' {gap} /tmp/written-{stamp}.json {size}",
              user="wordpress")
     written = json.loads(bed.exec(source, f"cat /tmp/written-{stamp}.json")[1])
@@ -160,14 +146,6 @@ def burst(bed: Bed, source: str, targets: list[str], count: int = 100, gap: floa
             time.sleep(0.5)
         seen = json.loads(out or "{}")
         arrived[target] = [seen[p] - written[p] if p in seen else float("inf") for p in paths]
-    deadline = time.monotonic() + window + 5
-    while time.monotonic() < deadline:
-        code, out = bed.exec(source, f"cat /tmp/rsync-{stamp}.json", check=False)
-        if code == 0 and out.strip():
-            break
-        time.sleep(0.5)
-    rsync = json.loads(out)
     used = cpu_seconds(bed, source) - before
     bed.exec(source, f"rm -f {UPLOADS}/{stamp}-*", user="wordpress")
-    return {"latencies": arrived, "rsync_peak": rsync["peak"], "rsync_mean": rsync["mean"],
-            "cpu_seconds": round(used, 2)}
+    return {"latencies": arrived, "cpu_seconds": round(used, 2)}

@@ -186,7 +186,7 @@ def test_an_upload_on_one_web_host_only_is_served_at_once(split):
     """Read-your-upload: with the mesh held back, a file only web1 has answers through
     the balancer every time; a file no host has is a prompt 404."""
     for web in ("web1", "web2"):
-        split.exec(web, "systemctl stop lsyncd-wordpress")
+        split.exec(web, "systemctl stop syncthing-wordpress")
     name = f"only-on-web1-{time.time_ns()}.txt"
     try:
         split.exec("web1", f"echo here > {mesh.UPLOADS}/{name}", user="wordpress")
@@ -202,7 +202,7 @@ def test_an_upload_on_one_web_host_only_is_served_at_once(split):
         assert missing.status_code == 404 and time.monotonic() - began < 1
     finally:
         for web in ("web1", "web2"):
-            split.exec(web, "systemctl start lsyncd-wordpress")
+            split.exec(web, "systemctl start syncthing-wordpress")
         split.exec("web1", f"rm -f {mesh.UPLOADS}/{name}")
 
 

@@ -83,7 +83,7 @@ print(json.dumps({"ours": found, "mine": [m.MINE for m in (deploys, operations, 
     assert str(ROOT) not in result["file"], "imported from the checkout, not the wheel"
     modules = set(result["ours"])
     for expected in ("deploys.web", "deploys.sync", "deploys.balancer", "deploys.validate",
-                     "operations.wordpress", "operations.ssh", "facts.lsyncd", "facts.http",
+                     "operations.wordpress", "operations.ssh", "facts.syncthing", "facts.http",
                      "templates"):
         assert f"pyinfra_wordpress_lb.{expected}" in modules, sorted(modules)
 

@@ -212,7 +212,7 @@ def test_restore_brings_back_the_database_and_the_uploads(site):
         in run.changed_ops
     bed.exec("hosta", "systemctl is-active wordpress-backup.timer")
     for host in ("hosta", "hostb"):
-        bed.exec(host, "systemctl is-active lsyncd-wordpress.service wordpress-cron.timer")
+        bed.exec(host, "systemctl is-active syncthing-wordpress.service wordpress-cron.timer")
     # The archive's copy on this machine is gone with the run.
     assert set(Path(tempfile.gettempdir()).glob("pwlb-restore-*")) == copies
     site_ = wp.http(bed)

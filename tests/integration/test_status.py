@@ -74,11 +74,11 @@ def test_php_fpm_stopped_on_a_web_host(split):
 
 
 def test_the_mesh_stopped(split):
-    split.exec("web1", "systemctl stop lsyncd-wordpress.service")
+    split.exec("web1", "systemctl stop syncthing-wordpress.service")
     try:
-        attention(split, "web1", "web", "the sync mesh (lsyncd-wordpress) is stopped")
+        attention(split, "web1", "web", "the sync mesh (syncthing-wordpress.service) is stopped")
     finally:
-        split.exec("web1", "systemctl start lsyncd-wordpress.service")
+        split.exec("web1", "systemctl start syncthing-wordpress.service")
     assert mesh.wait_quiet(split, ["web1", "web2"], timeout=60)
 
 

@@ -1,12 +1,15 @@
-"""The lsyncd mesh: propagation, no loss, deletes, quiet, catch-up, confinement.
+"""The sync mesh (syncthing): propagation, no loss, deletions that stay deleted, one
+version everywhere, catch-up before serving, confinement.
 
-Read-only-ish checks run on the shared split bed; stopping a host and changing the
-membership run on a `mesh` bed of their own (three web hosts).
+Read-only-ish checks run on the shared split bed; stopping, killing and cutting off a
+host and changing the membership run on a `mesh` bed of their own (three web hosts).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
+import threading
 import time
 
 import pytest
@@ -14,6 +17,7 @@ import pytest
 from tests.integration import mesh
 from tests.integration import wp
 from tests.integration.load import Background
+from tests import testbed
 from tests.runner import pyinfra
 
 RESULTS: dict = {}
@@ -57,63 +61,45 @@ def test_a_delete_propagates_and_the_mesh_goes_quiet(split):
     assert mesh.wait_quiet(split, ["web1", "web2"], timeout=60)
     code, _ = split.exec("web1", f"test -e {mesh.UPLOADS}/burst", check=False)
     assert code != 0, "the delete did not reach web1"
-    # Quiet means quiet: no rsync starts again over ten seconds (no echo loop).
-    for _ in range(5):
-        for host in ("web1", "web2"):
-            code, _ = split.exec(host, "pgrep -x rsync", check=False)
-            assert code != 0, f"rsync still running on {host}"
-        time.sleep(2)
+    # Quiet means quiet: the mesh uses next to no CPU once idle (no echo loop).
+    before = {h: mesh.cpu_seconds(split, h) for h in ("web1", "web2")}
+    time.sleep(10)
+    for host in ("web1", "web2"):
+        assert mesh.cpu_seconds(split, host) - before[host] < 1.0, host
+        assert mesh.status(split, host)["state"] == "idle"
 
 
-def test_the_mesh_key_only_rsyncs_into_the_docroot(split):
+def test_the_mesh_talks_only_to_its_peers(split):
     web2 = split.host("web2").address
-    ssh = ("ssh -i /var/lib/wordpress/.ssh/mesh_ed25519 -o BatchMode=yes "
-           "-o UserKnownHostsFile=/var/lib/wordpress/.ssh/known_hosts")
-    # The key works for what it is for (so the refusals below mean something).
-    split.exec("web1", "echo ok > /tmp/allowed.txt", user="wordpress")
-    split.exec("web1", f"rsync -e '{ssh}' /tmp/allowed.txt wordpress@{web2}:/allowed.txt",
-               user="wordpress")
-    split.exec("web2", "rm /var/www/wordpress/shared/wp-content/allowed.txt")
-    # No shell, no pty.
-    code, out = split.exec("web1", f"{ssh} wordpress@{web2} id 2>&1", check=False, user="wordpress")
-    assert code != 0 and "uid=" not in out, out
-    code, out = split.exec("web1", f"{ssh} -tt wordpress@{web2} /bin/sh -c id 2>&1",
-                           check=False, user="wordpress")
-    assert code != 0 and "uid=" not in out, out
-    # Write-only: it cannot read a peer's files (wp-config.php's secrets, uploads).
-    code, out = split.exec("web1", f"rsync -e '{ssh}' wordpress@{web2}:/index.php /tmp/read.php 2>&1",
-                           check=False, user="wordpress")
-    assert code != 0, out
-    split.exec("web1", "test ! -e /tmp/read.php")
-    # No escape from the docroot.
-    split.exec("web1", "echo x > /tmp/escape.txt", user="wordpress")
-    for target in ("/../../../../tmp/escaped.txt", "../escaped.txt"):
-        code, out = split.exec("web1", f"rsync -e '{ssh}' /tmp/escape.txt wordpress@{web2}:{target} 2>&1",
-                               check=False, user="wordpress")
-        assert code != 0, (target, out)
-    code, found = split.exec("web2", "ls /tmp/escaped.txt /var/www/escaped.txt "
-                                     "/escaped.txt 2>/dev/null", check=False)
-    assert found.strip() == ""
-    # Not from a host outside the mesh, even holding the key.
-    key = split.exec("web1", "cat /var/lib/wordpress/.ssh/mesh_ed25519")[1]
-    split.exec("lb1", f"umask 077; cat > /root/stolen <<'EOF'\n{key}EOF")
-    code, out = split.exec("lb1", f"rsync -e 'ssh -i /root/stolen -o BatchMode=yes "
-                                  f"-o StrictHostKeyChecking=no' /etc/hostname "
-                                  f"wordpress@{web2}:/stolen.txt 2>&1", check=False)
-    split.exec("lb1", "rm -f /root/stolen")
-    assert code != 0
-    code, _ = split.exec("web2", "test -e /var/www/wordpress/shared/wp-content/stolen.txt", check=False)
-    assert code != 0
+    probe = f"timeout 3 bash -c '</dev/tcp/{web2}/22000' && echo open"
+    # A peer reaches it (so the refusals below mean something) ...
+    assert "open" in split.exec("web1", probe, check=False)[1]
+    # ... a host of the cluster that is no web host does not (the firewall), ...
+    assert "open" not in split.exec("lb1", probe, check=False)[1]
+    # ... and syncthing's API answers on the host itself only.
+    api = f"timeout 3 bash -c '</dev/tcp/{web2}/8384' && echo open"
+    assert "open" not in split.exec("web1", api, check=False)[1]
+    _, listening = split.exec("web2", "ss -Htlnp | grep syncthing")
+    assert f"{web2}:22000" in listening and "127.0.0.1:8384" in listening, listening
+    assert "0.0.0.0" not in listening and "*:" not in listening, listening
+    # No discovery, relays or NAT traversal: nothing leaves the cluster.
+    _, config = split.exec("web2", "cat /etc/wordpress-lb/syncthing.xml")
+    for off in ("globalAnnounceEnabled", "localAnnounceEnabled", "relaysEnabled", "natEnabled"):
+        assert f"<{off}>false</{off}>" in config
+    _, mode = split.exec("web2", "stat -c '%U:%G %a' /etc/wordpress-lb/syncthing.xml "
+                                 "/var/lib/wordpress/syncthing/key.pem")
+    assert mode.strip().splitlines() == ["root:wordpress 640", "wordpress:wordpress 600"], mode
 
 
 def test_the_mesh_runs_as_wordpress_and_reports_status(split):
     for host in ("web1", "web2"):
-        _, user = split.exec(host, "ps -o user:20= -C lsyncd")
-        assert user.split() == ["wordpress"], user
-    run = pyinfra(split.hosts_file, "pyinfra_wordpress_lb.facts.lsyncd.Status", "--limit", "web", deploy="fact")
+        _, user = split.exec(host, "ps -o user:20= -C syncthing")
+        assert set(user.split()) == {"wordpress"}, user
+    run = pyinfra(split.hosts_file, "pyinfra_wordpress_lb.facts.syncthing.Status", "--limit", "web",
+                  deploy="fact")
     status = json.loads(run.output[run.output.index("{"):run.output.rindex("}") + 1])
-    assert status["web1"]["active"] and status["web1"]["peers"] == [split.host("web2").address]
-    assert status["web2"]["peers"] == [split.host("web1").address]
+    assert status["web1"]["active"] and status["web1"]["peers"]["web2"]["connected"]
+    assert status["web2"]["peers"]["web1"] == {"connected": True, "lacks": 0, "lacking": []}
 
 
 # Destructive: a bed of their own, three web hosts.
@@ -125,28 +111,160 @@ def mesh_bed(beds):
     return bed
 
 
-@pytest.mark.own_bed("mesh")
-def test_a_host_that_was_down_catches_up_without_losing_newer_files(mesh_bed):
-    bed = mesh_bed
-    bed.exec("web1", f"echo old > {mesh.UPLOADS}/shared.txt", user="wordpress")
-    assert mesh.wait_quiet(bed, ["web1", "web2", "web3"])
-    assert bed.exec("web2", f"cat {mesh.UPLOADS}/shared.txt")[1].strip() == "old"
+WEBS = ["web1", "web2", "web3"]
 
-    bed.container("web2").stop(timeout=20)
+
+def away(bed, host: str, how: str):
+    """Take a web host away: `stop` (a clean shutdown), `kill` (SIGKILL to the whole
+    container: a host dying) or `cut` (off the network, still running)."""
+    if how == "stop":
+        bed.container(host).stop(timeout=20)
+    elif how == "kill":
+        bed.container(host).kill()
+    else:
+        network = testbed.client().networks.get(f"pwlb-{bed.name}")
+        network.disconnect(bed.container(host))
+
+
+def back(bed, host: str, how: str):
+    if how == "cut":
+        network = testbed.client().networks.get(f"pwlb-{bed.name}")
+        network.connect(bed.container(host), ipv4_address=bed.host(host).address)
+    else:
+        bed.container(host).start()
+        bed.wait_booted(host)
+
+
+def never_stale(bed, host: str, path: str, content: str, seconds: float = 90) -> list[str]:
+    """From the host's return, GETs of a file written while it was away, straight to its
+    backend: each is refused, 503 (catching up) or the file; a 404 or an old copy is a
+    stale answer. Returns what it saw, stops once the file was served 5 times."""
+    url = f"http://127.0.0.1/wp-content/{path}"
+    seen, served, deadline = [], 0, time.monotonic() + seconds
+    while time.monotonic() < deadline and served < 5:
+        code, out = bed.exec(host, f"curl -s -m 2 -w '\\n%{{http_code}}' {url}", check=False)
+        lines = out.strip().splitlines() or ["000"]
+        status, body = lines[-1], "\n".join(lines[:-1])
+        seen.append(status if status != "200" else f"200:{body}")
+        served += status == "200"
+        time.sleep(0.2)
+    return seen
+
+
+@pytest.mark.own_bed("mesh")
+@pytest.mark.parametrize("how", ["stop", "kill", "cut"])
+def test_deleted_while_a_host_is_away_stays_deleted(mesh_bed, how):
+    """100 files and 3 directory trees, everywhere; web3 goes away; web1 deletes them
+    and rewrites one file; web3 returns: 0 resurrected on every host, the newer file
+    everywhere, and web3 never served a stale copy on its way back."""
+    bed, top = mesh_bed, f"{mesh.UPLOADS}/outage-{how}"
+    bed.exec("web1", f"mkdir -p {top}/files {top}/t1/a/b {top}/t2/c {top}/t3/d/e/f && "
+                     f"for i in $(seq 1 100); do echo $i > {top}/files/f$i; done && "
+                     f"for t in t1/a/b t2/c t3/d/e/f; do echo x > {top}/$t/x; done && "
+                     f"echo old > {top}/shared.txt", user="wordpress")
+    assert mesh.wait_quiet(bed, WEBS, timeout=60)
+    assert len(mesh.tree_digest(bed, "web3", top)) == 104
+
+    away(bed, "web3", how)
     try:
-        bed.exec("web1", f"sleep 1; echo newer > {mesh.UPLOADS}/shared.txt; "
-                         f"mkdir -p {mesh.UPLOADS}/outage && for i in $(seq 1 20); do "
-                         f"echo $i > {mesh.UPLOADS}/outage/f$i.txt; done", user="wordpress")
-        time.sleep(3)
+        bed.exec("web1", f"rm -r {top}/files {top}/t1 {top}/t2 {top}/t3 && "
+                         f"echo newer > {top}/shared.txt", user="wordpress")
+        assert mesh.wait_quiet(bed, ["web1", "web2"], timeout=60)
     finally:
-        bed.container("web2").start()
-    bed.wait_booted("web2")
-    assert mesh.wait_quiet(bed, ["web1", "web2", "web3"], timeout=120)
-    for host in ("web1", "web2", "web3"):
-        # The newer copy won everywhere; web2's older one overwrote nothing.
-        assert bed.exec(host, f"cat {mesh.UPLOADS}/shared.txt")[1].strip() == "newer", host
-        files = mesh.tree_digest(bed, host, f"{mesh.UPLOADS}/outage")
-        assert len(files) == 20, (host, sorted(files))
+        back(bed, "web3", how)
+    if how != "cut":  # (a host cut off kept serving: it had no outage of its own)
+        seen = never_stale(bed, "web3", f"uploads/outage-{how}/shared.txt", "newer")
+        assert "404" not in seen and "200:old" not in seen, seen
+        assert "200:newer" in seen, seen
+    assert mesh.wait_quiet(bed, WEBS, timeout=120)
+    for host in WEBS:
+        left = mesh.tree_digest(bed, host, top)
+        assert list(left) == ["./shared.txt"], (host, sorted(left)[:5], len(left))
+        assert bed.exec(host, f"cat {top}/shared.txt")[1].strip() == "newer", host
+        assert bed.exec(host, f"find {top} -type d | wc -l")[1].strip() == "1", host
+
+
+@pytest.mark.own_bed("mesh")
+def test_a_host_killed_mid_burst_loses_nothing(mesh_bed):
+    """300 files written on the three hosts at once (100 each); web3 is killed during
+    its burst and starts again: every file any host has is on every host, the same."""
+    bed, top = mesh_bed, f"{mesh.UPLOADS}/burst300"
+    for host in WEBS:
+        bed.container(host).exec_run(
+            ["sh", "-c", f"mkdir -p {top} && for i in $(seq 1 100); do head -c $((i * 53)) "
+                         f"/dev/urandom > {top}/{host}-$i.bin; sleep 0.03; done"],
+            user="wordpress", detach=True)
+    time.sleep(1.5)
+    bed.container("web3").kill()
+    bed.container("web3").start()
+    bed.wait_booted("web3")
+    assert mesh.wait_quiet(bed, WEBS, timeout=180)
+    trees = {host: mesh.tree_digest(bed, host, top) for host in WEBS}
+    written = {h: len([p for p in trees["web1"] if p.startswith(f"./{h}-")]) for h in WEBS}
+    assert written["web1"] == written["web2"] == 100, written
+    assert 0 < written["web3"] < 100, written  # killed mid-burst
+    assert trees["web1"] == trees["web2"] == trees["web3"]
+
+
+@pytest.mark.own_bed("mesh")
+def test_the_same_path_written_on_two_hosts_at_once_ends_the_same_everywhere(mesh_bed):
+    bed, top = mesh_bed, f"{mesh.UPLOADS}/race"
+    bed.exec("web1", f"mkdir -p {top}", user="wordpress")
+    assert mesh.wait_quiet(bed, WEBS, timeout=60)
+
+    def write(host: str):
+        bed.exec(host, f"for i in $(seq 1 50); do echo {host}-$i-$(date +%s%N) > {top}/p$i; "
+                       "done", user="wordpress")
+
+    for i in range(3):  # three rounds: web1 and web2 write the same 50 paths at once
+        threads = [threading.Thread(target=write, args=(h,)) for h in ("web1", "web2")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert mesh.wait_quiet(bed, WEBS, timeout=120)
+    trees = {host: mesh.tree_digest(bed, host, top) for host in WEBS}
+    assert len(trees["web1"]) == 50, sorted(trees["web1"])
+    differing = [p for p in trees["web1"] if len({trees[h].get(p) for h in WEBS}) > 1]
+    assert differing == [], differing
+    _, conflicts = bed.exec("web1", f"ls -a {top} | grep -c sync-conflict", check=False)
+    assert conflicts.strip() == "0"
+
+
+def php(bed, host: str, code: str) -> str:
+    """PHP with WordPress (and its admin functions) loaded, as the pool user."""
+    script = ("$_SERVER['HTTP_HOST'] = '127.0.0.1'; require './wp-load.php'; "
+              f"require_once ABSPATH . 'wp-admin/includes/admin.php'; {code}")
+    return bed.exec(host, f"cd /var/www/wordpress/current && runuser -u wordpress -- "
+                          f"php -r {shlex.quote(script)}")[1]
+
+
+@pytest.mark.own_bed("mesh")
+def test_a_plugin_deleted_while_a_host_is_down_stays_gone(mesh_bed):
+    bed = mesh_bed
+    plugin = "/var/www/wordpress/shared/wp-content/plugins/pwlb-doomed"
+    bed.exec("web1", f"mkdir -p {plugin}/inc && printf '<?php\\n/*\\n * Plugin Name: "
+                     f"pwlb-doomed\\n */\\n' > {plugin}/pwlb-doomed.php && "
+                     f"echo '<?php' > {plugin}/inc/vulnerable.php", user="wordpress")
+    assert mesh.wait_quiet(bed, WEBS, timeout=60)
+    bed.exec("web3", f"test -f {plugin}/inc/vulnerable.php")
+    bed.container("web3").stop(timeout=20)
+    try:
+        out = php(bed, "web1", "$r = delete_plugins(array('pwlb-doomed/pwlb-doomed.php')); "
+                               "echo $r === true ? 'deleted' : 'failed';")
+        assert out.strip().endswith("deleted"), out
+    finally:
+        bed.container("web3").start()
+        bed.wait_booted("web3")
+    assert mesh.wait_quiet(bed, WEBS, timeout=120)
+    for host in WEBS:
+        assert bed.exec(host, f"test -e {plugin}", check=False)[0] != 0, host
+    run = pyinfra(bed.hosts_file)
+    assert run.returncode == 0, run.why()
+    assert mesh.wait_quiet(bed, WEBS, timeout=60)
+    for host in WEBS:
+        assert bed.exec(host, f"test -e {plugin}", check=False)[0] != 0, host
+    assert pyinfra(bed.hosts_file).changed == 0
 
 
 def without_web3(bed, tmp_path):
@@ -203,10 +321,9 @@ def test_remove_add_and_drain_web_hosts_without_a_failed_request(mesh_bed, tmp_p
     order = list(removed.results)
     assert order.index("Database | Drop database accounts of web hosts no longer in the inventory") \
         > order.index("Balancer | Reload nginx when what it reads changed")
-    assert "Sync mesh | Admit only the current web hosts to the mesh" in removed.changed_ops
+    assert "Sync mesh | Share the mesh with the current web hosts only" in removed.changed_ops
     for host in ("web1", "web2"):
-        assert web3 not in bed.exec(host, "cat /etc/lsyncd/wordpress.conf.lua")[1], host
-        assert web3 not in bed.exec(host, "cat /var/lib/wordpress/.ssh/authorized_keys")[1], host
+        assert web3 not in bed.exec(host, "cat /etc/wordpress-lb/syncthing.xml")[1], host
     assert web3 not in bed.exec("lb1", "cat /etc/nginx/sites-available/wordpress-lb")[1]
     code, out = wp.mariadb_as(bed, "web3", "wordpress", wp.secrets(bed)["db_password"],
                               bed.host("db1").address)
@@ -217,10 +334,11 @@ def test_remove_add_and_drain_web_hosts_without_a_failed_request(mesh_bed, tmp_p
 
     # web3 comes back as a new machine would: nothing of WordPress on it. It gets the
     # shared content from a peer and serves only once verified.
-    bed.exec("web3", "systemctl stop lsyncd-wordpress; rm -rf /var/www/wordpress")
+    bed.exec("web3", "systemctl stop syncthing-wordpress; rm -rf /var/www/wordpress "
+                     "/var/lib/wordpress/syncthing")
     added, load = deploy_under_load(bed, bed.hosts_file, uploads)
     names = added.changed_ops
-    assert "Sync mesh | Give web3 the shared content from this peer" in names
+    assert "Sync mesh | Wait until this host holds what its peers hold" in names
     assert "Balancer | New web host web3 serves the site" in added.results
     for path in uploads:
         bed.exec("web3", f"test -s /var/www/wordpress/shared{path}")
@@ -262,9 +380,15 @@ def test_a_host_down_before_the_run_is_listed_and_the_others_deploy_without_it(m
         assert "web3 (left out of this run) cannot be reached" in limited.output
         _, conf = bed.exec("lb1", "cat /etc/nginx/sites-available/wordpress-lb")
         assert f"server {web3}:80 max_fails=1 fail_timeout=10s down;" in conf
-        # web3's pinned host key stayed with its peers.
-        _, pins = bed.exec("web1", "cat /var/lib/wordpress/.ssh/known_hosts")
-        assert web3 in pins
+        # web3 stays a device of its peers: what they change meanwhile waits for it, and
+        # status names it.
+        _, config = bed.exec("web1", "cat /etc/wordpress-lb/syncthing.xml")
+        assert f"<address>tcp://{web3}:22000</address>" in config
+        bed.exec("web1", f"echo meanwhile > {mesh.UPLOADS}/meanwhile.txt", user="wordpress")
+        time.sleep(2)
+        waiting = mesh.status(bed, "web1")["peers"]["web3"]
+        assert not waiting["connected"] and waiting["lacks"] >= 1, waiting
+        assert any("meanwhile.txt" in p for p in waiting["lacking"]), waiting
         for _ in range(20):  # the site answers from the others meanwhile
             assert wp.get(bed.site_url, "/?limited=1", bed=bed).status_code == 200
     finally:
@@ -272,6 +396,7 @@ def test_a_host_down_before_the_run_is_listed_and_the_others_deploy_without_it(m
         bed.wait_booted("web3")
     back = pyinfra(bed.hosts_file)
     assert back.returncode == 0, back.why()
+    assert bed.exec("web3", f"cat {mesh.UPLOADS}/meanwhile.txt")[1].strip() == "meanwhile"
     _, conf = bed.exec("lb1", "cat /etc/nginx/sites-available/wordpress-lb")
     assert f"server {web3}:80 max_fails=1 fail_timeout=10s;" in conf
     assert pyinfra(bed.hosts_file).changed == 0
