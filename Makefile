@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv engine test test-unit test-integration demo down images settings docs bench status
+.PHONY: help venv engine test test-unit test-integration demo down images settings docs bench bench-mesh status
 
 help:
 	@echo "make demo        bring up the split test bed (5 Debian 13 containers) and deploy"
@@ -12,6 +12,7 @@ help:
 	@echo "make test-unit   unit and composition tests only (seconds, no containers)"
 	@echo "make down        remove every test-bed container and network"
 	@echo "make bench       measure ours beside the tutorial's settings (~20 min)"
+	@echo "make bench-mesh  compare the mesh engines (csync2, syncthing; ~5 min)"
 	@echo "make status      the demo bed's health: one table, exit 0 well, 1 attention, 2 unreachable"
 
 $(STAMP): pyproject.toml
@@ -55,6 +56,9 @@ bench: $(STAMP) engine
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
 		|| { echo "make bench needs wrk: apt-get install wrk"; exit 1; }
 	$(BIN)/python -m bench.run
+
+bench-mesh: $(STAMP) engine
+	$(BIN)/python -m bench.mesh_engines
 
 # The demo bed unless PWLB_HOSTS names another inventory (never a hosts.toml by surprise).
 status: $(STAMP)
