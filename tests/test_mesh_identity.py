@@ -1,0 +1,99 @@
+"""The mesh's identities are derived on the controller (deploys/sync.py): the same on every
+run, one per host, and named the way syncthing names them."""
+
+from cryptography import x509
+
+from pyinfra_wordpress_lb.deploys.sync import _identity, device_id
+
+# A certificate whose device ID syncthing 1.29 itself printed (`syncthing --device-id`).
+CERT = """-----BEGIN CERTIFICATE-----
+MIHdMIGQoAMCAQICCHSIL/CWzZ0mMAUGAytlcDAUMRIwEAYDVQQDDAlzeW5jdGhp
+bmcwIBcNMjAwMTAxMDAwMDAwWhgPMjk5OTEyMzEwMDAwMDBaMBQxEjAQBgNVBAMM
+CXN5bmN0aGluZzAqMAUGAytlcAMhANBbFzgKRt/x2bxstksGB5b3bj1TyThNP2+H
+X6ulBTxCMAUGAytlcANBAHh1aWXPpNKWlIFxW5HZ8OSWQQi4kbNQVThVc4xHooHA
+hD9d2+p6QBbnPEB9HmzcWW3qyofbEwnTOedExWqC7QI=
+-----END CERTIFICATE-----
+"""
+
+
+def test_device_ids_are_syncthings():
+    assert device_id(CERT) == "DYCQ5NJ-PNO4BBD-OCAYIRV-LHH64QL-PWAM7L3-MSEGAPV-NC5SUG7-GEGEPAQ"
+
+
+def test_each_host_has_its_own_identity_the_same_on_every_run():
+    web1 = _identity("s3cret", "web1")
+    assert web1 == _identity.__wrapped__("s3cret", "web1")  # not only the cache's answer
+    assert device_id(web1[1]) != device_id(_identity("s3cret", "web2")[1])
+    assert device_id(web1[1]) != device_id(_identity("other", "web1")[1])
+    assert "PRIVATE KEY" in web1[0]
+    cert = x509.load_pem_x509_certificate(web1[1].encode())
+    assert cert.not_valid_after_utc.year == 2999
+
+
+def _tool(tmp_path, monkeypatch, answers):
+    """The rendered `wordpress-lb-mesh` tool, its API answered by `answers(path, query)`."""
+    import importlib.util
+
+    from pyinfra_wordpress_lb import templates
+
+    flag = tmp_path / "catching-up"
+    flag.write_text("")
+    config = tmp_path / "syncthing.xml"
+    config.write_text('<gui enabled="true"><address>127.0.0.1:8384</address>'
+                      '<apikey>k</apikey></gui><device id="ME" name="web1"></device>'
+                      '<device id="PEER" name="web2"></device>')
+    script = tmp_path / "wordpress-lb-mesh.py"
+    script.write_text(templates.render("sbin/wordpress-lb-mesh.j2", config=config,
+                                       folder="wp-content", flag=flag))
+    spec = importlib.util.spec_from_file_location("mesh_tool", script)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr(tool, "_get", lambda base, key, path, **query: answers(path, query))
+    monkeypatch.setattr(tool.time, "sleep", lambda s: None)
+    clock = iter(range(0, 100000))
+    monkeypatch.setattr(tool.time, "monotonic", lambda: next(clock) * 0.5)
+    return tool, flag
+
+
+def test_catching_up_waits_for_a_peer_and_for_nothing_left_to_pull(tmp_path, monkeypatch):
+    state = {"polls": 0}
+
+    def answers(path, query):
+        if path == "/rest/system/status":
+            return {"myID": "ME"}
+        if path == "/rest/system/connections":
+            state["polls"] += 1
+            return {"connections": {"PEER": {"connected": state["polls"] > 4}}}
+        if path == "/rest/db/status":  # pulling at first, then done
+            return {"state": "idle" if state["polls"] > 12 else "syncing",
+                    "needTotalItems": 0 if state["polls"] > 12 else 3}
+        raise AssertionError(path)
+
+    tool, flag = _tool(tmp_path, monkeypatch, answers)
+    assert tool.catch_up(120) == 0
+    assert state["polls"] >= 15 and not flag.exists()
+
+
+def test_with_no_peer_answering_it_serves_after_the_timeout(tmp_path, monkeypatch):
+    def answers(path, query):
+        return {"myID": "ME"} if path == "/rest/system/status" else {"connections": {}}
+
+    tool, flag = _tool(tmp_path, monkeypatch, answers)
+    assert tool.catch_up(10) == 1
+    assert not flag.exists()
+
+
+def test_status_names_what_a_peer_away_lacks(tmp_path, monkeypatch):
+    def answers(path, query):
+        return {
+            "/rest/system/status": {"myID": "ME"},
+            "/rest/db/status": {"state": "idle", "needTotalItems": 0, "errors": 0, "pullErrors": 0},
+            "/rest/system/connections": {"connections": {"PEER": {"connected": False}}},
+            "/rest/db/completion": {"needItems": 1, "needDeletes": 1},
+            "/rest/db/remoteneed": {"files": [{"name": "uploads/a.jpg"}, {"name": "old"}]},
+        }[path]
+
+    tool, flag = _tool(tmp_path, monkeypatch, answers)
+    assert tool.status() == {"state": "idle", "needs": 0, "errors": 0, "catching_up": True,
+                             "peers": {"web2": {"connected": False, "lacks": 2,
+                                                "lacking": ["uploads/a.jpg", "old"]}}}
