@@ -91,7 +91,6 @@ def csync2_push(host: str) -> None:
 
 
 def syncthing_setup() -> None:
-    from cryptography.hazmat.primitives import serialization  # noqa: F401 (the deploy's)
     from pyinfra_wordpress_lb.deploys.sync import _identity, device_id
 
     idents = {h: _identity("bench-engines", h) for h in HOSTS}

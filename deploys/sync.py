@@ -68,7 +68,8 @@ SETTINGS = (
             "seconds between full rescans (a safety net: file events trigger the sync)"),
     Setting("mesh_catch_up_timeout", 120,
             "seconds a web host back from an outage waits to hold what its peers hold "
-            "before it serves anyway (it answers 503 meanwhile)"),
+            "before it serves anyway (it answers 503 meanwhile); a new web host waits as long in "
+            "the deploy for every upload (raise it for a large tree)"),
     Setting("mesh_inotify_watches", 524288,
             "`fs.inotify.max_user_watches` at least (syncthing watches every directory); a "
             "host that refuses (a container) is named in the output"),
@@ -204,7 +205,7 @@ def sync() -> None:
         [_device(name, address) for name, address in sorted(leaving.items())]
     config = syncthing.config(name="Write the mesh configuration", path=CONFIG,
                               content=_config(devices), group=user)
-    tool = files.template(name="Install the mesh's status and catch-up tool",
+    files.template(name="Install the mesh's status and catch-up tool",
                           src=templates.path("sbin/wordpress-lb-mesh.j2"), dest=TOOL, mode="755",
                           config=CONFIG, folder=FOLDER, flag=FLAG)
     unit = files.template(name="Install the mesh unit",
@@ -224,7 +225,7 @@ def sync() -> None:
     systemd.daemon_reload(name="Reload systemd for the mesh units",
                           _if=lambda: unit.did_change() or catch_up.did_change())
     restart = lambda: bool(peers) and (  # noqa: E731
-        config.did_change() or unit.did_change() or ident.did_change() or tool.did_change())
+        config.did_change() or unit.did_change() or ident.did_change())
     systemd.service(name="Restart the mesh for its new configuration", service=UNIT,
                     restarted=True, _if=restart)
     systemd.service(name="Keep the mesh running and enabled" if peers

@@ -93,6 +93,11 @@ def wait_quiet(bed: Bed, hosts: list[str], timeout: float = 60) -> bool:
         quiet = True
         for host in hosts:
             found = status(bed, host)
+            if not found and _lsyncd(bed, host) is not None:  # a bed of an earlier version
+                if _lsyncd(bed, host):
+                    quiet = False
+                    break
+                continue
             peers = {name: p for name, p in (found.get("peers") or {}).items() if name in hosts}
             if (found.get("state") != "idle" or found.get("needs") or found.get("catching_up")
                     or len(peers) < len(hosts) - 1
@@ -104,6 +109,17 @@ def wait_quiet(bed: Bed, hosts: list[str], timeout: float = 60) -> bool:
             return True
         time.sleep(1)
     return False
+
+
+def _lsyncd(bed: Bed, host: str) -> bool | None:
+    """Is the lsyncd mesh of an earlier version (a legacy bed) busy? None: no lsyncd."""
+    code, out = bed.exec(host, "cat /var/lib/wordpress/lsyncd.status 2>/dev/null || exit 3; "
+                               "pgrep -x rsync >/dev/null && echo RSYNC-RUNNING", check=False)
+    if code == 3:
+        return None
+    return "RSYNC-RUNNING" in out or any(
+        line.startswith("There are") and not line.startswith("There are 0")
+        for line in out.splitlines())
 
 
 def percentile(values: list[float], p: float) -> float:
