@@ -228,13 +228,18 @@ def sync() -> None:
         config.did_change() or unit.did_change() or ident.did_change())
     systemd.service(name="Restart the mesh for its new configuration", service=UNIT,
                     restarted=True, _if=restart)
-    systemd.service(name="Keep the mesh running and enabled" if peers
-                    else "Stop the mesh: there is no other web host",
-                    service=UNIT, running=bool(peers), enabled=bool(peers))
-    # Blocks until this host holds what its peers hold (a new host: every upload).
-    systemd.service(name="Wait until this host holds what its peers hold" if peers
-                    else "No catching up without peers",
-                    service=CATCH_UP_UNIT, running=bool(peers), enabled=bool(peers))
+    running = systemd.service(name="Keep the mesh running and enabled" if peers
+                              else "Stop the mesh: there is no other web host",
+                              service=UNIT, running=bool(peers), enabled=bool(peers))
+    # Blocks until this host holds what its peers hold (a new host: every upload); again
+    # whenever this run (re)started the mesh (a host re-added with an empty tree).
+    first = systemd.service(name="Wait until this host holds what its peers hold" if peers
+                            else "No catching up without peers",
+                            service=CATCH_UP_UNIT, running=bool(peers), enabled=bool(peers))
+    systemd.service(name="Wait again until this host holds what its peers hold (the mesh restarted)",
+                    service=CATCH_UP_UNIT, restarted=True,
+                    _if=lambda: bool(peers) and not first.did_change()
+                    and (restart() or running.did_change()))
     backup_access(user, root)
 
 

@@ -354,7 +354,8 @@ def test_remove_add_and_drain_web_hosts_without_a_failed_request(mesh_bed, tmp_p
                      "/var/lib/wordpress/syncthing")
     added, load = deploy_under_load(bed, bed.hosts_file, uploads)
     names = added.changed_ops
-    assert "Sync mesh | Wait until this host holds what its peers hold" in names
+    assert "Sync mesh | Wait again until this host holds what its peers hold (the mesh restarted)" \
+        in names
     assert "Balancer | New web host web3 serves the site" in added.results
     for path in uploads:
         bed.exec("web3", f"test -s /var/www/wordpress/shared{path}")
