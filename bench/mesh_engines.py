@@ -74,7 +74,7 @@ def start_beds() -> None:
 
 
 def csync2_setup(auto: str) -> None:
-    sh("e1", "csync2 -k /etc/csync2.key_mesh")
+    sh("e1", "test -f /etc/csync2.key_mesh || csync2 -k /etc/csync2.key_mesh")
     key = sh("e1", "cat /etc/csync2.key_mesh")
     for host, address in HOSTS.items():
         sh(host, f"pkill -x csync2; rm -rf /var/lib/wp/csync2/* {ROOT}/cs/*; "
