@@ -61,9 +61,10 @@ SETTINGS = (
     Setting("mesh_root", None,
             "the directory the mesh mirrors; default `<docroot>/shared/wp-content`"),
     Setting("mesh_port", 22000, "TCP port syncthing listens on (private address, web peers only)"),
-    Setting("mesh_delay", 0.25,
-            "seconds syncthing gathers file events before it scans them (`fsWatcherDelayS`; "
-            "Debian 12's syncthing 1.19 takes whole seconds: rounded up, at least 1)"),
+    Setting("mesh_delay", 1,
+            "whole seconds syncthing gathers file events before it scans them "
+            "(`fsWatcherDelayS`; below 1 s syncthing can spin a core after a directory is "
+            "deleted, syncthing issue 9135)"),
     Setting("mesh_rescan", 3600,
             "seconds between full rescans (a safety net: file events trigger the sync)"),
     Setting("mesh_catch_up_timeout", 120,
@@ -162,14 +163,10 @@ def _ignore_patterns() -> list[str]:
 
 def _config(devices: list[dict]) -> HiddenValue:
     major = host_fact(host, LinuxDistribution).get("major") or 13
-    delay = float(host.data.mesh_delay)
-    if major < 13:  # syncthing 1.19: configuration version 36, whole seconds
-        version, delay = 36, max(1, int(-(-delay // 1)))
-    else:
-        version = 37
+    version = 36 if major < 13 else 37  # (syncthing 1.19 on Debian 12, 1.29 on 13)
     text = templates.render(
         "syncthing/config.xml.j2", version=version, folder=FOLDER, root=mesh_root(),
-        rescan=int(host.data.mesh_rescan), delay=delay, devices=devices,
+        rescan=int(host.data.mesh_rescan), delay=int(host.data.mesh_delay), devices=devices,
         port=int(host.data.mesh_port), api_port=API_PORT, address=private_address(),
         api_key=_derived("wordpress-lb syncthing api", host.name).hex()[:32])
     return HiddenValue(text)

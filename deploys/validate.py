@@ -159,7 +159,7 @@ def _number(v, integer: bool) -> bool:
 def _check_numbers(problems: list[str]) -> None:
     """Settings that must be numbers in a range, or one of a few words."""
     ranges = {  # name: (lowest, highest, whole number?, roles it matters on)
-        "mesh_delay": (0.1, 60, False, "web"), "mesh_inotify_watches": (8192, 2**31 - 1, True, "web"),
+        "mesh_delay": (1, 60, True, "web"), "mesh_inotify_watches": (8192, 2**31 - 1, True, "web"),
         "mesh_port": (1, 65535, True, "web"), "mesh_rescan": (60, 86400 * 7, True, "web"),
         "mesh_catch_up_timeout": (5, 86400, True, "web"),
         "page_cache_ttl": (0, 86400, True, "lb"), "lb_worker_connections": (512, 1048576, True, "lb"),

@@ -260,7 +260,7 @@ def test_releases_and_drain_settings(secrets_file):
 def test_numbers_in_range(secrets_file):
     message = rejected(SPLIT, secrets_file, data={"mesh_delay": -1, "page_cache_ttl": "10s",
                                                   "lb_worker_connections": 10})
-    assert "mesh_delay -1 is not a number from 0.1 to 60" in message
+    assert "mesh_delay -1 is not a whole number from 1 to 60" in message
     assert "page_cache_ttl '10s' is not a whole number from 0 to 86400" in message
     assert "lb_worker_connections 10 is not a whole number from 512 to 1048576" in message
 
@@ -325,7 +325,7 @@ def test_a_cluster_wide_mistake_is_reported_once_without_hosts(secrets_file):
     assert message.count("admin_email") == 1 and "db1" not in message
     # A value only some hosts have is reported with those hosts.
     message = rejected(SPLIT, secrets_file, host_data={"web2": {"mesh_delay": -1}})
-    assert "    - @fake/web2: mesh_delay -1 is not a number from 0.1 to 60" in message
+    assert "    - @fake/web2: mesh_delay -1 is not a whole number from 1 to 60" in message
 
 
 def test_a_host_without_a_private_address_is_a_clear_error(secrets_file):
