@@ -203,8 +203,8 @@ def sync() -> None:
     config = syncthing.config(name="Write the mesh configuration", path=CONFIG,
                               content=_config(devices), group=user)
     files.template(name="Install the mesh's status and catch-up tool",
-                          src=templates.path("sbin/wordpress-lb-mesh.j2"), dest=TOOL, mode="755",
-                          config=CONFIG, folder=FOLDER, flag=FLAG)
+                   src=templates.path("sbin/wordpress-lb-mesh.j2"), dest=TOOL, mode="755",
+                   config=CONFIG, folder=FOLDER, flag=FLAG)
     unit = files.template(name="Install the mesh unit",
                           src=templates.path("systemd/syncthing-wordpress.service.j2"),
                           dest=f"/etc/systemd/system/{UNIT}", mode="644", run_as=user,
@@ -218,7 +218,7 @@ def sync() -> None:
                    src=templates.path("tmpfiles/wordpress-lb-mesh.conf.j2"),
                    dest="/etc/tmpfiles.d/wordpress-lb-mesh.conf", mode="644",
                    run_as=user, flag=FLAG, flag_dir=FLAG_DIR)
-    _retire_lsyncd(user)
+    _retire_lsyncd()
     systemd.daemon_reload(name="Reload systemd for the mesh units",
                           _if=lambda: unit.did_change() or catch_up.did_change())
     restart = lambda: bool(peers) and (  # noqa: E731
@@ -240,15 +240,18 @@ def sync() -> None:
     backup_access(user, root)
 
 
-def _retire_lsyncd(user: str) -> None:
+def _retire_lsyncd() -> None:
+    """The lsyncd mesh of earlier versions (its unit, configuration, status and key) goes."""
+    if not host_fact(host, File, path=LEGACY_FILES[0]):
+        return
     home_dir = host.data.wordpress_home
-    return server.shell(
+    server.shell(
         name="Retire the lsyncd mesh of earlier versions",
         commands=[f"systemctl disable --now {LEGACY_UNIT} || true",
                   "rm -f " + " ".join((*LEGACY_FILES, f"{home_dir}/lsyncd.status",
                                        f"{home_dir}/.ssh/mesh_ed25519")),
                   "systemctl daemon-reload"],
-    ) if host_fact(host, File, path=LEGACY_FILES[0]) else None
+    )
 
 
 def backup_access(user: str, root: str):
