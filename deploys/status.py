@@ -135,7 +135,7 @@ def _web_row() -> dict:
     if not checks["release"]:
         problems.append(f"no release is served ({base}/current): re-run the deploy")
     peers = [private_address(h) for h in group_hosts("web") if h.name != host.name]
-    mesh = host.get_fact(MeshStatus, unit=sync.UNIT, tool=sync.TOOL)
+    mesh = host.get_fact(MeshStatus, unit=sync.UNIT, tool=sync.TOOL, catch_up=sync.CATCH_UP_UNIT)
     if peers:
         away = {name: p for name, p in (mesh.get("peers") or {}).items() if not p.get("connected")}
         connected = len(mesh.get("peers") or {}) - len(away)
@@ -153,6 +153,9 @@ def _web_row() -> dict:
                 shown = ", ".join(peer.get("lacking") or [])
                 problems.append(f"{name} is not connected and lacks {peer['lacks']} changes made "
                                 f"here (delivered when it is back): {shown}")
+        if mesh.get("catch_up_failed"):
+            problems.append("this host did not catch up with its peers after its last boot "
+                            "(it serves anyway): `journalctl -u wordpress-lb-mesh-catch-up`")
         if mesh.get("errors"):
             problems.append(f"the mesh reports {mesh['errors']} errors: "
                             f"`journalctl -u {sync.UNIT}`")

@@ -30,7 +30,7 @@ def test_each_host_has_its_own_identity_the_same_on_every_run():
     assert cert.not_valid_after_utc.year == 2999
 
 
-def _tool(tmp_path, monkeypatch, answers):
+def _tool(tmp_path, monkeypatch, answers, answering=True):
     """The rendered `wordpress-lb-mesh` tool, its API answered by `answers(path, query)`."""
     import importlib.util
 
@@ -50,6 +50,7 @@ def _tool(tmp_path, monkeypatch, answers):
     spec.loader.exec_module(tool)
     monkeypatch.setattr(tool, "_get", lambda base, key, path, **query: answers(path, query))
     monkeypatch.setattr(tool.time, "sleep", lambda s: None)
+    monkeypatch.setattr(tool, "_any_peer_answers", lambda: answering)
     clock = iter(range(0, 100000))
     monkeypatch.setattr(tool.time, "monotonic", lambda: next(clock) * 0.5)
     return tool, flag
@@ -74,13 +75,31 @@ def test_catching_up_waits_for_a_peer_and_for_nothing_left_to_pull(tmp_path, mon
     assert state["polls"] >= 15 and not flag.exists()
 
 
-def test_with_no_peer_answering_it_serves_after_the_timeout(tmp_path, monkeypatch):
+def test_with_no_peer_answering_it_serves_alone_soon(tmp_path, monkeypatch):
+    def answers(path, query):
+        return {"myID": "ME"} if path == "/rest/system/status" else {"connections": {}}
+
+    tool, flag = _tool(tmp_path, monkeypatch, answers, answering=False)
+    assert tool.catch_up(120) == 0
+    assert not flag.exists()
+
+
+def test_a_peer_that_answers_but_sends_nothing_fails_it_after_the_timeout(tmp_path, monkeypatch):
     def answers(path, query):
         return {"myID": "ME"} if path == "/rest/system/status" else {"connections": {}}
 
     tool, flag = _tool(tmp_path, monkeypatch, answers)
     assert tool.catch_up(10) == 1
     assert not flag.exists()
+
+
+def test_the_peers_mesh_ports_come_from_the_configuration(tmp_path, monkeypatch):
+    tool, _ = _tool(tmp_path, monkeypatch, lambda path, query: {})
+    (tmp_path / "syncthing.xml").write_text(
+        "<device id=\"A\" name=\"web1\"><address>tcp://10.0.0.11:22000</address></device>"
+        "<device id=\"B\" name=\"web2\"><address>tcp://10.0.0.12:22000</address></device>"
+        "<options><listenAddress>tcp://10.0.0.11:22000</listenAddress></options>")
+    assert tool._peer_ports() == [("10.0.0.12", 22000)]
 
 
 def test_status_names_what_a_peer_away_lacks(tmp_path, monkeypatch):
