@@ -38,7 +38,10 @@ FLOWS = [
     ("lb2", "web2", 80, True),
     ("db1", "web1", 80, False),      # ...and from no one else
     ("web2", "web1", 80, False),
-    ("web2", "web1", 22, True),      # the mesh's SSH, from web peers
+    ("web2", "web1", 22000, True),   # the mesh, from web peers
+    ("db1", "web1", 22000, False),   # ...and from no one else
+    ("lb1", "web2", 22000, False),
+    ("web2", "web1", 22, False),     # no SSH between web hosts (the mesh is not SSH)
     ("db1", "web2", 22, True),       # backups read the shared content over SSH
     ("lb1", "web1", 22, False),      # SSH otherwise from admin_networks only
     ("web1", "db1", 22, False),
