@@ -78,7 +78,7 @@ def test_a_firewall_that_would_lock_the_operator_out_is_refused(split):
     assert f"this deploy connects from {split.gateway}, which admin_networks leaves out" \
         in run.output
     assert "nothing was changed" in run.output and run.changed == 0
-    assert reaches(split, "web2", "web1", 22)  # and the bed is as it was
+    assert reaches(split, "web2", "web1", 22000)  # and the bed is as it was
 
 
 def login_status(bed, host: str, password: str) -> str:
