@@ -14,9 +14,7 @@ import sys
 
 import pyinfra
 from pyinfra import logger
-from pyinfra.api.exceptions import OperationError
 from pyinfra.api.state import BaseStateCallback
-from pyinfra.context import ctx_host
 
 WHAT_FOLLOWS = ("it takes no further part in this run; no web host switches to a new "
                 "release while another has failed, and the balancers keep a failed web "
@@ -68,40 +66,13 @@ def _connection_lost_is_an_os_error(method):
     return wrapper
 
 
-def _a_lost_fact_fails_its_operation(original):
-    """pyinfra fails a host whose fact cannot be loaded (its connection died: a host
-    killed mid-run) but hands the operation None for the fact, and its own operations
-    then crash on it (`"BSD" not in None` in server.group: an internal error that stops
-    every host). When loading the running host's fact failed it, the operation stops
-    there with an OperationError: that host fails, the others go on."""
-    @functools.wraps(original)
-    def get_fact(state, host, *args, **kwargs):
-        before = host in state.failed_hosts
-        data = original(state, host, *args, **kwargs)
-        if data is None and state.is_executing and not before and host in state.failed_hosts \
-                and ctx_host.isset() and ctx_host.get().name == host.name:
-            raise OperationError(f"{host.name} could not be asked a fact (its connection "
-                                 "is lost)")
-        return data
-    get_fact.pwlb_wrapped = True
-    return get_fact
-
-
 def _handle_lost_connections() -> None:
-    import gevent.hub
-    import pyinfra.api.host as host_module
     from pyinfra.connectors.ssh import SSHConnector
 
     for name in ("run_shell_command", "put_file", "get_file"):
         method = getattr(SSHConnector, name)
         if not getattr(method, "pwlb_wrapped", False):
             setattr(SSHConnector, name, _connection_lost_is_an_os_error(method))
-    if not getattr(host_module.get_fact, "pwlb_wrapped", False):
-        host_module.get_fact = _a_lost_fact_fails_its_operation(host_module.get_fact)
-    # pyinfra reports an OperationError raised while an operation runs as that host's
-    # failure; gevent would print the greenlet's traceback too.
-    if OperationError not in gevent.hub.Hub.NOT_ERROR:
-        gevent.hub.Hub.NOT_ERROR = (*gevent.hub.Hub.NOT_ERROR, OperationError)
 
 
 def report_failures(state) -> None:

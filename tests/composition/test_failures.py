@@ -209,32 +209,3 @@ def test_a_host_whose_facts_fail_mid_run_is_named_too(tmp_path):
     assert run.returncode == 1
     assert "@fake/web2 failed at 'Common base | Add the wordpress system group'" in run.output
     assert fakerun.step(run.output, SWITCH) == {"web1": "No changes"}
-
-
-def test_a_fact_lost_while_its_host_runs_a_step_stops_that_step_for_that_host_only():
-    """pyinfra hands an operation None for a fact whose host it just failed (its own
-    server.group then crashed on it: an internal error stopping every host); the
-    operation stops there with an OperationError instead, for that host only."""
-    from pyinfra.api.exceptions import OperationError
-    from pyinfra.context import ctx_host
-
-    from pyinfra_wordpress_lb.deploys import _failures
-
-    web2, web1 = type("Host", (), {"name": "web2"})(), type("Host", (), {"name": "web1"})()
-    state = type("State", (), {"is_executing": True, "failed_hosts": set()})()
-
-    def lost(state, host, *args, **kwargs):
-        state.failed_hosts.add(host)
-        return None
-
-    get_fact = _failures._a_lost_fact_fails_its_operation(lost)
-    with ctx_host.use(web2):
-        with pytest.raises(OperationError, match="web2 could not be asked a fact"):
-            get_fact(state, web2, "Os")
-        # Failed before (or a peer's fact): pyinfra's own handling stands.
-        assert get_fact(state, web2, "Os") is None
-        assert get_fact(state, web1, "Os") is None
-    state.failed_hosts.clear()
-    state.is_executing = False  # while the deploy is planned: unchanged
-    with ctx_host.use(web2):
-        assert get_fact(state, web2, "Os") is None
