@@ -94,9 +94,12 @@ def home(target=None) -> str:
     return f"{(host if target is None else target).data.wordpress_home}/syncthing"
 
 
+def _hmac(secret: str, purpose: str, name: str) -> bytes:
+    return hmac.new(secret.encode(), f"{purpose} {name}".encode(), hashlib.sha256).digest()
+
+
 def _derived(purpose: str, name: str) -> bytes:
-    return hmac.new(secrets.raw("mesh_secret").encode(), f"{purpose} {name}".encode(),
-                    hashlib.sha256).digest()
+    return _hmac(secrets.raw("mesh_secret"), purpose, name)
 
 
 def identity(name: str) -> tuple[str, str]:
@@ -108,8 +111,7 @@ def _identity(secret: str, name: str) -> tuple[str, str]:
     """(private key PEM, certificate PEM) of a web host's syncthing device, derived from
     the cluster's `mesh_secret` and the host's name: the same on every run (Ed25519
     signatures are deterministic), nothing to keep per host."""
-    seed = hmac.new(secret.encode(), f"wordpress-lb syncthing device {name}".encode(),
-                    hashlib.sha256).digest()
+    seed = _hmac(secret, "wordpress-lb syncthing device", name)
     key = ed25519.Ed25519PrivateKey.from_private_bytes(seed)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "syncthing")])
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
