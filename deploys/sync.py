@@ -47,6 +47,7 @@ from pyinfra_wordpress_lb.operations import syncthing, sysctl, wordpress
 
 UNIT = "syncthing-wordpress.service"
 CATCH_UP_UNIT = "wordpress-lb-mesh-catch-up.service"
+WATCH_UNIT = "wordpress-lb-mesh-watch.service"  # scans each change at once
 CONFIG = "/etc/wordpress-lb/syncthing.xml"
 FOLDER = "wp-content"
 FLAG = web.MESH_FLAG  # the backend answers 503 while it exists
@@ -181,7 +182,7 @@ def sync() -> None:
     peers = [h for h in group_hosts("web") if h.name != host.name]
     leaving = departing()
 
-    apt.packages(name="Install syncthing", packages=["syncthing", "python3"],
+    apt.packages(name="Install syncthing", packages=["syncthing", "inotify-tools", "python3"],
                  no_recommends=True)
     # One inotify watch per directory: too few and changes wait for the next rescan.
     sysctl.at_least(name="Let the mesh watch every directory",
@@ -204,9 +205,10 @@ def sync() -> None:
         [_device(name, address) for name, address in sorted(leaving.items())]
     config = syncthing.config(name="Write the mesh configuration", path=CONFIG,
                               content=_config(devices), group=user)
-    files.template(name="Install the mesh's status and catch-up tool",
-                   src=templates.path("sbin/wordpress-lb-mesh.j2"), dest=TOOL, mode="755",
-                   config=CONFIG, folder=FOLDER, flag=FLAG)
+    tool = files.template(name="Install the mesh's status, catch-up and watch tool",
+                          src=templates.path("sbin/wordpress-lb-mesh.j2"), dest=TOOL, mode="755",
+                          config=CONFIG, folder=FOLDER, flag=FLAG, root=root,
+                          excludes=_ignore_patterns())
     unit = files.template(name="Install the mesh unit",
                           src=templates.path("systemd/syncthing-wordpress.service.j2"),
                           dest=f"/etc/systemd/system/{UNIT}", mode="644", run_as=user,
@@ -216,13 +218,18 @@ def sync() -> None:
                               dest=f"/etc/systemd/system/{CATCH_UP_UNIT}", mode="644",
                               run_as=user, flag=FLAG, mesh_unit=UNIT,
                               timeout=int(host.data.mesh_catch_up_timeout))
+    watch = files.template(name="Install the unit that sends each change at once",
+                           src=templates.path("systemd/wordpress-lb-mesh-watch.service.j2"),
+                           dest=f"/etc/systemd/system/{WATCH_UNIT}", mode="644",
+                           run_as=user, mesh_unit=UNIT)
     files.template(name="Raise the catching-up flag at every boot",
                    src=templates.path("tmpfiles/wordpress-lb-mesh.conf.j2"),
                    dest="/etc/tmpfiles.d/wordpress-lb-mesh.conf", mode="644",
                    run_as=user, flag=FLAG, flag_dir=FLAG_DIR)
     _retire_lsyncd()
     systemd.daemon_reload(name="Reload systemd for the mesh units",
-                          _if=lambda: unit.did_change() or catch_up.did_change())
+                          _if=lambda: unit.did_change() or catch_up.did_change()
+                          or watch.did_change())
     restart = lambda: bool(peers) and (  # noqa: E731
         config.did_change() or unit.did_change() or ident.did_change())
     systemd.service(name="Restart the mesh for its new configuration", service=UNIT,
@@ -230,6 +237,12 @@ def sync() -> None:
     running = systemd.service(name="Keep the mesh running and enabled" if peers
                               else "Stop the mesh: there is no other web host",
                               service=UNIT, running=bool(peers), enabled=bool(peers))
+    systemd.service(name="Restart the watcher for its new tool or unit", service=WATCH_UNIT,
+                    restarted=True,
+                    _if=lambda: bool(peers) and (tool.did_change() or watch.did_change()))
+    systemd.service(name="Keep the watcher running and enabled" if peers
+                    else "Stop the watcher: there is no other web host",
+                    service=WATCH_UNIT, running=bool(peers), enabled=bool(peers))
     # Blocks until this host holds what its peers hold (a new host: every upload); again
     # whenever this run (re)started the mesh (a host re-added with an empty tree).
     first = systemd.service(name="Wait until this host holds what its peers hold" if peers

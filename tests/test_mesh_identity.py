@@ -1,6 +1,8 @@
 """The mesh's identities are derived on the controller (deploys/sync.py): the same on every
 run, one per host, and named the way syncthing names them."""
 
+import time
+
 from cryptography import x509
 
 from pyinfra_wordpress_lb.deploys.sync import _identity, device_id
@@ -30,6 +32,9 @@ def test_each_host_has_its_own_identity_the_same_on_every_run():
     assert cert.not_valid_after_utc.year == 2999
 
 
+MONOTONIC = time.monotonic  # (the tool's clock is patched below: the same module)
+
+
 def _tool(tmp_path, monkeypatch, answers, answering=True):
     """The rendered `wordpress-lb-mesh` tool, its API answered by `answers(path, query)`."""
     import importlib.util
@@ -44,7 +49,8 @@ def _tool(tmp_path, monkeypatch, answers, answering=True):
                       '<device id="PEER" name="web2"></device>')
     script = tmp_path / "wordpress-lb-mesh.py"
     script.write_text(templates.render("sbin/wordpress-lb-mesh.j2", config=config,
-                                       folder="wp-content", flag=flag))
+                                       folder="wp-content", flag=flag, root="/srv/wp-content",
+                                       excludes=["/cache", "/upgrade-temp-backup", "*.swp"]))
     spec = importlib.util.spec_from_file_location("mesh_tool", script)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
@@ -116,3 +122,63 @@ def test_status_names_what_a_peer_away_lacks(tmp_path, monkeypatch):
     assert tool.status() == {"state": "idle", "needs": 0, "errors": 0, "catching_up": True,
                              "peers": {"web2": {"connected": False, "lacks": 2,
                                                 "lacking": ["uploads/a.jpg", "old"]}}}
+
+
+def test_the_watcher_names_written_paths_and_skips_what_syncthing_ignores(tmp_path, monkeypatch):
+    tool, _ = _tool(tmp_path, monkeypatch, lambda path, query: {})
+    event = tool._event
+    assert event("CLOSE_WRITE,CLOSE /srv/wp-content/uploads/2026/a b.jpg\n") == "uploads/2026/a b.jpg"
+    assert event("MOVED_TO /srv/wp-content/plugins/x/y.php\n") == "plugins/x/y.php"
+    assert event("DELETE,ISDIR /srv/wp-content/plugins/old\n") == "plugins/old"
+    assert event("CREATE,ISDIR /srv/wp-content/uploads/2027\n") == "uploads/2027"
+    assert event("CREATE /srv/wp-content/uploads/c.jpg\n") is None  # its CLOSE_WRITE follows
+    for ignored in ("cache/page/index.html", "upgrade-temp-backup/plugins/x.php",
+                    "uploads/.a.jpg.swp", "uploads/.syncthing.a.jpg.tmp", ".stfolder",
+                    ".stignore"):
+        assert event(f"CLOSE_WRITE,CLOSE /srv/wp-content/{ignored}\n") is None, ignored
+    assert event("CLOSE_WRITE,CLOSE /srv/wp-content/uploads/cache/x.jpg\n") == "uploads/cache/x.jpg"
+    assert event("CLOSE_WRITE,CLOSE /elsewhere/x\n") is None
+    assert tool._unwatched() == [
+        "--exclude", r"^/srv/wp-content/(cache|upgrade-temp-backup)(/|$)"]
+
+
+def test_the_watcher_batches_paths_into_few_scans(tmp_path, monkeypatch):
+    tool, _ = _tool(tmp_path, monkeypatch, lambda path, query: {})
+    assert tool._batch({"uploads/a", "uploads", "plugins/x/y", "plugins/x"}) == [
+        "plugins/x", "uploads"]
+    many = {f"uploads/2026/{i}.jpg" for i in range(150)} | {"plugins/p.php"}
+    assert tool._batch(many) == ["plugins", "uploads/2026"]  # parents once over MOST
+    assert tool._batch({f"top{i}" for i in range(150)}) == []  # the whole folder
+
+
+def test_the_watcher_asks_syncthing_to_scan_what_changed(tmp_path, monkeypatch):
+    tool, _ = _tool(tmp_path, monkeypatch, lambda path, query: {})
+    monkeypatch.setattr(tool.time, "monotonic", MONOTONIC)
+    lines = ["CLOSE_WRITE,CLOSE /srv/wp-content/uploads/a.jpg\n",
+             "CLOSE_WRITE,CLOSE /srv/wp-content/cache/x.html\n",
+             "DELETE,ISDIR /srv/wp-content/plugins/old\n"]
+
+    class Watcher:
+        stdout = iter(lines)
+        args: list = []
+
+        def __init__(self, args, **kwargs):
+            Watcher.args = args
+
+        def wait(self):
+            return 0
+
+    scans = []
+    failures = iter([OSError("connection refused")])
+
+    def scan(base, key, paths):
+        scans.append((base, key, paths))
+        error = next(failures, None)
+        if error:
+            raise error
+
+    monkeypatch.setattr(tool.subprocess, "Popen", Watcher)
+    monkeypatch.setattr(tool, "_scan", scan)
+    assert tool.watch() == 1  # inotifywait ended: systemd starts it again
+    assert Watcher.args[:2] == ["inotifywait", "-m"] and Watcher.args[-1] == "/srv/wp-content"
+    assert scans == [("http://127.0.0.1:8384", "k", ["plugins/old", "uploads/a.jpg"])]

@@ -192,12 +192,24 @@ def test_sync_mesh_on_web_hosts_with_their_peers(secrets_file):
     # Each host its own API key.
     keys = {web: re.search(r"<apikey>(\w+)</apikey>", c).group(1) for web, c in configs.items()}
     assert keys["web1"] != keys["web2"] and len(keys["web1"]) == 32
+    # Each change is scanned at once (syncthing's watcher, 1 s, is the fallback), by a
+    # watcher that lives and dies with the mesh.
+    assert 'fsWatcherDelayS="1"' in configs["web1"]
+    watch = upload(ops, "Sync mesh | Install the unit that sends each change at once")
+    assert "ExecStart=/usr/local/sbin/wordpress-lb-mesh watch" in watch
+    assert "User=wordpress" in watch and "PartOf=syncthing-wordpress.service" in watch
+    assert "WantedBy=syncthing-wordpress.service" in watch
+    tool = upload(ops, "Sync mesh | Install the mesh's status, catch-up and watch tool")
+    assert 'ROOT = "/var/www/wordpress/shared/wp-content"' in tool
+    assert 'EXCLUDES = ["/cache", "/upgrade", "/upgrade-temp-backup", "*.swp", "*~"]' in tool
+    assert "Sync mesh | Keep the watcher running and enabled" in names(ops)
 
 
 def test_a_lone_web_host_runs_no_mesh(secrets_file):
     ops = plan({"lb": ["a"], "web": ["a"], "db": ["a"]}, secrets_file)["a"]
     assert "Sync mesh | Stop the mesh: there is no other web host" in names(ops)
     assert "Sync mesh | Keep the mesh running and enabled" not in names(ops)
+    assert "Sync mesh | Stop the watcher: there is no other web host" in names(ops)
 
 
 def upload(ops, name):
