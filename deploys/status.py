@@ -135,7 +135,8 @@ def _web_row() -> dict:
     if not checks["release"]:
         problems.append(f"no release is served ({base}/current): re-run the deploy")
     peers = [private_address(h) for h in group_hosts("web") if h.name != host.name]
-    mesh = host.get_fact(MeshStatus, unit=sync.UNIT, tool=sync.TOOL, catch_up=sync.CATCH_UP_UNIT)
+    mesh = host.get_fact(MeshStatus, unit=sync.UNIT, tool=sync.TOOL, catch_up=sync.CATCH_UP_UNIT,
+                         watch=sync.WATCH_UNIT)
     if peers:
         away = {name: p for name, p in (mesh.get("peers") or {}).items() if not p.get("connected")}
         connected = len(mesh.get("peers") or {}) - len(away)
@@ -148,6 +149,9 @@ def _web_row() -> dict:
         if not mesh.get("active"):
             problems.append(f"the sync mesh ({sync.UNIT}) is stopped: uploads do not reach "
                             f"the other web hosts; `systemctl start {sync.UNIT}`")
+        elif not mesh.get("watching"):
+            problems.append(f"the mesh's watcher ({sync.WATCH_UNIT}) is stopped: changes wait "
+                            f"1-2 s for syncthing's own; `systemctl start {sync.WATCH_UNIT}`")
         for name, peer in sorted(away.items()):
             if peer.get("lacks"):
                 shown = ", ".join(peer.get("lacking") or [])

@@ -42,11 +42,13 @@ class Status(FactBase[dict]):
     folder's state, how many items it still needs, whether its backend is held back
     (catching up after a boot), and per peer whether it is connected and what it still
     lacks of this host's changes (a few of those paths by name); whether catching up
-    after the last boot failed (a peer answered, this host did not catch up in time).
+    after the last boot failed (a peer answered, this host did not catch up in time);
+    whether the watcher that sends each change at once runs.
 
     .. code:: python
 
-        {"active": True, "catch_up_failed": False, "state": "idle", "needs": 0, "errors": 0,
+        {"active": True, "watching": True, "catch_up_failed": False, "state": "idle",
+         "needs": 0, "errors": 0,
          "catching_up": False,
          "peers": {"web2": {"connected": False, "lacks": 2,
                             "lacking": ["uploads/a.jpg", "uploads/b.jpg"]}}}
@@ -56,18 +58,22 @@ class Status(FactBase[dict]):
 
     def command(self, unit: str = "syncthing-wordpress.service",
                 tool: str = "/usr/local/sbin/wordpress-lb-mesh",
-                catch_up: str = "wordpress-lb-mesh-catch-up.service") -> str:
+                catch_up: str = "wordpress-lb-mesh-catch-up.service",
+                watch: str = "wordpress-lb-mesh-watch.service") -> str:
         return (f"echo active=$(systemctl is-active {shlex.quote(unit)}); "
+                f"echo watching=$(systemctl is-active {shlex.quote(watch)}); "
                 f"echo catch_up=$(systemctl is-active {shlex.quote(catch_up)}); "
                 f"{shlex.quote(tool)} status 2>/dev/null; true")
 
     def process(self, output: list[str]) -> dict:
-        status: dict = {"active": False, "catch_up_failed": False, "state": None, "needs": 0,
+        status: dict = {"active": False, "watching": False, "catch_up_failed": False, "state": None, "needs": 0,
                         "errors": 0, "catching_up": False, "peers": {}}
         for line in output:
             line = line.strip()
             if line.startswith("active="):
                 status["active"] = line == "active=active"
+            elif line.startswith("watching="):
+                status["watching"] = line == "watching=active"
             elif line.startswith("catch_up="):
                 status["catch_up_failed"] = line == "catch_up=failed"
             elif line.startswith("{"):

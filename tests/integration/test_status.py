@@ -80,6 +80,16 @@ def test_the_mesh_stopped(split):
     finally:
         split.exec("web1", "systemctl start syncthing-wordpress.service")
     assert mesh.wait_quiet(split, ["web1", "web2"], timeout=60)
+    assert split.exec("web1", "systemctl is-active wordpress-lb-mesh-watch.service")[0] == 0
+
+
+def test_the_mesh_watcher_stopped(split):
+    split.exec("web2", "systemctl stop wordpress-lb-mesh-watch.service")
+    try:
+        attention(split, "web2", "web", "the mesh's watcher (wordpress-lb-mesh-watch.service) "
+                                        "is stopped")
+    finally:
+        split.exec("web2", "systemctl start wordpress-lb-mesh-watch.service")
 
 
 def test_a_drained_backend(split):
