@@ -9,10 +9,11 @@ Writes bench/results/mesh-engines.json and .md. Cases, per engine:
   paths whose content differs between the three hosts at the end;
 - away: 100 files on every host; one host killed; the files deleted on another; the
   killed host back: files that came back (resurrected), on any host;
-- latency (syncthing, which watches by itself; `fsWatcherDelayS` 0.25 and 1): a file
+- latency (syncthing, which watches by itself; `fsWatcherDelayS` 0.25 and 1, and 1 with
+  our watcher, `wordpress-lb-mesh watch`, asking for a scan of each changed path): a file
   written on one host, polled for on another every 2 ms inside the containers (one
-  clock: the same kernel); and the CPU the hosts use in quiet seconds after a directory
-  was deleted;
+  clock: the same kernel), alone and in a stream 0.1 s apart; and the CPU the hosts use
+  in quiet seconds after a directory was deleted;
 - push (csync2, which is driven by a trigger such as lsyncd): the time one
   `csync2 -x` takes for one change;
 - cpu: the writer's CPU seconds (its whole container) for a burst of 100 files, sent.
@@ -65,7 +66,7 @@ def start_beds() -> None:
         container.start()
     threads = [threading.Thread(target=sh, args=(h, (
         "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-        "--no-install-recommends csync2 syncthing unison procps >/dev/null && "
+        "--no-install-recommends csync2 syncthing unison procps inotify-tools python3 >/dev/null && "
         f"useradd -r -m -d /var/lib/wp wp && mkdir -p {ROOT}/cs {ROOT}/st/.stfolder "
         "/var/lib/wp/csync2 /var/lib/wp/st && chown -R wp: /srv/mesh /var/lib/wp")))
         for h in HOSTS]
@@ -116,6 +117,20 @@ def syncthing_setup(delay: str) -> None:
         sh(host, "pkill -x syncthing; sleep 1", check=False)
         syncthing_start(host)
     time.sleep(10)
+
+
+def watcher_start(hosts=tuple(HOSTS)) -> None:
+    """Our watcher (templates/sbin/wordpress-lb-mesh.j2) on every host, as the deploy runs it."""
+    from pyinfra_wordpress_lb import templates
+
+    tool = templates.render("sbin/wordpress-lb-mesh.j2", config="/var/lib/wp/st/config.xml",
+                            folder="m", flag="/tmp/unused", root=f"{ROOT}/st", excludes=[])
+    for host in hosts:
+        subprocess.run(["docker", "exec", "-i", f"pwlb-{NAME}-{host}", "sh", "-c",
+                        "cat > /usr/local/sbin/wordpress-lb-mesh && chmod 755 "
+                        "/usr/local/sbin/wordpress-lb-mesh"], input=tool, text=True, check=True)
+        sh(host, "nohup /usr/local/sbin/wordpress-lb-mesh watch >/tmp/watch.log 2>&1 &", user="wp")
+    time.sleep(2)
 
 
 def syncthing_start(host: str) -> None:
@@ -176,7 +191,8 @@ def away(folder: str, push=None, restart=None) -> int:
     return max(len([p for p in digests(h, folder) if "/away/" in p]) for h in HOSTS)
 
 
-def latency(folder: str, count: int = 20) -> list[float]:
+def latency(folder: str, count: int = 20, gap: float = 0.3) -> list[float]:
+    """Lone writes (the default), or a stream: each write `gap` seconds after the last."""
     found = []
     for n in range(count):
         path = f"{folder}/lat{n}-{time.time_ns()}"
@@ -184,7 +200,7 @@ def latency(folder: str, count: int = 20) -> list[float]:
             ["docker", "exec", f"pwlb-{NAME}-e2", "sh", "-c",
              f"i=0; while [ ! -e {path} ] && [ $i -lt 2500 ]; do sleep 0.002; i=$((i+1)); done; "
              "date +%s%N"], stdout=subprocess.PIPE, text=True)
-        time.sleep(0.3)
+        time.sleep(gap)
         wrote = int(sh("e1", f"date +%s%N; echo x > {path}", user="wp").split()[0])
         seen = int(watcher.communicate()[0].split()[0])
         found.append((seen - wrote) / 1e9)
@@ -249,15 +265,21 @@ def main() -> int:
             sh(host, "pkill -x csync2", check=False)
 
         st: dict = {}
-        for delay in ("0.25", "1"):  # sub-second, then the deploy's default
-            syncthing_setup(delay)
+        for delay in ("0.25", "1", "1+watcher"):  # sub-second, syncthing's own 1 s, ours
+            syncthing_setup(delay.split("+")[0])
+            if delay.endswith("watcher"):
+                watcher_start()
             lat = latency(f"{ROOT}/st")
+            stream = latency(f"{ROOT}/st", count=40, gap=0.1)
             st[delay] = {"latency_p50_s": round(statistics.median(lat), 3),
                          "latency_p95_s": round(sorted(lat)[int(0.95 * (len(lat) - 1))], 3),
                          "latency_max_s": round(max(lat), 3),
+                         "stream_p95_s": round(sorted(stream)[int(0.95 * (len(stream) - 1))], 3),
+                         "stream_max_s": round(max(stream), 3),
                          "idle_cpu_after_dir_delete_s": spin_after_delete(f"{ROOT}/st")}
         st["race_differing"] = race(f"{ROOT}/st")
-        st["away_resurrected"] = away(f"{ROOT}/st", restart=syncthing_start)
+        st["away_resurrected"] = away(f"{ROOT}/st", restart=lambda h: (
+            syncthing_start(h), watcher_start((h,))))
         st["burst_cpu_s"] = burst_cpu(f"{ROOT}/st")
         result["syncthing"] = st
     finally:
@@ -282,14 +304,16 @@ def report(r: dict) -> str:
         f"| csync2 (`auto left`) | {cs['race_differing_auto_left']} | {cs['away_resurrected']} | "
         f"{cs['push_one_change_s']} s per `csync2 -x` | {cs['burst_cpu_s']} s (one push per file) |",
         *(f"| syncthing (`maxConflicts` 0, `fsWatcherDelayS` {d}) | "
-          f"{st['race_differing'] if d == '1' else '—'} | "
-          f"{st['away_resurrected'] if d == '1' else '—'} | p50 {st[d]['latency_p50_s']} s, "
-          f"p95 {st[d]['latency_p95_s']} s, max {st[d]['latency_max_s']} s | "
-          f"{st['burst_cpu_s'] if d == '1' else '—'} s |" for d in ("0.25", "1")),
+          f"{st['race_differing'] if d == '1+watcher' else '—'} | "
+          f"{st['away_resurrected'] if d == '1+watcher' else '—'} | lone: p50 "
+          f"{st[d]['latency_p50_s']} s, p95 {st[d]['latency_p95_s']} s, max "
+          f"{st[d]['latency_max_s']} s; 0.1 s apart: p95 {st[d]['stream_p95_s']} s, max "
+          f"{st[d]['stream_max_s']} s | "
+          f"{st['burst_cpu_s'] if d == '1+watcher' else '—'} s |" for d in st if d[0] in "01"),
         "",
         "CPU of the three hosts in 10 quiet seconds after a directory of 100 files was "
-        f"deleted: `fsWatcherDelayS` 0.25: {st['0.25']['idle_cpu_after_dir_delete_s']} s, "
-        f"1: {st['1']['idle_cpu_after_dir_delete_s']} s (syncthing issue 9135).",
+        "deleted: " + ", ".join(f"`fsWatcherDelayS` {d}: {st[d]['idle_cpu_after_dir_delete_s']} s"
+                                for d in st if d[0] in "01") + " (syncthing issue 9135).",
         "",
         f"unison: {un['version']}; `unison-fsmonitor` shipped: {un['fsmonitor']} "
         "(without it, only timed rescans).", ""])

@@ -3,6 +3,7 @@ configuration, an unattended install, the database upgrade a new release needs."
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shlex
 
@@ -364,6 +365,7 @@ def admin_password_stamp(docroot: str) -> str:
     return f"{PRIVATE_DIR}/admin-password-{hashlib.sha1(docroot.encode()).hexdigest()[:12]}"
 
 
+@functools.lru_cache(maxsize=64)  # (100,000 rounds: asked once per host and run)
 def password_stamp(password: str, salt: str) -> str:
     """``salt$digest`` of a password (PBKDF2-SHA256): tells whether it changed, and
     nothing about it."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import sys
 from io import BytesIO, StringIO
 from pathlib import Path
 
@@ -19,21 +21,61 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _faster_pyinfra() -> None:
-    """Two of pyinfra's pure helpers, made cheap for the many plans the tests make (same
+    """pyinfra's pure helpers, made cheap for the many plans the tests make (same
     answers): where an operation is called from is read without loading source lines
-    (only file names and line numbers are used), and the global arguments' type hints,
-    the same for every operation, are computed once."""
+    (only file names and line numbers are used), the global arguments' type hints, the
+    same for every operation, are computed once, and host data is looked up without
+    merging the groups' data again each time."""
     import inspect
-    from functools import cache, partial
+    from functools import cache
 
     import pyinfra.api.arguments as arguments
     import pyinfra.api.facts as facts
     import pyinfra.api.util as util
 
-    util.stack = partial(inspect.stack, 0)
-    util.getframeinfo = partial(inspect.getframeinfo, context=0)
+    from copy import copy
+
+    from pyinfra.api.host import HostData
+
+    def stack():  # inspect.stack() without its source lookups: only the frames
+        frames, frame = [], sys._getframe(1)
+        while frame is not None:
+            frames.append((frame,))
+            frame = frame.f_back
+        return frames
+
+    def getframeinfo(frame):  # what pyinfra reads: the file name and the line number
+        code = frame.f_code
+        return inspect.Traceback(code.co_filename, frame.f_lineno, code.co_name, None, None)
+
+    util.stack = stack
+    util.getframeinfo = getframeinfo
     arguments.all_global_arguments = facts.all_global_arguments = cache(
         arguments.all_global_arguments)
+
+    # Every lookup of a host's data called a function per layer, merged its groups'
+    # data again and caught a KeyError per layer (see _fixed_layers).
+    def lookup(self, key: str):
+        for data in self.datas:
+            if callable(data):
+                data = data()
+            if key in data:
+                return copy(data[key])
+        raise AttributeError(f"Host `{self.host}` has no data `{key}`")
+
+    HostData.__getattr__ = lookup
+
+
+def _fixed_layers(inventory) -> None:
+    """Each host's data layers as the dicts they are (a test inventory's data never
+    changes once made; only the current deploy's defaults do), instead of functions
+    that fetch them and merge the groups' data at every lookup."""
+    for host in inventory:
+        data = host.data
+        data.__dict__["datas"] = (
+            data.override_datas, inventory.get_override_data(),
+            inventory.get_host_data(host.name), inventory.get_groups_data(host.groups),
+            inventory.get_data(), host.get_deploy_data)
 
 
 _faster_pyinfra()
@@ -68,16 +110,37 @@ class Plan(dict):
     order: list[str]
 
 
-def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = None,
-         host_data: dict[str, dict] | None = None,
-         fake_responses: dict | None = None, show_secrets: bool = False,
-         deploy_file: str = "deploy.py", failed: tuple[str, ...] = (),
-         unreachable: tuple[str, ...] = ()) -> Plan:
+_PLANS: dict = {}
+
+
+def plan(groups: dict[str, list[str]], secrets_file: Path, **options) -> Plan:
     """What each host would run on a first run, in operation order (secret uploads
     opaque unless `show_secrets`). With `failed`, what the other hosts run once those
     hosts failed early in the run (commands as they are decided while the run goes on).
     With `unreachable`, a run limited (`--limit`) to the other hosts, those not answering.
-    Hosts get private addresses 10.0.0.10, .11, ... in order of first appearance."""
+    Hosts get private addresses 10.0.0.10, .11, ... in order of first appearance.
+
+    A plan asked again with the same inputs (and no secrets file yet: the run makes
+    one) is the first one's, its secrets file copied: the deploy is deterministic
+    given its secrets, and the tests only read plans (each gets its own copy)."""
+    fresh = not secrets_file.exists()
+    key = json.dumps([groups, options], sort_keys=True, default=repr) if fresh else None
+    if key in _PLANS:
+        result, secrets = _PLANS[key]
+        secrets_file.touch(mode=0o600)
+        secrets_file.write_text(secrets)
+        return copy.deepcopy(result)
+    result = _plan(groups, secrets_file, **options)
+    if key is not None and secrets_file.exists():
+        _PLANS[key] = (copy.deepcopy(result), secrets_file.read_text())
+    return result
+
+
+def _plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = None,
+          host_data: dict[str, dict] | None = None,
+          fake_responses: dict | None = None, show_secrets: bool = False,
+          deploy_file: str = "deploy.py", failed: tuple[str, ...] = (),
+          unreachable: tuple[str, ...] = ()) -> Plan:
     names: list[str] = []
     for hosts in groups.values():
         names += [h for h in hosts if h not in names]
@@ -96,6 +159,7 @@ def plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = N
         (all_hosts, {}),
         **{group: ([f"@fake/{h}" for h in hosts], {}) for group, hosts in groups.items()},
     )
+    _fixed_layers(inventory)
     state = State(inventory, Config())
     cwd, was_cli = os.getcwd(), pyinfra.is_cli
     os.chdir(ROOT)
