@@ -30,13 +30,14 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PORT, BACKEND_PORT = 18180, 18181
 
 # The tutorial's configuration, selected through documented data keys: plain HTTP,
-# the sync tool's default delay (syncthing's 10 s), and an upstream with nginx's defaults only (least_conn and
+# the sync tool's default delay (syncthing's 10 s, its own watcher only), and an upstream with nginx's defaults only (least_conn and
 # nothing else: no keepalive, retries only on connection errors and timeouts, 60 s
 # connect timeout). (`site_url` follows: http on the same shared address.)
 BASELINE = {
     "tls": "off",
     "page_cache_ttl": "0",
     "mesh_delay": "10",
+    "mesh_watch": "false",
     "lb_keepalive": "0",
     "lb_next_upstream": "error timeout",
     "lb_next_upstream_tries": "0",

@@ -63,9 +63,14 @@ SETTINGS = (
             "the directory the mesh mirrors; default `<docroot>/shared/wp-content`"),
     Setting("mesh_port", 22000, "TCP port syncthing listens on (private address, web peers only)"),
     Setting("mesh_delay", 1,
-            "whole seconds syncthing gathers file events before it scans them "
-            "(`fsWatcherDelayS`; below 1 s syncthing can spin a core after a directory is "
-            "deleted, syncthing issue 9135)"),
+            "whole seconds syncthing's own watcher gathers file events before it scans them "
+            "(`fsWatcherDelayS`): the fallback of `wordpress-lb-mesh-watch.service`, which "
+            "asks for a scan of each change at once; below 1 s syncthing can spin a core "
+            "after a directory is deleted (syncthing issue 9135)"),
+    Setting("mesh_watch", True,
+            "ask syncthing to scan each change at once (`wordpress-lb-mesh-watch.service`: "
+            "writes reach the peers in a fraction of a second); false: syncthing's own "
+            "watcher only (`mesh_delay`, 1-2 s)"),
     Setting("mesh_rescan", 3600,
             "seconds between full rescans (a safety net: file events trigger the sync)"),
     Setting("mesh_catch_up_timeout", 120,
@@ -73,8 +78,8 @@ SETTINGS = (
             "before it serves anyway (it answers 503 meanwhile); a new web host waits as long in "
             "the deploy for every upload (raise it for a large tree)"),
     Setting("mesh_inotify_watches", 524288,
-            "`fs.inotify.max_user_watches` at least (syncthing watches every directory); a "
-            "host that refuses (a container) is named in the output"),
+            "`fs.inotify.max_user_watches` at least (syncthing and the mesh's watcher each "
+            "watch every directory); a host that refuses (a container) is named in the output"),
     Setting("mesh_excludes",
             ("/cache", "/upgrade", "/upgrade-temp-backup", "*.swp", "*~"),
             "paths the mesh never syncs (syncthing ignore patterns, `/` = the mesh's root)"),
@@ -237,12 +242,14 @@ def sync() -> None:
     running = systemd.service(name="Keep the mesh running and enabled" if peers
                               else "Stop the mesh: there is no other web host",
                               service=UNIT, running=bool(peers), enabled=bool(peers))
+    watching = bool(peers) and host.data.mesh_watch is True
     systemd.service(name="Restart the watcher for its new tool or unit", service=WATCH_UNIT,
                     restarted=True,
-                    _if=lambda: bool(peers) and (tool.did_change() or watch.did_change()))
-    systemd.service(name="Keep the watcher running and enabled" if peers
-                    else "Stop the watcher: there is no other web host",
-                    service=WATCH_UNIT, running=bool(peers), enabled=bool(peers))
+                    _if=lambda: watching and (tool.did_change() or watch.did_change()))
+    systemd.service(name="Keep the watcher running and enabled" if watching
+                    else "Stop the watcher: there is no other web host" if not peers
+                    else "Stop the watcher (mesh_watch is off)",
+                    service=WATCH_UNIT, running=watching, enabled=watching)
     # Blocks until this host holds what its peers hold (a new host: every upload); again
     # whenever this run (re)started the mesh (a host re-added with an empty tree).
     first = systemd.service(name="Wait until this host holds what its peers hold" if peers

@@ -129,9 +129,9 @@ def _check_releases_and_pool(problems: list[str]) -> None:
         if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
             problems.append(f"{h.name}: keep_releases {keep!r} is not a number of releases "
                             "(1 or more: the served one counts)")
-        drain = value(h, "drain")
-        if not isinstance(drain, bool):
-            problems.append(f"{h.name}: drain {drain!r} is not true or false")
+        for flag in ("drain", "mesh_watch"):
+            if not isinstance(value(h, flag), bool):
+                problems.append(f"{h.name}: {flag} {value(h, flag)!r} is not true or false")
     web = _group("web")
     if web and all(value(h, "drain") is True for h in web) and _group("lb"):
         problems.append("every web host has drain = true: the balancers would have no "

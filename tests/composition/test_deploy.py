@@ -212,6 +212,13 @@ def test_a_lone_web_host_runs_no_mesh(secrets_file):
     assert "Sync mesh | Stop the watcher: there is no other web host" in names(ops)
 
 
+def test_the_mesh_watcher_can_be_turned_off(secrets_file):
+    ops = plan(TOPOLOGIES["split"], secrets_file, data={"mesh_watch": False})["web1"]
+    assert "Sync mesh | Stop the watcher (mesh_watch is off)" in names(ops)
+    assert "Sync mesh | Keep the watcher running and enabled" not in names(ops)
+    assert "Sync mesh | Keep the mesh running and enabled" in names(ops)
+
+
 def upload(ops, name):
     text = commands(ops, name)
     assert "upload " in text, (name, text[:200])

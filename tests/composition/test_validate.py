@@ -253,6 +253,8 @@ def test_releases_and_drain_settings(secrets_file):
     assert "keep_releases 0 is not a number of releases" in message
     message = rejected(SPLIT, secrets_file, host_data={"web1": {"drain": "yes"}})
     assert "web1: drain 'yes' is not true or false" in message
+    message = rejected(SPLIT, secrets_file, host_data={"web2": {"mesh_watch": "off"}})
+    assert "web2: mesh_watch 'off' is not true or false" in message
     message = rejected(SPLIT, secrets_file, data={"drain": True})
     assert "every web host has drain = true" in message
 
