@@ -88,7 +88,9 @@ def backups() -> None:
                             hosts={target.split("@")[-1].split(":")[0]: [pinned]})
     files.template(
         name="Install the backup script", src=templates.path("sbin/wordpress-backup.j2"),
-        dest=SCRIPT, mode="700", jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
+        dest=SCRIPT,
+        create_remote_dir=False, mode="700",
+        jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
         backup_dir=BACKUP_DIR, keep=int(host.data.backup_keep),
         schedule=host.data.backup_schedule, db_name=host.data.db_name,
         web_addresses=[private_address(h) for h in webs],
@@ -105,11 +107,13 @@ def backups() -> None:
     service = files.template(
         name="Install wordpress-backup.service", mode="644",
         src=templates.path("systemd/wordpress-backup.service.j2"),
-        dest=f"/etc/systemd/system/{UNIT}.service", backup_dir=BACKUP_DIR, script=SCRIPT)
+        dest=f"/etc/systemd/system/{UNIT}.service",
+        create_remote_dir=False, backup_dir=BACKUP_DIR, script=SCRIPT)
     timer = files.template(
         name="Install wordpress-backup.timer", mode="644",
         src=templates.path("systemd/wordpress-backup.timer.j2"),
-        dest=f"/etc/systemd/system/{UNIT}.timer", schedule=host.data.backup_schedule)
+        dest=f"/etc/systemd/system/{UNIT}.timer",
+        create_remote_dir=False, schedule=host.data.backup_schedule)
     systemd.daemon_reload(name="Reload systemd for the backup units",
                           _if=lambda: service.did_change() or timer.did_change())
     systemd.service(name=f"Take backups {host.data.backup_schedule}",

@@ -139,7 +139,7 @@ def balancer() -> None:
     files.directory(name="Create the page cache's directory", path=CACHE_DIR, user="www-data",
                     group="www-data", mode="700")
     files.template(name="Install the page cache's purge command", src=templates.path(
-        "sbin/wordpress-lb-purge-cache.j2"), dest=PURGE, mode="755",
+        "sbin/wordpress-lb-purge-cache.j2"), dest=PURGE, create_remote_dir=False, mode="755",
         ttl=int(host.data.page_cache_ttl or 0), cache_dir=CACHE_DIR)
     # Web hosts new to a serving cluster get no request until verified (`admit`).
     vhost("balancer vhost", held_back=newcomers())

@@ -50,7 +50,7 @@ def common() -> None:
                      no_recommends=True)
         files.put(name="Install Debian's security updates every day",
                   src=templates.path("apt/20auto-upgrades"),
-                  dest="/etc/apt/apt.conf.d/20auto-upgrades", mode="644")
+                  dest="/etc/apt/apt.conf.d/20auto-upgrades", create_remote_dir=False, mode="644")
     else:
         files.file(name="Leave updates to the operator (unattended_upgrades = false)",
                    path="/etc/apt/apt.conf.d/20auto-upgrades", present=False)

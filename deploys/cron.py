@@ -30,11 +30,12 @@ def cron() -> None:
                             dest=RUNNER, site_host=templates.php_string(site_host()))
     service = files.template(name="Install wordpress-cron.service", mode="644",
                              src=templates.path("systemd/wordpress-cron.service.j2"),
-                             dest=f"/etc/systemd/system/{UNIT}.service", run_as=user,
+                             dest=f"/etc/systemd/system/{UNIT}.service",
+                             create_remote_dir=False, run_as=user,
                              docroot=host.data.docroot.rstrip("/"), runner=RUNNER)
     timer = files.template(name="Install wordpress-cron.timer", mode="644",
                            src=templates.path("systemd/wordpress-cron.timer.j2"),
-                           dest=f"/etc/systemd/system/{UNIT}.timer")
+                           dest=f"/etc/systemd/system/{UNIT}.timer", create_remote_dir=False)
     systemd.daemon_reload(name="Reload systemd for WP-Cron's units",
                           _if=lambda: service.did_change() or timer.did_change())
     systemd.service(name="Run WordPress's scheduled events every minute",

@@ -117,7 +117,8 @@ def rules(target=None, keep: dict | None = None) -> list[tuple[str, list[str]]]:
 
 def _rules_file(name: str, keep: dict | None):
     return files.template(name=name,
-                          src=templates.path("nftables/firewall.nft.j2"), dest=RULES, mode="600",
+                          src=templates.path("nftables/firewall.nft.j2"), dest=RULES,
+                          create_remote_dir=False, mode="600",
                           jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
                           family=FAMILY, table=TABLE, host_name=host.name,
                           roles=sorted(set(host.groups) & {"lb", "web", "db"}),
@@ -140,7 +141,7 @@ def firewall() -> None:
     _rules_file("Write the firewall rules", keep=host_fact(host, Sources, path=RULES))
     unit = files.template(name=f"Install {UNIT}",
                           src=templates.path(f"systemd/{UNIT}.j2"),
-                          dest=f"/etc/systemd/system/{UNIT}", mode="644",
+                          dest=f"/etc/systemd/system/{UNIT}", create_remote_dir=False, mode="644",
                           rules=RULES, family=FAMILY, table=TABLE)
     systemd.daemon_reload(name="Reload systemd for the firewall's unit", _if=unit.did_change)
     systemd.service(name="Load the firewall at boot", service=UNIT, running=None, enabled=True)

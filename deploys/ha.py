@@ -77,6 +77,7 @@ def shared_address() -> None:
     script = files.template(
         name="Install the script that hands the address over when nginx stops",
         src=templates.path("sbin/wordpress-lb-nginx-handover.j2"), dest=HANDOVER,
+        create_remote_dir=False,
         mode="755", jinja_env_kwargs=TIDY, vip=vip, stopping_file=STOPPING_FILE,
         ports=sorted({int(host.data.lb_port), int(host.data.lb_https_port)}),
         drain_seconds=DRAIN_SECONDS)

@@ -198,7 +198,8 @@ def sync() -> None:
     files.directory(name="Mark the mesh's root for syncthing", path=f"{root}/.stfolder",
                     user=user, group=user, mode="755")
     files.template(name="Write what the mesh never syncs", src=templates.path("syncthing/stignore.j2"),
-                   dest=f"{root}/.stignore", user=user, group=user, mode="644",
+                   dest=f"{root}/.stignore",
+                   create_remote_dir=False, user=user, group=user, mode="644",
                    patterns=_ignore_patterns(), jinja_env_kwargs=TIDY)
     files.directory(name="Create the mesh's home", path=home(), user=user, group=user, mode="700")
     files.directory(name="Create the mesh's configuration directory", path="/etc/wordpress-lb",
@@ -211,25 +212,30 @@ def sync() -> None:
     config = syncthing.config(name="Write the mesh configuration", path=CONFIG,
                               content=_config(devices), group=user)
     tool = files.template(name="Install the mesh's status, catch-up and watch tool",
-                          src=templates.path("sbin/wordpress-lb-mesh.j2"), dest=TOOL, mode="755",
+                          src=templates.path("sbin/wordpress-lb-mesh.j2"), dest=TOOL,
+                          create_remote_dir=False, mode="755",
                           config=CONFIG, folder=FOLDER, flag=FLAG, root=root,
                           excludes=_ignore_patterns())
     unit = files.template(name="Install the mesh unit",
                           src=templates.path("systemd/syncthing-wordpress.service.j2"),
-                          dest=f"/etc/systemd/system/{UNIT}", mode="644", run_as=user,
+                          dest=f"/etc/systemd/system/{UNIT}",
+                          create_remote_dir=False, mode="644", run_as=user,
                           config=CONFIG, home=home())
     catch_up = files.template(name="Install the unit that holds the backend until it caught up",
                               src=templates.path("systemd/wordpress-lb-mesh-catch-up.service.j2"),
-                              dest=f"/etc/systemd/system/{CATCH_UP_UNIT}", mode="644",
+                              dest=f"/etc/systemd/system/{CATCH_UP_UNIT}",
+                              create_remote_dir=False, mode="644",
                               run_as=user, flag=FLAG, mesh_unit=UNIT,
                               timeout=int(host.data.mesh_catch_up_timeout))
     watch = files.template(name="Install the unit that sends each change at once",
                            src=templates.path("systemd/wordpress-lb-mesh-watch.service.j2"),
-                           dest=f"/etc/systemd/system/{WATCH_UNIT}", mode="644",
+                           dest=f"/etc/systemd/system/{WATCH_UNIT}",
+                           create_remote_dir=False, mode="644",
                            run_as=user, mesh_unit=UNIT)
     files.template(name="Raise the catching-up flag at every boot",
                    src=templates.path("tmpfiles/wordpress-lb-mesh.conf.j2"),
-                   dest="/etc/tmpfiles.d/wordpress-lb-mesh.conf", mode="644",
+                   dest="/etc/tmpfiles.d/wordpress-lb-mesh.conf",
+                   create_remote_dir=False, mode="644",
                    run_as=user, flag=FLAG, flag_dir=FLAG_DIR)
     _retire_lsyncd()
     systemd.daemon_reload(name="Reload systemd for the mesh units",
@@ -285,7 +291,7 @@ def backup_access(user: str, root: str):
     return files.template(
         name="Let the backups read the shared tree, from the database host only",
         src=templates.path("ssh/authorized_keys.j2"),
-        dest=f"{ssh_dir}/authorized_keys",
+        dest=f"{ssh_dir}/authorized_keys", create_remote_dir=False,
         user=user, group=user, mode="600",
         root=root, reader=backup.reader_key(), jinja_env_kwargs=TIDY,
     )

@@ -221,12 +221,14 @@ def certificates() -> None:
         return
     files.directory(name="Create the TLS directory", path=TLS_DIR, mode="755")
     files.template(name="Install the DHE parameters (RFC 7919 ffdhe2048)",
-                   src=templates.path("tls/ffdhe2048.pem.j2"), dest=DH_PARAMS, mode="644")
+                   src=templates.path("tls/ffdhe2048.pem.j2"), dest=DH_PARAMS,
+                   create_remote_dir=False, mode="644")
     if tls_mode == "acme":
         apt.packages(name="Install certbot", packages=["certbot"], no_recommends=True)
         files.template(name="Install certbot's hook that reloads nginx",
                        src=templates.path("sbin/wordpress-lb-nginx-reload.j2"),
-                       dest=RELOAD_HOOK, mode="755", fingerprint=nginx_facts.FINGERPRINT,
+                       dest=RELOAD_HOOK,
+                       create_remote_dir=False, mode="755", fingerprint=nginx_facts.FINGERPRINT,
                        stamp=nginx_facts.STAMP)
         files.directory(name="Create the ACME challenge webroot", path=ACME_WEBROOT,
                         mode="755")

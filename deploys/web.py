@@ -104,7 +104,8 @@ def web() -> None:
     )
 
     files.template(name="Rotate the pool's PHP error log", src=templates.path(
-        "logrotate/wordpress-lb.j2"), dest=LOGROTATE, mode="644", php_log=PHP_LOG, keep=8,
+        "logrotate/wordpress-lb.j2"), dest=LOGROTATE, create_remote_dir=False, mode="644",
+        php_log=PHP_LOG, keep=8,
         log_owner=user)
 
     nginx_site(

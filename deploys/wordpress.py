@@ -181,7 +181,8 @@ def release() -> None:
                     group=user, mode="755")
     files.template(name="Install the must-use plugin for WordPress behind the balancers",
                    src=templates.path("wordpress/wordpress-lb.php.j2"),
-                   dest=f"{mu_plugins}/wordpress-lb.php", user=user, group=user, mode="644")
+                   dest=f"{mu_plugins}/wordpress-lb.php", create_remote_dir=False,
+                   user=user, group=user, mode="644")
     # Only when every web host got this far (see cluster_intact).
     switched = wordpress.current(
         name=f"Serve WordPress {version} (one atomic switch)",

@@ -11,7 +11,8 @@ from io import BytesIO
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, HiddenValue, QuoteString, StringCommand
-from pyinfra.facts.files import File, Sha256File
+
+from pyinfra_wordpress_lb.facts.files import Content
 
 # Root's own directory (mode 711): files with secrets in them (SQL, PHP scripts) pass
 # through here, each readable by root or its one user only, and removed after use.
@@ -45,7 +46,8 @@ def put_content(path: str, content: str, user: str = "root", group: str = "root"
     (`force`: write it even if the content looks the same, e.g. through a link)."""
     data = content.encode()
     quoted = QuoteString(path)
-    if force or host.get_fact(Sha256File, path=path) != hashlib.sha256(data).hexdigest():
+    info = None if force else host.get_fact(Content, path=path)  # digest and owner at once
+    if not info or info["sha256"] != hashlib.sha256(data).hexdigest():
         if secret:
             yield from upload_secret(path, data, user, group, mode)
             return
@@ -53,6 +55,5 @@ def put_content(path: str, content: str, user: str = "root", group: str = "root"
                                 remote_temp_filename=host.get_temp_filename(path))
         yield StringCommand("chown", f"{user}:{group}", quoted, "&&", "chmod", str(mode), quoted)
         return
-    info = host.get_fact(File, path=path)
-    if not info or (info["user"], info["group"], info["mode"]) != (user, group, mode):
+    if (info["user"], info["group"], info["mode"]) != (user, group, mode):
         yield StringCommand("chown", f"{user}:{group}", quoted, "&&", "chmod", str(mode), quoted)
