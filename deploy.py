@@ -11,7 +11,7 @@ from pyinfra_wordpress_lb.deploys.backup import backups
 from pyinfra_wordpress_lb.deploys.cron import cron
 from pyinfra_wordpress_lb.deploys import firewall as firewall_tier
 from pyinfra_wordpress_lb.deploys import sync as sync_tier
-from pyinfra_wordpress_lb.deploys.balancer import admit, balancer
+from pyinfra_wordpress_lb.deploys.balancer import admit_new_web_hosts, balancer
 from pyinfra_wordpress_lb.deploys.common import common
 from pyinfra_wordpress_lb.deploys.database import database
 from pyinfra_wordpress_lb.deploys.firewall import firewall
@@ -21,7 +21,7 @@ from pyinfra_wordpress_lb.deploys.tls import acme, trust
 from pyinfra_wordpress_lb.deploys.validate import validate
 from pyinfra_wordpress_lb.deploys.verify import verify
 from pyinfra_wordpress_lb.deploys.web import web
-from pyinfra_wordpress_lb.deploys.wordpress import install, release
+from pyinfra_wordpress_lb.deploys.wordpress import install_site, serve_release
 from pyinfra_wordpress_lb.operations import cluster
 
 validate()  # a wrong inventory or setting stops here, before any change
@@ -31,7 +31,7 @@ if "db" in host.groups:
     database()
     backups()
 if "web" in host.groups:
-    release()  # beside the served one, then one atomic switch
+    serve_release()  # beside the served one, then one atomic switch
     web()
     sync()  # a web host new to the cluster waits here until it holds every upload
     cron()
@@ -41,7 +41,7 @@ if "lb" in host.groups or "web" in host.groups:
 cluster.barrier(name="Wait until every host has its tiers", reason="database, web, mesh")
 
 if "web" in host.groups:
-    install()  # and the database upgrade a new release needs: once, every host switched
+    install_site()  # and the database upgrade a new release needs: once, every host switched
 if "lb" in host.groups:
     balancer()  # new web hosts held back until verified
     shared_address()
@@ -50,13 +50,13 @@ cluster.barrier(name="Wait until every balancer serves", reason="balancers, shar
 
 if "lb" in host.groups:
     acme()
-    admit()  # new web hosts, verified, join the pool
+    admit_new_web_hosts()  # new web hosts, verified, join the pool
 # Web hosts that left the inventory: no balancer sends to them now.
 if "db" in host.groups:
-    db_tier.prune_departed()
+    db_tier.drop_departed_accounts()
 if "web" in host.groups:
-    sync_tier.prune_departed()
-firewall_tier.prune_departed()
+    sync_tier.unshare_departed_hosts()
+firewall_tier.close_to_departed_hosts()
 
 cluster.barrier(name="Wait until the site is deployed", reason="install, certificates")
 

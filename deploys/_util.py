@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import warnings
 from urllib.parse import urlsplit
 
 from gevent.lock import Semaphore
@@ -21,6 +23,18 @@ from pyinfra_wordpress_lb.operations import nginx
 
 # Jinja options for configuration files a person reads: no blank lines left by tags.
 TIDY = {"trim_blocks": True, "lstrip_blocks": True}
+
+
+def renamed(new, old: str):
+    """`new` under its old name, for deploy files written against an earlier version:
+    it works, and says (once, as a DeprecationWarning) what it is called now."""
+    @functools.wraps(new)
+    def call(*args, **kwargs):
+        warnings.warn(f"{new.__module__}.{old} is now {new.__name__}", DeprecationWarning,
+                      stacklevel=2)
+        return new(*args, **kwargs)
+    call.__name__ = old
+    return call
 
 
 def host_fact(target: Host, fact_cls, **kwargs):

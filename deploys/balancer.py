@@ -19,8 +19,8 @@ from pyinfra.operations import apt, files, server
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import common, tls, web, wordpress
 from pyinfra_wordpress_lb.deploys._util import (
-    backend_port, failed, group_hosts, host_fact, newcomers, nginx_site, private_address, site_url,
-    upstream,
+    backend_port, failed, group_hosts, host_fact, newcomers, nginx_site, private_address, renamed,
+    site_url, upstream,
 )
 from pyinfra_wordpress_lb.operations import http
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
@@ -141,7 +141,7 @@ def balancer() -> None:
     files.template(name="Install the page cache's purge command", src=templates.path(
         "sbin/wordpress-lb-purge-cache.j2"), dest=PURGE, create_remote_dir=False, mode="755",
         ttl=int(host.data.page_cache_ttl or 0), cache_dir=CACHE_DIR)
-    # Web hosts new to a serving cluster get no request until verified (`admit`).
+    # Web hosts new to a serving cluster get no request until verified (`admit_new_web_hosts`).
     vhost("balancer vhost", held_back=newcomers())
     # After every web host's tiers (deploy.py's first barrier): a release switch shows
     # at once, never a cached file of the release that was served before.
@@ -151,7 +151,7 @@ def balancer() -> None:
 
 @deploy("Balancer", data_defaults=defaults(common.SETTINGS, web.SETTINGS, tls.SETTINGS,
                                             SETTINGS))
-def admit() -> None:
+def admit_new_web_hosts() -> None:
     """Web hosts new to the cluster, once they have the shared content: each answers this
     balancer directly, then joins the pool."""
     joining = newcomers()
@@ -166,3 +166,6 @@ def admit() -> None:
                       # A newcomer that failed stays out of the pool (see `upstream`).
                       _if=lambda newcomer=newcomer: not failed(newcomer))
     vhost("balancer vhost with the new web hosts in the pool", held_back=[])
+
+
+admit = renamed(admit_new_web_hosts, "admit")  # the name before 0.2

@@ -14,7 +14,7 @@ from pyinfra.operations import apt, files, mysql, systemd
 
 from pyinfra_wordpress_lb.deploys import common, secrets
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys._util import group_addresses, private_address
+from pyinfra_wordpress_lb.deploys._util import group_addresses, private_address, renamed
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
 from pyinfra_wordpress_lb.operations import mariadb
 
@@ -80,7 +80,7 @@ def database() -> None:
 
 
 @deploy("Database", data_defaults=defaults(common.SETTINGS, SETTINGS))
-def prune_departed() -> None:
+def drop_departed_accounts() -> None:
     """After the balancers stopped sending requests to a web host that left the
     inventory (the requests it was serving have finished): its account goes."""
     mariadb.accounts_absent(
@@ -88,3 +88,6 @@ def prune_departed() -> None:
         user=host.data.db_user,
         keep_hosts=group_addresses("web"),
     )
+
+
+prune_departed = renamed(drop_departed_accounts, "prune_departed")  # the name before 0.2

@@ -27,7 +27,7 @@ from pyinfra.operations import apt, files, systemd
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import balancer, common, database, ha, tls, web
 from pyinfra_wordpress_lb.deploys._util import (
-    backend_port, group_hosts, host_fact, private_address,
+    backend_port, group_hosts, host_fact, private_address, renamed,
 )
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
 from pyinfra_wordpress_lb.facts.nftables import Sources
@@ -137,7 +137,7 @@ def firewall() -> None:
     apt.packages(name="Install nftables", packages=["nftables"], no_recommends=True)
     files.directory(name="Create /etc/wordpress-lb", path="/etc/wordpress-lb", mode="755")
     # Hosts that left the inventory stay admitted until the balancers stop sending them
-    # requests (prune_departed, later in the run): their requests in flight finish.
+    # requests (close_to_departed_hosts, later in the run): their requests in flight finish.
     _rules_file("Write the firewall rules", keep=host_fact(host, Sources, path=RULES))
     unit = files.template(name=f"Install {UNIT}",
                           src=templates.path(f"systemd/{UNIT}.j2"),
@@ -152,7 +152,7 @@ def firewall() -> None:
 @deploy("Firewall", data_defaults=defaults(common.SETTINGS, web.SETTINGS, balancer.SETTINGS,
                                             tls.SETTINGS, database.SETTINGS, ha.SETTINGS,
                                             SETTINGS))
-def prune_departed() -> None:
+def close_to_departed_hosts() -> None:
     """Once no balancer sends requests to hosts that left the inventory: the firewall
     admits the current hosts only."""
     if not host.data.firewall or not host_fact(host, Sources, path=RULES):
@@ -160,3 +160,6 @@ def prune_departed() -> None:
     _rules_file("Admit only the current hosts through the firewall", keep=None)
     nftables.table_loaded(name="Load the firewall rules when departed hosts went",
                           family=FAMILY, table=TABLE, path=RULES)
+
+
+prune_departed = renamed(close_to_departed_hosts, "prune_departed")  # the name before 0.2

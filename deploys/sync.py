@@ -17,7 +17,7 @@ answers 503 (the balancers send its requests to the others) until it holds what 
 peers hold (`wordpress-lb-mesh catch-up`); a new web host waits for the same before
 the deploy goes on, so it has every upload before any balancer sends it a request.
 A web host that left the inventory stays a device of its peers until the balancers
-no longer send to it (`prune_departed`, after them).
+no longer send to it (`unshare_departed_hosts`, after them).
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ from pyinfra.operations import apt, files, server, systemd
 
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import backup, common, secrets, web
-from pyinfra_wordpress_lb.deploys._util import TIDY, group_hosts, host_fact, private_address
+from pyinfra_wordpress_lb.deploys._util import (
+    TIDY, group_hosts, host_fact, private_address, renamed,
+)
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
 from pyinfra_wordpress_lb.facts.syncthing import Devices
 from pyinfra_wordpress_lb.operations import syncthing, sysctl, wordpress
@@ -298,7 +300,7 @@ def backup_access(user: str, root: str):
 
 
 @deploy("Sync mesh", data_defaults=defaults(common.SETTINGS, web.SETTINGS, SETTINGS))
-def prune_departed() -> None:
+def unshare_departed_hosts() -> None:
     """After the balancers stopped sending requests to a web host that left the
     inventory: the mesh shares with it no more."""
     if not departing() or not [h for h in group_hosts("web") if h.name != host.name]:
@@ -308,3 +310,6 @@ def prune_departed() -> None:
                               path=CONFIG, content=_config(devices), group=host.data.wordpress_user)
     systemd.service(name="Restart the mesh without the departed hosts", service=UNIT,
                     restarted=True, _if=config.did_change)
+
+
+prune_departed = renamed(unshare_departed_hosts, "prune_departed")  # the name before 0.2

@@ -25,7 +25,7 @@ from pyinfra.operations import files, server, systemd
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import common, database, secrets, web
 from pyinfra_wordpress_lb.deploys._util import (
-    any_failed, changed, group_addresses, group_hosts, host_fact, private_address,
+    any_failed, changed, group_addresses, group_hosts, host_fact, private_address, renamed,
     site_connect_to, site_url,
 )
 from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
@@ -133,7 +133,7 @@ def layout(target=None) -> dict:
 
 
 @deploy("WordPress", data_defaults=defaults(*ALL_SETTINGS))
-def release() -> None:
+def serve_release() -> None:
     """The release served by this web host, and its configuration."""
     user = host.data.wordpress_user
     root = base()
@@ -200,7 +200,7 @@ def release() -> None:
 
 
 @deploy("WordPress install", data_defaults=defaults(*ALL_SETTINGS))
-def install() -> None:
+def install_site() -> None:
     """Install WordPress into the database, from the first web host only."""
     if host not in group_hosts("web")[:1]:
         return
@@ -229,3 +229,7 @@ def install() -> None:
         password=secrets.secret("admin_password"),
         user=host.data.wordpress_user,
     )
+
+
+release = renamed(serve_release, "release")  # the names before 0.2
+install = renamed(install_site, "install")

@@ -8,6 +8,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 HOSTS = """
@@ -88,3 +90,22 @@ def test_the_package_holds_its_four_subpackages_and_nothing_else():
     import pyinfra_wordpress_lb.deploys.validate as validate
 
     assert Path(validate.__file__).resolve() == ROOT / "deploys" / "validate.py"
+
+
+@pytest.mark.parametrize("module, old, new", [
+    ("balancer", "admit", "admit_new_web_hosts"),
+    ("database", "prune_departed", "drop_departed_accounts"),
+    ("firewall", "prune_departed", "close_to_departed_hosts"),
+    ("sync", "prune_departed", "unshare_departed_hosts"),
+    ("wordpress", "release", "serve_release"),
+    ("wordpress", "install", "install_site"),
+])
+def test_old_deploy_names_still_work_and_say_their_new_names(module, old, new):
+    import importlib
+
+    tier = importlib.import_module(f"pyinfra_wordpress_lb.deploys.{module}")
+    alias = getattr(tier, old)
+    assert alias.__wrapped__ is getattr(tier, new)
+    with pytest.warns(DeprecationWarning, match=f"{old} is now {new}"):
+        with pytest.raises(Exception):  # (no pyinfra run here: the warning comes first)
+            alias()
