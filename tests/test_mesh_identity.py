@@ -138,6 +138,9 @@ def test_the_watcher_names_written_paths_and_skips_what_syncthing_ignores(tmp_pa
         assert event(f"CLOSE_WRITE,CLOSE /srv/wp-content/{ignored}\n") is None, ignored
     assert event("CLOSE_WRITE,CLOSE /srv/wp-content/uploads/cache/x.jpg\n") == "uploads/cache/x.jpg"
     assert event("CLOSE_WRITE,CLOSE /elsewhere/x\n") is None
+    assert tool._pulled("MOVED_FROM /srv/wp-content/uploads/.syncthing.a b.jpg.tmp\n") == "uploads/a b.jpg"
+    assert tool._pulled("MOVED_FROM /srv/wp-content/uploads/a.jpg\n") is None
+    assert tool._pulled("DELETE /srv/wp-content/uploads/.syncthing.a.jpg.tmp\n") is None
     assert tool._unwatched() == [
         "--exclude", r"^/srv/wp-content/(cache|upgrade-temp-backup)(/|$)"]
 
@@ -156,7 +159,11 @@ def test_the_watcher_asks_syncthing_to_scan_what_changed(tmp_path, monkeypatch):
     monkeypatch.setattr(tool.time, "monotonic", MONOTONIC)
     lines = ["CLOSE_WRITE,CLOSE /srv/wp-content/uploads/a.jpg\n",
              "CLOSE_WRITE,CLOSE /srv/wp-content/cache/x.html\n",
-             "DELETE,ISDIR /srv/wp-content/plugins/old\n"]
+             "DELETE,ISDIR /srv/wp-content/plugins/old\n",
+             # syncthing itself wrote b.jpg (pulled from a peer): nothing to scan
+             "CLOSE_WRITE,CLOSE /srv/wp-content/uploads/.syncthing.b.jpg.tmp\n",
+             "MOVED_FROM /srv/wp-content/uploads/.syncthing.b.jpg.tmp\n",
+             "MOVED_TO /srv/wp-content/uploads/b.jpg\n"]
 
     class Watcher:
         stdout = iter(lines)
