@@ -215,7 +215,8 @@ def readme_block(report: dict) -> str:
         f"Measured {report['date']} on {report['machine']} with `{report['command']}` "
         f"({report['bench_seconds'] // 60} min; full report: `bench/results/latest.md`, "
         "charts beside it). The tutorial baseline is this same deploy with the tutorial's "
-        "settings: plain HTTP (`tls=off`), `mesh_delay=10` (syncthing's default), and an upstream with nginx's defaults "
+        "settings: plain HTTP (`tls=off`), `mesh_delay=10` (syncthing's default) with "
+        "`mesh_watch=false` (its own watcher only), and an upstream with nginx's defaults "
         "only (`lb_keepalive=0`, `lb_next_upstream=\"error timeout\"`, "
         "`lb_connect_timeout=60s`), measured on the same bed in the same run.",
         "",
