@@ -11,8 +11,8 @@ help:
 	@echo "make test        unit + composition + integration tests (needs root or Docker)"
 	@echo "make test-unit   unit and composition tests only (seconds, no containers)"
 	@echo "make down        remove every test-bed container and network"
-	@echo "make bench       measure ours beside the tutorial's settings (~20 min)"
-	@echo "make bench-mesh  compare the mesh engines (csync2, syncthing; ~5 min)"
+	@echo "make bench       measure ours beside the tutorial's settings (~27 min)"
+	@echo "make bench-mesh  compare the mesh engines (csync2, syncthing; ~13 min)"
 	@echo "make status      the demo bed's health: one table, exit 0 well, 1 attention, 2 unreachable"
 
 $(STAMP): pyproject.toml

@@ -2,7 +2,7 @@
 deletions): csync2 and syncthing, from Debian, on three bare containers of the test
 bed's base image, put through the same cases as the mesh's integration tests.
 
-    python -m bench.mesh_engines      (make bench-mesh; about 5 minutes)
+    python -m bench.mesh_engines      (make bench-mesh; about 13 minutes)
 
 Writes bench/results/mesh-engines.json and .md. Cases, per engine:
 - race: the same 50 paths written on two hosts at once (then every change pushed):
