@@ -149,7 +149,7 @@ def _web_row() -> dict:
         if not mesh.get("active"):
             problems.append(f"the sync mesh ({sync.UNIT}) is stopped: uploads do not reach "
                             f"the other web hosts; `systemctl start {sync.UNIT}`")
-        elif not mesh.get("watching") and host.data.get("mesh_watch") is not False:
+        elif not mesh.get("watching") and value(host, "mesh_watch") is not False:
             problems.append(f"the mesh's watcher ({sync.WATCH_UNIT}) is stopped: changes wait "
                             f"1-2 s for syncthing's own; `systemctl start {sync.WATCH_UNIT}`")
         for name, peer in sorted(away.items()):

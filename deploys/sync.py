@@ -188,6 +188,7 @@ def sync() -> None:
     root = mesh_root()
     peers = [h for h in group_hosts("web") if h.name != host.name]
     leaving = departing()
+    patterns = _ignore_patterns()
 
     apt.packages(name="Install syncthing", packages=["syncthing", "inotify-tools", "python3"],
                  no_recommends=True)
@@ -202,7 +203,7 @@ def sync() -> None:
     files.template(name="Write what the mesh never syncs", src=templates.path("syncthing/stignore.j2"),
                    dest=f"{root}/.stignore",
                    create_remote_dir=False, user=user, group=user, mode="644",
-                   patterns=_ignore_patterns(), jinja_env_kwargs=TIDY)
+                   patterns=patterns, jinja_env_kwargs=TIDY)
     files.directory(name="Create the mesh's home", path=home(), user=user, group=user, mode="700")
     files.directory(name="Create the mesh's configuration directory", path="/etc/wordpress-lb",
                     mode="755")
@@ -217,7 +218,7 @@ def sync() -> None:
                           src=templates.path("sbin/wordpress-lb-mesh.j2"), dest=TOOL,
                           create_remote_dir=False, mode="755",
                           config=CONFIG, folder=FOLDER, flag=FLAG, root=root,
-                          excludes=_ignore_patterns())
+                          excludes=patterns)
     unit = files.template(name="Install the mesh unit",
                           src=templates.path("systemd/syncthing-wordpress.service.j2"),
                           dest=f"/etc/systemd/system/{UNIT}",
