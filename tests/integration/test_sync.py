@@ -196,6 +196,9 @@ def test_deleted_while_a_host_is_away_stays_deleted(mesh_bed, how):
             else:
                 runs.append([answer, 1])
         print(f"{how}: web3 answered, in order: " + ", ".join(f"{a} x{n}" for a, n in runs))
+        # The watcher came back with the mesh (enabled beside it, not by the deploy).
+        assert bed.exec("web3", "systemctl is-active wordpress-lb-mesh-watch.service",
+                        check=False)[1].strip() == "active"
     assert mesh.wait_quiet(bed, WEBS, timeout=120)
     for host in WEBS:
         left = mesh.tree_digest(bed, host, top)
