@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import functools
 import ipaddress
 import re
 from pathlib import Path
@@ -51,11 +52,12 @@ class InvalidDeploy(PyinfraError, CliError):
     kind of error: pyinfra shows the message alone, not the line of this file.)"""
 
 
-def _pyinfra_keys() -> set[str]:
+@functools.cache
+def _pyinfra_keys() -> frozenset[str]:
     keys = set()
     for connector in get_all_connectors().values():
         keys |= set(getattr(connector, "data_meta", {}) or {})
-    return keys
+    return frozenset(keys)
 
 
 def _hosts():

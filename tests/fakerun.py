@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.fakedeploy import FAKE_HOST, ip_addr_json
@@ -43,14 +46,22 @@ def download_fails() -> dict:
                                                        "stderr": "curl: (28) timed out"}}
 
 
-def run(tmp: Path, groups: dict[str, list[str]], answers: dict[str, dict] | None = None,
-        data: dict | None = None, args: tuple[str, ...] = (), pyinfra: str = PYINFRA,
-        project: Path = ROOT, env: dict | None = None, deploy: str = "deploy.py",
-        unreachable: tuple[str, ...] = ()) -> Run:
-    """`pyinfra -y <inventory> deploy.py` on fake hosts: `groups` as in an inventory,
-    `answers` per host (fake responses tried before the executed cluster's); with
-    `pyinfra` and `project`, another installation's CLI in another directory; hosts in
-    `unreachable` are SSH hosts that cannot be reached."""
+@dataclass(frozen=True)
+class Command:
+    """One prepared CLI run: its arguments, directory and environment."""
+    argv: tuple[str, ...]
+    cwd: str
+    env: dict
+
+
+def prepare(tmp: Path, groups: dict[str, list[str]], answers: dict[str, dict] | None = None,
+            data: dict | None = None, args: tuple[str, ...] = (), pyinfra: str = PYINFRA,
+            project: Path = ROOT, env: dict | None = None, deploy: str = "deploy.py",
+            unreachable: tuple[str, ...] = ()) -> Command:
+    """Write the fake inventory for `pyinfra -y <inventory> deploy.py` on fake hosts:
+    `groups` as in an inventory, `answers` per host (fake responses tried before the
+    executed cluster's); with `pyinfra` and `project`, another installation's CLI in
+    another directory; hosts in `unreachable` are SSH hosts that cannot be reached."""
     names: list[str] = []
     for hosts in groups.values():
         names += [h for h in hosts if h not in names]
@@ -70,14 +81,59 @@ def run(tmp: Path, groups: dict[str, list[str]], answers: dict[str, dict] | None
     lines = ["import re", ""]
     for group, members in groups.items():
         lines.append(f"{group} = {[hosts[m] for m in members]!r}")
+    tmp.mkdir(parents=True, exist_ok=True)
     inventory = tmp / "fake_inventory.py"
     inventory.write_text("\n".join(lines) + "\n")
-    proc = subprocess.run([pyinfra, "-y", *args, str(inventory), deploy], cwd=project,
-                          env={**(os.environ if env is None else env), "COLUMNS": "250"},
+    return Command((pyinfra, "-y", *args, str(inventory), deploy), str(project),
+                   {**(os.environ if env is None else env), "COLUMNS": "250"})
+
+
+def run(tmp: Path, groups: dict[str, list[str]], **kwargs) -> Run:
+    """Prepare and run one CLI run now (see `prepare`)."""
+    command = prepare(tmp, groups, **kwargs)
+    proc = subprocess.run(command.argv, cwd=command.cwd, env=command.env,
                           capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL)
     output = proc.stdout + proc.stderr
     return Run(proc.returncode, output, parse_results(output))
+
+
+class Batch:
+    """CLI runs started in the background, one after another, in one shell: each is a
+    fresh interpreter that mostly burns CPU, so they run on the second core while the
+    test process goes on with other tests. `result(key)` waits for one of them."""
+
+    def __init__(self, commands: dict[str, Command], outdir: Path):
+        self.outdir = outdir
+        self.keys = list(commands)
+        script = []
+        for index, command in enumerate(commands.values()):
+            out = outdir / f"{index}.out"
+            env = " ".join(shlex.quote(f"{k}={v}") for k, v in command.env.items()
+                           if k == "COLUMNS")
+            script.append(f"cd {shlex.quote(command.cwd)} && env {env} "
+                          f"timeout 300 {shlex.join(command.argv)} </dev/null >{out} 2>{out}.err; "
+                          f"echo $? >{out}.rc.tmp && mv {out}.rc.tmp {out}.rc")
+        self.proc = subprocess.Popen(["sh", "-c", "\n".join(script)], env=dict(os.environ),
+                                     stdin=subprocess.DEVNULL)
+
+    def result(self, key: str, timeout: float = 600) -> Run:
+        index = self.keys.index(key)
+        out, rc = self.outdir / f"{index}.out", self.outdir / f"{index}.out.rc"
+        deadline = time.monotonic() + timeout
+        while not rc.exists():
+            if self.proc.poll() is not None and not rc.exists():
+                raise RuntimeError(f"the background CLI runs stopped before {key!r}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the background CLI run {key!r} did not end")
+            time.sleep(0.05)
+        output = out.read_text() + Path(f"{out}.err").read_text()  # as `run` reads them
+        return Run(int(rc.read_text()), output, parse_results(output))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def step(output: str, name: str) -> dict[str, str]:

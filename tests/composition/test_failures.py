@@ -4,6 +4,7 @@ and what the others decide once it failed (tests/fakedeploy.plan with `failed`).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -15,24 +16,40 @@ SWITCH = "WordPress | Serve WordPress 7.1.0 (one atomic switch)"
 UPGRADE = ("WordPress install | Upgrade the database when the served release needs it "
            "(once per database)")
 DOWNLOAD = "WordPress | Download the WordPress 7.1.0 archive"
+HERE = Path(__file__).resolve().parent
+
+# Whole CLI runs, started in the background when the tests are collected (conftest.py).
+CLI_RUNS = {
+    "ok": dict(groups=SPLIT),
+    "download": dict(groups=SPLIT, answers={"web2": fakerun.download_fails()}),
+    "checks": dict(groups=SPLIT, answers={
+        "lb1": {"http://10.0.0.12:80/": ["PWLB-STATUS:502", "PWLB-EXIT:0"]}}),
+    "status": dict(groups=SPLIT, deploy=str(HERE / "status_with_a_handler.py"),
+                   args=("--data", "status_format=json")),
+    "dry": dict(groups=SPLIT, args=("--dry",)),
+    "unreachable": dict(groups=SPLIT, unreachable=("web2",), data={"admin_email": "nope"}),
+    "exclude": dict(groups=SPLIT, unreachable=("web2",), args=("--exclude", "web2")),
+    "facts": dict(groups=SPLIT, answers={
+        "web2": {"cat /etc/group": {"success": False, "stderr": "connection lost"}}}),
+}
 
 
 def _no_internal_error(run):
     assert "Traceback" not in run.output and "internal exception" not in run.output, run.why()
 
 
-def test_a_run_where_nothing_fails_succeeds(tmp_path):
+def test_a_run_where_nothing_fails_succeeds(cli):
     """The harness itself: the same fake cluster with no failure exits 0, web hosts
     switch, the database upgrade is asked."""
-    run = fakerun.run(tmp_path, SPLIT)
+    run, _ = cli("ok")
     _no_internal_error(run)
     assert run.returncode == 0, run.why()
     assert fakerun.step(run.output, SWITCH) == {"web1": "Success", "web2": "Success"}
     assert "failed at" not in run.output
 
 
-def test_a_failed_download_on_one_web_host_switches_no_web_host(tmp_path):
-    run = fakerun.run(tmp_path, SPLIT, answers={"web2": fakerun.download_fails()})
+def test_a_failed_download_on_one_web_host_switches_no_web_host(cli):
+    run, _ = cli("download")
     _no_internal_error(run)
     assert run.returncode == 1, run.why()
     # Named: the host and the step, at once and again after the results.
@@ -48,11 +65,10 @@ def test_a_failed_download_on_one_web_host_switches_no_web_host(tmp_path):
     assert run.results["Verify | Backend 10.0.0.12:80 serves the site"]["error"] == 0
 
 
-def test_a_host_lost_in_the_middle_of_checks_fails_alone(tmp_path):
+def test_a_host_lost_in_the_middle_of_checks_fails_alone(cli):
     """A check that fails while the run goes on (here the backend web2 answers 502 to the
     balancer) fails that host's run with a message, not the whole run with a traceback."""
-    answers = {"lb1": {"http://10.0.0.12:80/": ["PWLB-STATUS:502", "PWLB-EXIT:0"]}}
-    run = fakerun.run(tmp_path, SPLIT, answers=answers)
+    run, _ = cli("checks")
     _no_internal_error(run)
     assert run.returncode == 1
     assert "the backend 10.0.0.12:80 does not answer as expected" in run.output
@@ -116,17 +132,11 @@ def test_a_restore_pauses_backups_mesh_and_cron_until_the_site_is_back(tmp_path,
     assert loads.startswith("bash -o pipefail -c ")
 
 
-def test_status_exits_with_its_verdict(tmp_path):
+def test_status_exits_with_its_verdict(cli):
     """status.py's exit status is its verdict (pyinfra itself knows only 0 and 1): here
     the fake cluster runs nothing, so 1 (attention), with no failed host; and the
     process ends normally (other exit handlers run)."""
-    deploy = tmp_path / "status_with_a_handler.py"
-    deploy.write_text("import atexit\n"
-                      "atexit.register(lambda: print('PWLB-OTHER-HANDLER-RAN'))\n"
-                      "from pyinfra_wordpress_lb.deploys.status import status\n"
-                      "status()\n")
-    run = fakerun.run(tmp_path, SPLIT, deploy=str(deploy),
-                      args=("--data", "status_format=json"))
+    run, _ = cli("status")
     assert "PWLB-OTHER-HANDLER-RAN" in run.output
     _no_internal_error(run)
     report, _ = json.JSONDecoder().raw_decode(run.output)
@@ -135,19 +145,20 @@ def test_status_exits_with_its_verdict(tmp_path):
     assert run.results["Status | Report the cluster's health"]["error"] == 0
 
 
-def test_a_dry_run_writes_nothing(tmp_path):
-    run = fakerun.run(tmp_path, SPLIT, args=("--dry",))
+def test_a_dry_run_writes_nothing(cli):
+    run, where = cli("dry")
     _no_internal_error(run)
     assert run.returncode == 0, run.why()
-    assert not (tmp_path / "hosts.secrets.json").exists()
-    assert not (tmp_path / "hosts.ca.crt").exists()
+    assert not (where / "hosts.secrets.json").exists()
+    assert not (where / "hosts.ca.crt").exists()
     # The same plan, run for real, writes both.
-    assert fakerun.run(tmp_path, SPLIT).returncode == 0
-    assert (tmp_path / "hosts.secrets.json").exists() and (tmp_path / "hosts.ca.crt").exists()
+    run, where = cli("ok")
+    assert run.returncode == 0
+    assert (where / "hosts.secrets.json").exists() and (where / "hosts.ca.crt").exists()
 
 
-def test_an_unreachable_host_is_listed_with_every_other_problem(tmp_path):
-    run = fakerun.run(tmp_path, SPLIT, unreachable=("web2",), data={"admin_email": "nope"})
+def test_an_unreachable_host_is_listed_with_every_other_problem(cli):
+    run, _ = cli("unreachable")
     _no_internal_error(run)
     assert run.returncode == 1
     assert "2 problems with the inventory or settings; nothing was changed" in run.output
@@ -157,8 +168,8 @@ def test_an_unreachable_host_is_listed_with_every_other_problem(tmp_path):
     assert "- admin_email 'nope' is not an email address" in run.output
 
 
-def test_exclude_deploys_the_reachable_hosts_and_keeps_the_down_one_out(tmp_path):
-    run = fakerun.run(tmp_path, SPLIT, unreachable=("web2",), args=("--exclude", "web2"))
+def test_exclude_deploys_the_reachable_hosts_and_keeps_the_down_one_out(cli):
+    run, _ = cli("exclude")
     _no_internal_error(run)
     assert run.returncode == 0, run.why()
     assert "web2 (left out of this run) cannot be reached" in run.output
@@ -200,11 +211,10 @@ def test_a_connection_lost_under_paramiko_fails_its_host_like_any_error():
     assert method.pwlb_wrapped and not getattr(method.__wrapped__, "pwlb_wrapped", False)
 
 
-def test_a_host_whose_facts_fail_mid_run_is_named_too(tmp_path):
+def test_a_host_whose_facts_fail_mid_run_is_named_too(cli):
     """A fact that cannot be loaded while a step runs (as when the connection is lost)
     fails the host without an operation error: it is named all the same."""
-    answers = {"web2": {"cat /etc/group": {"success": False, "stderr": "connection lost"}}}
-    run = fakerun.run(tmp_path, SPLIT, answers=answers)
+    run, _ = cli("facts")
     _no_internal_error(run)
     assert run.returncode == 1
     assert "@fake/web2 failed at 'Common base | Add the wordpress system group'" in run.output
