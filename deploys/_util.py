@@ -16,6 +16,7 @@ from pyinfra.operations import systemd
 
 from pyinfra_wordpress_lb import templates
 
+from pyinfra_wordpress_lb.deploys._run import run
 from pyinfra_wordpress_lb.facts.network import PrivateAddress
 from pyinfra_wordpress_lb.facts.wordpress import Releases
 from pyinfra_wordpress_lb.operations import nginx
@@ -42,9 +43,7 @@ def host_fact(target: Host, fact_cls, **kwargs):
     its releases), asked once: pyinfra 3.10 asks again on every get_fact, and every
     host's deploy reads every peer's. A host that cannot be reached (see `unreachable`)
     is not asked: the fact's default stands in for it."""
-    cache = getattr(state, "pwlb_facts", None)
-    if cache is None:
-        cache = state.pwlb_facts = {}
+    cache = run().facts
     # By name: `pyinfra.host` is a proxy, not the host.
     key = (target.name, fact_cls, tuple(sorted(kwargs.items())))
     if key in cache:
@@ -75,9 +74,9 @@ def unreachable() -> dict[str, str]:
     failed to connect when the run began, and those outside `--limit` whose facts were
     asked and that did not answer. Deploys leave them as they are; balancers keep a web
     host among them out of their pool."""
-    found = getattr(state, "pwlb_unreachable", None)
+    found = run().unreachable
     if found is None:
-        found = state.pwlb_unreachable = {}
+        found = run().unreachable = {}
         for target in state.inventory:
             if target in state.failed_hosts and not target.connected:
                 found[target.name] = "could not connect when the run began"

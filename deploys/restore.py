@@ -30,6 +30,7 @@ from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, server
 
 from pyinfra_wordpress_lb.deploys import backup, common, cron, database, sync, web
+from pyinfra_wordpress_lb.deploys._run import run
 from pyinfra_wordpress_lb.deploys._util import group_hosts, host_fact
 from pyinfra_wordpress_lb.deploys.balancer import PURGE
 from pyinfra_wordpress_lb.deploys.settings import defaults
@@ -46,7 +47,7 @@ class RestoreRefused(PyinfraError):
 
 def chosen() -> str:
     """The backup to restore, checked (the same answer for every host)."""
-    found = getattr(state, "pwlb_restore", None)
+    found = run().restore
     if found:
         return found
     dbs = group_hosts("db")
@@ -64,8 +65,8 @@ def chosen() -> str:
     if not check.get("ok"):
         raise RestoreRefused(f"backup {name} on {db.name} cannot be restored: "
                              f"{check.get('problem')}; nothing was changed")
-    state.pwlb_restore = str(name)
-    return state.pwlb_restore
+    run().restore = str(name)
+    return run().restore
 
 
 def local_archive(name: str) -> str:
@@ -79,7 +80,7 @@ _FETCHING = Semaphore()
 
 
 def _fetch(name: str) -> str:
-    cached = getattr(state, "pwlb_restore_archive", None)
+    cached = run().restore_archive
     if cached:
         return cached
     db = group_hosts("db")[0]
@@ -89,8 +90,8 @@ def _fetch(name: str) -> str:
     remote = f"{backup.BACKUP_DIR}/{name}/wp-content.tar.gz"
     if not db.get_file(remote, str(local), _sudo=bool(db.data.get("_sudo"))):
         raise RestoreRefused(f"could not fetch {remote} from {db.name}; nothing was changed")
-    state.pwlb_restore_archive = str(local)
-    return state.pwlb_restore_archive
+    run().restore_archive = str(local)
+    return run().restore_archive
 
 
 ALL = (common.SETTINGS, database.SETTINGS, web.SETTINGS, backup.SETTINGS)

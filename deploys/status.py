@@ -20,6 +20,7 @@ from pyinfra.context import state
 from pyinfra.facts.systemd import SystemdStatus
 
 from pyinfra_wordpress_lb.deploys import backup, balancer, common, database, ha, sync, tls, web
+from pyinfra_wordpress_lb.deploys._run import run
 from pyinfra_wordpress_lb.deploys._util import backend_port, group_hosts, private_address, site_url
 from pyinfra_wordpress_lb.deploys.settings import defaults, value
 from pyinfra_wordpress_lb.facts.backup import Backups, Timer as BackupTimer
@@ -260,10 +261,7 @@ def status() -> None:
     first = (group_hosts("lb") or group_hosts("web"))[:1]
     if first and first[0].name == host.name:
         rows.append(_cluster_row())
-    collected = getattr(state, "pwlb_status", None)
-    if collected is None:
-        collected = state.pwlb_status = {}
-    collected[host.name] = rows
+    run().status[host.name] = rows
     reporter = min(state.activated_hosts, key=lambda h: h.name)
     if reporter.name == host.name:
         status_op.report(name="Report the cluster's health", collect=lambda: report_rows(),
@@ -273,7 +271,7 @@ def status() -> None:
 
 def report_rows() -> list[dict]:
     """Every row, unreachable hosts and cluster-wide problems included, in host order."""
-    collected = getattr(state, "pwlb_status", {})
+    collected = run().status
     rows: list[dict] = []
     for target in sorted(state.inventory, key=lambda h: h.name):
         if target.name in collected:

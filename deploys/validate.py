@@ -28,6 +28,7 @@ from pyinfra_cli.exceptions import CliError
 
 from pyinfra_wordpress_lb.deploys import balancer, secrets, wordpress
 from pyinfra_wordpress_lb.deploys._failures import report_failures
+from pyinfra_wordpress_lb.deploys._run import run
 from pyinfra_wordpress_lb.deploys._util import (
     host_fact, interface_of, private_address, reachable, site_url, unreachable,
 )
@@ -556,7 +557,7 @@ _CHECKING = Semaphore()
 
 
 def _problems() -> list[str]:
-    found = getattr(state, "pwlb_problems", None)
+    found = run().problems
     if found is None:
         found = []
         for check in CHECKS:
@@ -565,7 +566,7 @@ def _problems() -> list[str]:
             except ValueError as exc:  # a host without an address: already listed
                 if not any(str(exc).split(":")[0] in f and "private" in f for f in found):
                     found.append(str(exc))
-        state.pwlb_problems = found
+        run().problems = found
     return found
 
 
@@ -576,10 +577,8 @@ def validate() -> None:
     found = problems()
     if not found:
         for name, why in sorted(unreachable().items()):
-            if getattr(state, "pwlb_warned", None) is None:
-                state.pwlb_warned = set()
-            if name not in state.pwlb_warned:
-                state.pwlb_warned.add(name)
+            if name not in run().warned:
+                run().warned.add(name)
                 logger.warning(f"--> {name} (left out of this run) cannot be reached ({why}): "
                                "it is left as it is, and balancers in this run keep it out of "
                                "their pool")

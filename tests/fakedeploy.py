@@ -17,6 +17,8 @@ from pyinfra.connectors.util import CommandOutput
 from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 from pyinfra_cli.util import load_deploy_file
 
+from pyinfra_wordpress_lb.deploys._run import run
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -192,7 +194,7 @@ def _plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = 
             if unreachable:
                 state.limit_hosts = [h for h in inventory
                                      if h.name.removeprefix("@fake/") not in unreachable]
-                state.pwlb_unreachable = {h.name: "test: down" for h in inventory
+                run(state).unreachable = {h.name: "test: down" for h in inventory
                                           if h.name.removeprefix("@fake/") in unreachable}
             connect_all(state)
             state.set_stage(StateStage.Prepare)
