@@ -7,9 +7,11 @@ generated from the same declarations (``python -m pyinfra_wordpress_lb.deploys.s
 
 from __future__ import annotations
 
+import functools
 import json
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, make_dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
@@ -26,16 +28,55 @@ def defaults(*groups: tuple[Setting, ...]) -> dict[str, Any]:
             for settings in groups for s in settings}
 
 
-def all_settings() -> list[tuple[str, Setting]]:
+class Settings:
+    """One host's settings, typed and read-only: every declared key as an attribute,
+    its value from the host's data or the declared default (lists become tuples,
+    tables read-only mappings). Built by `settings_of`; the class itself is made from
+    the declarations (`settings_class`)."""
+
+
+def _frozen(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _frozen(v) for k, v in value.items()})
+    return value
+
+
+def _kind(default) -> Any:
+    if default is None:
+        return Any
+    return tuple if isinstance(default, (list, tuple)) else type(default)
+
+
+@functools.cache
+def settings_class() -> type:
+    """The `Settings` dataclass: one frozen field per declared key, typed by its default."""
+    return make_dataclass(
+        "Settings", [(s.name, _kind(s.default)) for _, s in all_settings()],
+        bases=(Settings,), frozen=True, slots=True)
+
+
+def settings_of(data: Mapping[str, Any]) -> Settings:
+    """A host's settings from its data (a key absent or None: the declared default)."""
+    values = {}
+    for _, s in all_settings():
+        given = data.get(s.name)
+        values[s.name] = _frozen(s.default if given is None else given)
+    return settings_class()(**values)
+
+
+@functools.cache
+def all_settings() -> tuple[tuple[str, Setting], ...]:
     """(tier, setting) for every declared key, in deploy order."""
     from pyinfra_wordpress_lb.deploys import (
         backup, balancer, common, database, firewall, ha, sync, tls, web, wordpress,
     )
 
-    return [(module.__name__.split(".")[-1], s)
-            for module in (common, firewall, database, backup, web, wordpress, sync, balancer,
-                           tls, ha)
-            for s in module.SETTINGS]
+    return tuple((module.__name__.split(".")[-1], s)
+                 for module in (common, firewall, database, backup, web, wordpress, sync,
+                                balancer, tls, ha)
+                 for s in module.SETTINGS)
 
 
 def value(target, name: str) -> Any:

@@ -22,18 +22,20 @@ from cryptography.hazmat.primitives import serialization
 from gevent.lock import Semaphore
 from pyinfra import inventory, logger, state
 from pyinfra.api.connectors import get_all_connectors
-from pyinfra.api.exceptions import PyinfraError
+from pyinfra.api.exceptions import OperationError, PyinfraError
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra_cli.exceptions import CliError
 
 from pyinfra_wordpress_lb.deploys import balancer, secrets, wordpress
 from pyinfra_wordpress_lb.deploys._failures import report_failures
 from pyinfra_wordpress_lb.deploys._run import run
+from pyinfra_wordpress_lb.deploys.plan import Cluster, cluster
 from pyinfra_wordpress_lb.deploys._util import (
     host_fact, interface_of, private_address, reachable, site_url, unreachable,
 )
 from pyinfra_wordpress_lb.facts.network import PrivateAddress
 from pyinfra_wordpress_lb.facts.ssh import Client
+from pyinfra_wordpress_lb.operations.wordpress import parse_checksum
 from pyinfra_wordpress_lb.deploys.settings import all_settings, value
 
 SUPPORTED_DEBIAN = {12: "bookworm", 13: "trixie"}
@@ -180,6 +182,8 @@ def _check_numbers(problems: list[str]) -> None:
                  lambda v: v is not None and (not _number(v, True) or not 1 <= v <= 10000),
                  "is not a whole number from 1 to 10000 (or leave it out: sized from the "
                  "host's memory)")
+    _bad_setting(problems, _group("web"), "wordpress_checksum", _bad_checksum,
+                 "is not 'sha1:<40 hex digits>' or 'sha256:<64 hex digits>'")
     _bad_setting(problems, _group("web"), "auto_updates",
                  lambda v: v not in wordpress.AUTO_UPDATES,
                  f"is not one of {', '.join(wordpress.AUTO_UPDATES)}")
@@ -207,6 +211,14 @@ def _check_numbers(problems: list[str]) -> None:
                  "is not a systemd calendar expression such as 'daily' or '*-*-* 03:00:00'")
 
 
+def _bad_checksum(checksum) -> bool:
+    try:
+        parse_checksum(str(checksum))
+    except OperationError:
+        return True
+    return False
+
+
 def _bad_site_url(url) -> bool:
     if url is None:
         return False
@@ -218,6 +230,32 @@ def _bad_site_url(url) -> bool:
     return bool(parts.scheme not in ("http", "https") or not parts.hostname
                 or not port_ok or parts.query or parts.fragment
                 or not (_HOSTNAME.match(parts.hostname) or _is_ip(parts.hostname)))
+
+
+# The site's settings, and the roles whose hosts read them: those hosts must agree (the
+# plan has one site; each host used to read its own copy).
+SITE_KEYS = {
+    ("web",): ("site_title", "admin_user", "admin_email", "table_prefix", "docroot",
+               "auto_updates", "wordpress_version", "wordpress_checksum", "wordpress_url",
+               "wordpress_archive", "keep_releases"),
+    ("web", "db"): ("db_name", "db_user"),
+    ("lb", "web"): ("tls",),
+    ("lb", "web", "db"): ("site_url",),
+}
+
+
+def _check_agreement(problems: list[str]) -> None:
+    for roles, keys in SITE_KEYS.items():
+        hosts = sorted({h for role in roles for h in _group(role)}, key=lambda h: h.name)
+        for key in keys:
+            seen: dict[str, list[str]] = {}
+            for h in hosts:
+                seen.setdefault(repr(value(h, key)), []).append(h.name)
+            if len(seen) > 1:
+                which = "; ".join(f"{', '.join(names)}: {v}" for v, names in seen.items())
+                problems.append(f"{key} differs across hosts ({which}): it is the site's, "
+                                "one value for the cluster; set it once (group_data/all.py, "
+                                "or the same on every host)")
 
 
 def _check_site(problems: list[str]) -> None:
@@ -541,7 +579,7 @@ def _check_releases(problems: list[str]) -> None:
 
 
 CHECKS = (_check_reachable, _check_roles, _check_addresses, _check_ports, _check_releases_and_pool,
-          _check_numbers, _check_site,
+          _check_numbers, _check_site, _check_agreement,
           _check_keys,
           _check_secrets, _check_releases, _check_tls, _check_vip, _check_firewall)
 
@@ -570,9 +608,10 @@ def _problems() -> list[str]:
     return found
 
 
-def validate() -> None:
+def validate() -> Cluster:
     """Stop the deploy before any change if the inventory or settings are wrong; name
-    any host that fails once the deploy runs."""
+    any host that fails once the deploy runs. Returns the plan of the cluster, built
+    once the checks pass (deploys then read it: `deploys.plan.cluster()`)."""
     report_failures(state)
     found = problems()
     if not found:
@@ -587,3 +626,4 @@ def validate() -> None:
         raise InvalidDeploy(
             f"{len(found)} problem{'s' if len(found) > 1 else ''} with the inventory or "
             f"settings; nothing was changed:\n{lines}")
+    return cluster()

@@ -23,13 +23,10 @@ from pyinfra.api import HiddenValue, deploy
 from pyinfra.operations import files, server, systemd
 
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys import common, database, secrets, web
-from pyinfra_wordpress_lb.deploys._util import (
-    any_failed, changed, group_addresses, group_hosts, host_fact, private_address, renamed,
-    site_connect_to, site_url,
-)
-from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
-from pyinfra_wordpress_lb.facts.wordpress import Releases
+from pyinfra_wordpress_lb.deploys import secrets
+from pyinfra_wordpress_lb.deploys._util import any_failed, renamed
+from pyinfra_wordpress_lb.deploys.plan import Site, cluster, here, mine
+from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.operations import wordpress
 
 WORDPRESS_VERSION = "7.1.0"
@@ -68,18 +65,11 @@ SETTINGS = (
 )
 AUTO_UPDATES = ("off", "translations", "chosen", "all")
 
-ALL_SETTINGS = (common.SETTINGS, database.SETTINGS, web.SETTINGS, SETTINGS)
-
-
-# Each web host's release switch of this run: the balancers empty their page cache when
-# any of them switched (cached copies of the other release's files go at once).
-SWITCHES: dict = {}
-
-
 def switched_anywhere() -> bool:
-    """Whether a web host switched releases in this run (ask once they all ran; a host
-    that failed before its switch did not switch)."""
-    return any(changed(op) for op in SWITCHES.values())
+    """Whether the web hosts switched releases in this run: the plan says which hosts
+    serve another release than the wanted one, and they switch when no web host failed
+    (ask once they all ran)."""
+    return bool(cluster().switch.hosts) and cluster_intact()
 
 
 def cluster_intact() -> bool:
@@ -90,56 +80,37 @@ def cluster_intact() -> bool:
     return not any_failed("web")
 
 
-def base() -> str:
-    return host.data.docroot.rstrip("/")
-
-
-def db_host() -> str:
-    dbs = group_hosts("db")
-    if not dbs:
-        raise ValueError("no host in group `db`: the web tier needs a database host")
-    port = int(value(dbs[0], "db_port"))  # the db host's port, whatever this host's data says
-    address = private_address(dbs[0])
-    return address if port == 3306 else f"{address}:{port}"
-
-
-def wp_config() -> HiddenValue:
+def wp_config(site: Site) -> HiddenValue:
     """wp-config.php, rendered on the controller with the secrets in it."""
+    plan = cluster()
     return HiddenValue(templates.render(
         "wordpress/wp-config.php.j2",
-        user=host.data.wordpress_user,
-        db_name=host.data.db_name,
-        db_user=host.data.db_user,
+        user=mine().wordpress_user,
+        db_name=site.db_name,
+        db_user=site.db_user,
         db_password=secrets.raw("db_password"),
-        db_host=db_host(),
+        db_host=plan.db_endpoint,
         salts=[(name.removeprefix("wp_").upper(), secrets.raw(name))
                for name in secrets.WP_SALT_NAMES],
-        table_prefix=host.data.table_prefix,
-        trusted_proxies=group_addresses("lb"),
-        site_url=site_url(),
-        connect_to=site_connect_to(),
-        content_dir=f"{base()}/{wordpress.SHARED_CONTENT}",
-        base=base(),
-        auto_updates=host.data.auto_updates,
+        table_prefix=site.table_prefix,
+        trusted_proxies=list(plan.addresses("lb")),
+        site_url=site.url,
+        connect_to=dict(plan.connect_to),
+        content_dir=site.content,
+        base=site.docroot,
+        auto_updates=site.auto_updates,
     ))
 
 
-def layout(target=None) -> dict:
-    """What a web host has under its docroot when the deploy is loaded (its releases, the
-    one served, whether it still has the old single-docroot layout)."""
-    target = host if target is None else target
-    docroot = str(target.data.get("docroot") or "/var/www/wordpress").rstrip("/")
-    return host_fact(target, Releases, base=docroot)
-
-
-@deploy("WordPress", data_defaults=defaults(*ALL_SETTINGS))
+@deploy("WordPress")
 def serve_release() -> None:
     """The release served by this web host, and its configuration."""
-    user = host.data.wordpress_user
-    root = base()
-    version = host.data.wordpress_version
-    checksum = host.data.wordpress_checksum
-    if layout()["legacy"]:
+    site = cluster().site
+    user = mine().wordpress_user
+    root = site.docroot
+    release = site.release
+    version, checksum = release.version, release.checksum
+    if here().legacy:
         # The old layout: the mesh mirrored the whole docroot. Stopped while the release
         # layout is made beside it (the sync tier starts it again, on the shared tree).
         systemd.service(name="Stop the mesh while the docroot moves to releases",
@@ -149,15 +120,14 @@ def serve_release() -> None:
 
     # The release: downloaded (or uploaded), verified, unpacked beside the others.
     files.directory(name="Create the archive cache", path=CACHE_DIR, mode="755")
-    archive = f"{CACHE_DIR}/wordpress-{wordpress.release_id(version, checksum)}.tar.gz"
-    if host.data.get("wordpress_archive"):
-        files.put(name=f"Upload the WordPress {version} archive", src=host.data.wordpress_archive,
+    archive = f"{CACHE_DIR}/wordpress-{release.id}.tar.gz"
+    if release.archive:
+        files.put(name=f"Upload the WordPress {version} archive", src=release.archive,
                   dest=archive, mode="644")
     else:
         files.download(
             name=f"Download the WordPress {version} archive",
-            src=host.data.get("wordpress_url")
-            or f"https://wordpress.org/wordpress-{version}.tar.gz",
+            src=release.url,
             dest=archive,
             mode="644",
         )
@@ -170,13 +140,13 @@ def serve_release() -> None:
     wordpress.config(
         name="Write wp-config.php (secrets; never shown)",
         path=f"{root}/wp-config.php",
-        content=wp_config(),
+        content=wp_config(site),
         user=user,
     )
     files.directory(name="Create the uploads directory",
-                    path=f"{root}/{wordpress.SHARED_CONTENT}/uploads", user=user, group=user,
+                    path=f"{site.content}/uploads", user=user, group=user,
                     mode="755")
-    mu_plugins = f"{root}/{wordpress.SHARED_CONTENT}/mu-plugins"
+    mu_plugins = f"{site.content}/mu-plugins"
     files.directory(name="Create the must-use plugins directory", path=mu_plugins, user=user,
                     group=user, mode="755")
     files.template(name="Install the must-use plugin for WordPress behind the balancers",
@@ -186,10 +156,9 @@ def serve_release() -> None:
     # Only when every web host got this far (see cluster_intact).
     switched = wordpress.current(
         name=f"Serve WordPress {version} (one atomic switch)",
-        base=root, version=version, checksum=checksum, keep=int(host.data.keep_releases),
+        base=root, version=version, checksum=checksum, keep=release.keep,
         _if=cluster_intact,
     )
-    SWITCHES[host.name] = switched
     # OPcache never mixes releases: PHP-FPM's workers finish, then start on the new one.
     # (nginx needs no reload: it finds core through `current` on every request.)
     server.shell(name="Reload PHP-FPM gracefully for the new release",
@@ -199,35 +168,38 @@ def serve_release() -> None:
                  _if=switched.did_change)
 
 
-@deploy("WordPress install", data_defaults=defaults(*ALL_SETTINGS))
+@deploy("WordPress install")
 def install_site() -> None:
     """Install WordPress into the database, from the first web host only."""
-    if host not in group_hosts("web")[:1]:
+    plan = cluster()
+    if host.name != plan.web[0]:
         return
+    site = plan.site
+    user = mine().wordpress_user
     wordpress.install(
         name="Install WordPress unattended (once per database)",
-        docroot=f"{base()}/current",
-        url=site_url(),
-        title=host.data.site_title,
-        admin_user=host.data.admin_user,
-        admin_email=host.data.admin_email,
+        docroot=f"{site.docroot}/current",
+        url=site.url,
+        title=site.title,
+        admin_user=site.admin_user,
+        admin_email=site.admin_email,
         admin_password=secrets.secret("admin_password"),
-        user=host.data.wordpress_user,
+        user=user,
     )
     wordpress.upgrade_database(
         name="Upgrade the database when the served release needs it (once per database)",
-        docroot=f"{base()}/current",
-        url=site_url(),
-        user=host.data.wordpress_user,
+        docroot=f"{site.docroot}/current",
+        url=site.url,
+        user=user,
         _if=cluster_intact,  # every web host serves the new code
     )
     wordpress.admin_password(
         name="Apply a changed admin_password secret",
-        docroot=f"{base()}/current",
-        url=site_url(),
-        admin_user=host.data.admin_user,
+        docroot=f"{site.docroot}/current",
+        url=site.url,
+        admin_user=site.admin_user,
         password=secrets.secret("admin_password"),
-        user=host.data.wordpress_user,
+        user=user,
     )
 
 

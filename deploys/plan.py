@@ -1,0 +1,352 @@
+"""The plan of the cluster: everything the deploys need to know, decided once per run.
+
+`validate()` builds it once its checks pass, from the inventory, a few facts and the
+settings; every deploy then reads it (`cluster()`, `here()`), never another host's data.
+It is immutable: hosts load the deploy side by side and all read the same plan.
+
+Planning is pure: `build()` takes plain values (`HostInput`, one per host) and returns a
+`Cluster`; `gather()` is the only part that asks pyinfra (host data, the facts a plan
+needs: a host's private address when its data has none, the releases a web host holds).
+Tests call `build()` directly (tests/test_plan.py).
+
+The site (its URL, database, docroot, release, TLS) is a value of the plan, `Site`: the
+cluster serves one today, and several sites will be a list of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from gevent.lock import Semaphore
+
+from pyinfra_wordpress_lb.deploys.settings import Settings, settings_of
+from pyinfra_wordpress_lb.operations.wordpress import SHARED_CONTENT, release_id
+
+ROLES = ("lb", "web", "db")
+HSTS_DEFAULT = 365 * 86400  # a year, with a certificate browsers trust
+
+
+@dataclass(frozen=True)
+class HostInput:
+    """What planning knows of one host: its name, roles, data (ours and pyinfra's) and
+    the facts a plan needs. A host that cannot be reached has `reachable` False and
+    no facts."""
+    name: str
+    groups: frozenset[str]
+    data: Mapping[str, Any]
+    address: str | None = None  # what it reports (facts.network.PrivateAddress)
+    releases: Mapping[str, Any] | None = None  # facts.wordpress.Releases (web hosts)
+    reachable: bool = True
+
+
+@dataclass(frozen=True)
+class Release:
+    """The WordPress release every web host serves."""
+    version: str
+    checksum: str  # "sha1:<hex>" or "sha256:<hex>"
+    url: str  # where web hosts download it
+    archive: str | None  # an archive on the controller, uploaded instead
+    keep: int  # releases kept on each web host, the served one included
+
+    @property
+    def id(self) -> str:
+        """The directory name of the release: its version and the start of its checksum."""
+        return f"{self.version}-{self.checksum.partition(':')[2][:12]}"
+
+
+@dataclass(frozen=True)
+class Tls:
+    """Where the site's certificate comes from, and what it covers."""
+    mode: str  # self-signed, acme, files, off
+    hsts_max_age: int  # 0: no Strict-Transport-Security
+    names: tuple[str, ...]  # what the certificate covers
+    acme_server: str
+    acme_email: str | None
+    acme_server_ca: str | None
+    certificate: str | None  # `files` mode, on the controller
+    key: str | None
+    trust: str | None  # a private CA balancers and web hosts trust
+
+    @property
+    def on(self) -> bool:
+        return self.mode != "off"
+
+
+@dataclass(frozen=True)
+class Site:
+    """One WordPress site served by the cluster."""
+    name: str
+    url: str  # without a trailing slash
+    title: str
+    admin_user: str
+    admin_email: str
+    db_name: str
+    db_user: str
+    table_prefix: str
+    docroot: str  # without a trailing slash
+    auto_updates: str
+    release: Release
+    tls: Tls
+
+    @property
+    def hostname(self) -> str:
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def netloc(self) -> str:
+        return urlsplit(self.url).netloc
+
+    @property
+    def https(self) -> bool:
+        return urlsplit(self.url).scheme == "https"
+
+    @property
+    def content(self) -> str:
+        """The shared wp-content (the tree the mesh syncs)."""
+        return f"{self.docroot}/{SHARED_CONTENT}"
+
+
+@dataclass(frozen=True)
+class Node:
+    """One host of the cluster."""
+    name: str
+    roles: frozenset[str]
+    address: str | None  # private (cluster) address; None only if unknown and unreachable
+    settings: Settings
+    ssh_port: int
+    ssh_hostname: str
+    backend_port: int  # the web host's backend vhost (also set, unused, on others)
+    serving: bool  # a web host that served a release when the run began
+    current: str | None  # the release id it served then
+    legacy: bool  # it still had the single-docroot layout of earlier versions
+    reachable: bool
+
+    @property
+    def backend(self) -> str:
+        return f"{self.address}:{self.backend_port}"
+
+
+@dataclass(frozen=True)
+class Switch:
+    """What the release switch of this run does: the web hosts that serve another
+    release than the wanted one switch to it (all or none, see deploys/wordpress.py)."""
+    release: str
+    hosts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The whole plan: the hosts, the site, and what this run decides."""
+    nodes: Mapping[str, Node]
+    site: Site
+    lb: tuple[str, ...]  # names, sorted
+    web: tuple[str, ...]
+    db: tuple[str, ...]
+    vip: str | None  # the balancers' shared address
+    newcomers: tuple[str, ...]  # web hosts joining a cluster that serves already
+    switch: Switch
+    unreachable: Mapping[str, str]  # host -> why
+    connect_to: Mapping[str, str]  # the site's host:port -> the balancers' address:port
+    db_endpoint: str  # what WordPress connects to: address[:port]
+    lb_backends: tuple[str, ...] | None  # servers this deploy does not manage
+    sites: tuple[Site, ...] = field(default=())
+
+    def node(self, name: str) -> Node:
+        return self.nodes[name]
+
+    def group(self, role: str) -> tuple[Node, ...]:
+        return tuple(self.nodes[n] for n in getattr(self, role))
+
+    def addresses(self, role: str) -> tuple[str, ...]:
+        return tuple(n.address for n in self.group(role))
+
+    def backends(self) -> tuple[str, ...]:
+        """`address:port` of every backend the balancers send to."""
+        if self.lb_backends:
+            return self.lb_backends
+        return tuple(n.backend for n in self.group("web"))
+
+    def upstream(self, failed: frozenset[str] = frozenset(),
+                 held_back: tuple[str, ...] = ()) -> tuple[dict, ...]:
+        """The balancers' backends: `address`, and `down` with the reason a balancer
+        must not send it new requests: drained, failed in this run (`failed`: host
+        names), unreachable, or new and not verified yet (`held_back`)."""
+        if self.lb_backends:
+            return tuple({"address": b, "down": None} for b in self.lb_backends)
+        entries = []
+        for node in self.group("web"):
+            reason = ("drained" if node.settings.drain else
+                      "failed during the last deploy" if node.name in failed else
+                      "unreachable during the last deploy" if node.name in self.unreachable
+                      else "new, not verified yet" if node.name in held_back else None)
+            entries.append({"address": node.backend, "down": reason})
+        return tuple(entries)
+
+
+def _freeze(data: Mapping) -> Mapping:
+    return MappingProxyType(dict(data))
+
+
+def _backend_port(groups: frozenset[str], s: Settings) -> int:
+    """A host that is also a balancer keeps the public port for it: its backend moves to
+    `colocated_web_port`."""
+    if "lb" in groups and int(s.web_port) == int(s.lb_port):
+        return int(s.colocated_web_port)
+    return int(s.web_port)
+
+
+def _site_url(s: Settings, first_lb: HostInput | None, first_web: HostInput) -> str:
+    if s.site_url:
+        return str(s.site_url).rstrip("/")
+    scheme = "http" if s.tls == "off" else "https"
+    if s.lb_vip:
+        return f"{scheme}://{s.lb_vip}"
+    first = first_lb or first_web
+    return f"{scheme}://{first.data.get('ssh_hostname') or first.name}"
+
+
+def _tls(s: Settings, url: str) -> Tls:
+    mode = str(s.tls)
+    hsts = s.hsts_max_age
+    names = [urlsplit(url).hostname or ""]
+    if mode == "self-signed" and s.lb_vip and str(s.lb_vip) not in names:
+        names.append(str(s.lb_vip))
+    return Tls(mode=mode,
+               hsts_max_age=int(hsts) if hsts is not None
+               else HSTS_DEFAULT if mode in ("acme", "files") else 0,
+               names=tuple(names), acme_server=str(s.acme_server), acme_email=s.acme_email,
+               acme_server_ca=s.acme_server_ca, certificate=s.tls_certificate, key=s.tls_key,
+               trust=s.tls_trust)
+
+
+def _site(web: Settings, edge: Settings, first_lb, first_web) -> Site:
+    """The site: WordPress's settings as the web hosts have them, TLS as the balancers
+    do (validate checks that hosts of a role agree)."""
+    url = _site_url(edge, first_lb, first_web)
+    version = str(web.wordpress_version)
+    release = Release(version=version, checksum=str(web.wordpress_checksum),
+                      url=str(web.wordpress_url
+                              or f"https://wordpress.org/wordpress-{version}.tar.gz"),
+                      archive=web.wordpress_archive, keep=int(web.keep_releases))
+    return Site(name="main", url=url, title=str(web.site_title),
+                admin_user=str(web.admin_user), admin_email=str(web.admin_email),
+                db_name=str(web.db_name), db_user=str(web.db_user),
+                table_prefix=str(web.table_prefix), docroot=str(web.docroot).rstrip("/"),
+                auto_updates=str(web.auto_updates), release=release, tls=_tls(edge, url))
+
+
+def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) -> Cluster:
+    """The plan of a cluster, from what is known of its hosts (pure: no host is asked)."""
+    hosts = sorted(hosts, key=lambda h: h.name)
+    unreachable = dict(unreachable or {})
+    for h in hosts:
+        if not h.reachable:
+            unreachable.setdefault(h.name, "cannot be reached")
+    settings = {h.name: settings_of(h.data) for h in hosts}
+    by_role = {role: tuple(h.name for h in hosts if role in h.groups) for role in ROLES}
+    first = {role: next((h for h in hosts if role in h.groups), None) for role in ROLES}
+    if first["web"] is None:
+        raise ValueError("no host in group `web`")
+    web_settings = settings[first["web"].name]
+    edge = settings[(first["lb"] or first["web"]).name]
+    site = _site(web_settings, edge, first["lb"], first["web"])
+
+    nodes = {}
+    for h in hosts:
+        s = settings[h.name]
+        releases = h.releases or {}
+        nodes[h.name] = Node(
+            name=h.name, roles=frozenset(h.groups) & frozenset(ROLES),
+            address=str(s.private_address or h.address) if (s.private_address or h.address)
+            else None,
+            settings=s, ssh_port=int(h.data.get("ssh_port") or 22),
+            ssh_hostname=str(h.data.get("ssh_hostname") or h.name),
+            backend_port=_backend_port(h.groups, s),
+            serving=bool(releases.get("current") or releases.get("legacy")),
+            current=releases.get("current"), legacy=bool(releases.get("legacy")),
+            reachable=h.reachable)
+
+    web = [nodes[n] for n in by_role["web"]]
+    present = [n for n in web if n.name not in unreachable]  # one that is down joins later
+    newcomers = tuple(n.name for n in present if not n.serving) \
+        if any(n.serving for n in present) else ()
+    switch = Switch(release=site.release.id,
+                    hosts=tuple(n.name for n in present if n.current != site.release.id))
+
+    lbs = [nodes[n] for n in by_role["lb"]]
+    vip = str(edge.lb_vip) if edge.lb_vip else None
+    connect_to = {}
+    if lbs:
+        port = lbs[0].settings.lb_https_port if site.https else lbs[0].settings.lb_port
+        own = f"{site.hostname.lower()}:{urlsplit(site.url).port or (443 if site.https else 80)}"
+        connect_to[own] = f"{vip or lbs[0].address}:{port}"
+    db_endpoint = ""
+    if by_role["db"]:
+        db = nodes[by_role["db"][0]]
+        port = int(db.settings.db_port)  # the db host's own port setting
+        db_endpoint = db.address if port == 3306 else f"{db.address}:{port}"
+    given = edge.lb_backends
+    return Cluster(
+        nodes=_freeze(nodes), site=site, lb=by_role["lb"], web=by_role["web"],
+        db=by_role["db"], vip=vip, newcomers=newcomers, switch=switch,
+        unreachable=_freeze(unreachable), connect_to=_freeze(connect_to),
+        db_endpoint=db_endpoint, lb_backends=tuple(str(b) for b in given) if given else None,
+        sites=(site,))
+
+
+# The pyinfra side: what the plan is built from, and where deploys find it.
+
+def gather(inventory) -> list[HostInput]:
+    """Each host's data and the facts a plan needs (asked once per run)."""
+    from pyinfra_wordpress_lb.deploys._util import host_fact, reachable
+    from pyinfra_wordpress_lb.facts.network import PrivateAddress
+    from pyinfra_wordpress_lb.facts.wordpress import Releases
+
+    found = []
+    for h in sorted(inventory, key=lambda h: h.name):
+        data = h.data.dict()
+        up = reachable(h)
+        address = releases = None
+        if up and not data.get("private_address"):
+            address = host_fact(h, PrivateAddress)
+        if up and "web" in h.groups:
+            docroot = str(data.get("docroot") or "/var/www/wordpress").rstrip("/")
+            releases = host_fact(h, Releases, base=docroot)
+        found.append(HostInput(name=h.name, groups=frozenset(h.groups), data=_freeze(data),
+                               address=address, releases=releases, reachable=up))
+    return found
+
+
+def cluster() -> Cluster:
+    """This run's plan (built once: by validate(), or here by a deploy that does not
+    validate, such as status.py)."""
+    from pyinfra import state
+
+    from pyinfra_wordpress_lb.deploys._run import run
+    from pyinfra_wordpress_lb.deploys._util import unreachable
+
+    record = run()
+    if record.plan is None:
+        with _PLANNING:
+            if record.plan is None:
+                hosts = gather(state.inventory)
+                record.plan = build(hosts, unreachable())
+    return record.plan
+
+
+_PLANNING = Semaphore()  # hosts load the deploy side by side: the first plans
+
+
+def here() -> Node:
+    """The node of the host whose deploy is being loaded."""
+    from pyinfra import host
+
+    return cluster().node(host.name)
+
+
+def mine() -> Settings:
+    """The settings of the host whose deploy is being loaded."""
+    return here().settings
