@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import warnings
-from urllib.parse import urlsplit
 
 from gevent.lock import Semaphore
 from pyinfra import host, inventory, state
@@ -18,7 +17,6 @@ from pyinfra_wordpress_lb import templates
 
 from pyinfra_wordpress_lb.deploys._run import run
 from pyinfra_wordpress_lb.facts.network import PrivateAddress
-from pyinfra_wordpress_lb.facts.wordpress import Releases
 from pyinfra_wordpress_lb.operations import nginx
 
 
@@ -101,11 +99,10 @@ def private_address(target: Host | None = None) -> str:
     return address
 
 
-def ssh_options(target: Host) -> str:
-    """What the cluster's own SSH (mesh, backups) adds to reach a peer's sshd: its
-    `ssh_port` when not 22, with the host key still looked up by its address."""
-    port = int(target.data.get("ssh_port") or 22)
-    return "" if port == 22 else f"-p {port} -o HostKeyAlias={private_address(target)}"
+def ssh_options(node) -> str:
+    """What the cluster's own SSH (backups) adds to reach a peer's sshd (a plan's node):
+    its `ssh_port` when not 22, with the host key still looked up by its address."""
+    return "" if node.ssh_port == 22 else f"-p {node.ssh_port} -o HostKeyAlias={node.address}"
 
 
 def interface_of(target: Host, address: str) -> tuple[str, ipaddress.IPv4Network]:
@@ -128,121 +125,19 @@ def failed(target: Host) -> bool:
     return target in state.failed_hosts
 
 
+def failed_names() -> frozenset[str]:
+    """The names of the hosts that failed in this run so far (ask while it runs)."""
+    return frozenset(h.name for h in state.failed_hosts)
+
+
 def any_failed(group: str) -> bool:
     """Has any host of the group failed in this run so far?"""
     return any(failed(h) for h in group_hosts(group))
 
 
-def changed(op) -> bool:
-    """Did an operation (of any host) change something? False when it has not run: its
-    host failed before reaching it (pyinfra raises when asked about such an operation)."""
-    return op.is_complete() and op.did_change()
-
-
 def group_hosts(group: str) -> list[Host]:
     """The hosts of an inventory group, in a stable order (by name)."""
     return sorted(inventory.get_group(group, []), key=lambda h: h.name)
-
-
-def group_addresses(group: str) -> list[str]:
-    return [private_address(h) for h in group_hosts(group)]
-
-
-def site_url(target: Host | None = None) -> str:
-    """The site's public URL, without a trailing slash: the `site_url` setting, else
-    https (http with `tls = "off"`) on the balancers' shared address, else on the first
-    balancer (or web host)."""
-    from pyinfra_wordpress_lb.deploys.settings import value
-
-    target = host if target is None else target
-    if target.data.get("site_url"):
-        return str(target.data.site_url).rstrip("/")
-    scheme = "http" if value(target, "tls") == "off" else "https"
-    if value(target, "lb_vip"):
-        return f"{scheme}://{value(target, 'lb_vip')}"
-    first = (group_hosts("lb") or group_hosts("web"))[0]
-    return f"{scheme}://{first.data.get('ssh_hostname') or first.name}"
-
-
-def site_connect_to(target: Host | None = None) -> dict[str, str]:
-    """Where the web hosts' requests to the site's own URL should go: `host:port` of the
-    URL -> `address:port` of the balancers (their shared address, else the first one's
-    private address), over the private network."""
-    from pyinfra_wordpress_lb.deploys.settings import value
-
-    target = host if target is None else target
-    lbs = group_hosts("lb")
-    if not lbs:
-        return {}
-    parts = urlsplit(site_url(target))
-    https = parts.scheme == "https"
-    address = value(target, "lb_vip") or private_address(lbs[0])
-    port = value(lbs[0], "lb_https_port") if https else value(lbs[0], "lb_port")
-    own = f"{(parts.hostname or '').lower()}:{parts.port or (443 if https else 80)}"
-    return {own: f"{address}:{port}"}
-
-
-def site_host(target: Host | None = None) -> str:
-    """The host name (or address) in the site's URL, without the port."""
-    return urlsplit(site_url(target)).hostname or ""
-
-
-def backend_port(target: Host | None = None) -> int:
-    """Port of a web host's backend vhost. A host that is also a load balancer keeps the
-    public port for the balancer, so its backend moves to `colocated_web_port`."""
-    from pyinfra_wordpress_lb.deploys.settings import value
-
-    target = host if target is None else target
-    port = int(value(target, "web_port"))
-    if "lb" in target.groups and port == int(value(target, "lb_port")):
-        return int(value(target, "colocated_web_port"))
-    return port
-
-
-def backends() -> list[str]:
-    """`address:port` of every backend: the `lb_backends` setting when given (a balancer
-    in front of servers this deploy does not manage), else every web host's vhost."""
-    given = host.data.get("lb_backends")
-    if given:
-        return [str(b) for b in given]
-    return [f"{private_address(h)}:{backend_port(h)}" for h in group_hosts("web")]
-
-
-def serving(target) -> bool:
-    """Did this web host serve a release when the deploy was loaded?"""
-    docroot = str(target.data.get("docroot") or "/var/www/wordpress").rstrip("/")
-    found = host_fact(target, Releases, base=docroot)
-    return bool(found["current"] or found["legacy"])
-
-
-def newcomers() -> list:
-    """Web hosts that join a cluster already serving: they get the shared content from
-    a peer, and traffic only once verified. (On a first deploy nobody is new.)"""
-    web = [h for h in group_hosts("web") if reachable(h)]  # one that is down joins later
-    if not any(serving(h) for h in web):
-        return []
-    return [h for h in web if not serving(h)]
-
-
-def upstream(held_back: list[Host] = ()) -> list[dict]:
-    """The balancer's backends: `address` (`address:port`), and `down` with the reason
-    when a balancer must not send it new requests: the web host is drained (`drain`
-    in its data), failed in this run (it stays out until a run succeeds on it), or is
-    new to the cluster and not verified yet (`held_back`). Asked again when the
-    balancer's vhost is written, so that a web host failing meanwhile is left out."""
-    from pyinfra_wordpress_lb.deploys.settings import value
-
-    if host.data.get("lb_backends"):
-        return [{"address": b, "down": None} for b in backends()]
-    held = {h.name for h in held_back}
-    entries = []
-    for h in group_hosts("web"):
-        reason = ("drained" if value(h, "drain") else
-                  "failed during the last deploy" if failed(h) else
-                  "unreachable during the last deploy" if h.name in unreachable() else
-                  "new, not verified yet" if h.name in held else None)
-        entries.append({"address": f"{private_address(h)}:{backend_port(h)}", "down": reason})
-    return entries
 
 
 def nginx_site(site: str, template: str, what: str, **context) -> None:

@@ -17,16 +17,14 @@ from __future__ import annotations
 import json
 import shlex
 
-from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys import common, database, secrets
-from pyinfra_wordpress_lb.deploys._util import (
-    group_hosts, host_fact, private_address, reachable, site_url, ssh_options,
-)
-from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
+from pyinfra_wordpress_lb.deploys import secrets
+from pyinfra_wordpress_lb.deploys._util import group_hosts, host_fact, ssh_options
+from pyinfra_wordpress_lb.deploys.plan import cluster, here
+from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.facts.ssh import HostKeys
 from pyinfra_wordpress_lb.operations import ssh
 
@@ -55,33 +53,35 @@ SETTINGS = (
 def reader_key() -> dict | None:
     """The backup's read-only access to the web hosts' shared tree (an authorized_keys
     entry the sync tier writes): from the database host only."""
-    dbs = group_hosts("db")
+    dbs = cluster().group("db")
     if not dbs:
         return None
-    return {"source": private_address(dbs[0]),
+    return {"source": dbs[0].address,
             "key": secrets.public_key("backup_ssh_key", "wordpress-lb-backup")}
 
 
-@deploy("Backups", data_defaults=defaults(common.SETTINGS, database.SETTINGS, SETTINGS))
+@deploy("Backups")
 def backups() -> None:
-    target = host.data.get("backup_target")
+    plan, me = cluster(), here()
+    s, site = me.settings, plan.site
+    target = s.backup_target
     apt.packages(name="Install the backup tools", no_recommends=True,
                  packages=["rsync", "openssh-client", "gzip", "mariadb-client"])
     files.directory(name="Create the backup keys' directory", path=KEYS, mode="700")
     files.directory(name="Create the backup directory", path=BACKUP_DIR, mode="700")
     ssh.private_key(name="Install the backup's key (it may only read wp-content)",
                     path=f"{KEYS}/backup_ed25519", key=secrets.secret("backup_ssh_key"))
-    webs = group_hosts("web")
+    webs = plan.group("web")
     ssh.known_hosts(name="Pin the web hosts' host keys for the backup",
                     path=f"{KEYS}/known_hosts",
-                    hosts={private_address(h): host_fact(h, HostKeys) if reachable(h) else None
-                           for h in webs})
+                    hosts={n.address: host_fact(h, HostKeys) if n.reachable else None
+                           for n, h in zip(webs, group_hosts("web"))})
     if target:  # a setting: fixed for the run
         ssh.private_key(name="Install the key for the off-cluster copy",
                         path=f"{KEYS}/target_ed25519", key=secrets.secret("backup_target_ssh_key"))
         public = secrets.public_key("backup_target_ssh_key", "wordpress-lb-backup-target")
         secrets.write_beside(".backup.pub", public + "\n")
-        pinned = host.data.get("backup_target_host_key")
+        pinned = s.backup_target_host_key
         if pinned:
             ssh.known_hosts(name="Pin the backup target's host key",
                             path=f"{KEYS}/target_known_hosts",
@@ -91,19 +91,19 @@ def backups() -> None:
         dest=SCRIPT,
         create_remote_dir=False, mode="700",
         jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
-        backup_dir=BACKUP_DIR, keep=int(host.data.backup_keep),
-        schedule=host.data.backup_schedule, db_name=host.data.db_name,
-        web_addresses=[private_address(h) for h in webs],
-        web_ssh={private_address(h): ssh_options(h) for h in webs},
-        web_user=value(host, "wordpress_user"), key=f"{KEYS}/backup_ed25519",
-        known_hosts=f"{KEYS}/known_hosts", site_url=site_url(),
-        site_url_json=shlex.quote(json.dumps(site_url())),
-        db_name_json=shlex.quote(json.dumps(str(host.data.db_name))),
-        db_name_sh=shlex.quote(str(host.data.db_name)),
-        table_prefix_json=shlex.quote(json.dumps(str(value(host, "table_prefix")))),
+        backup_dir=BACKUP_DIR, keep=int(s.backup_keep),
+        schedule=s.backup_schedule, db_name=site.db_name,
+        web_addresses=[n.address for n in webs],
+        web_ssh={n.address: ssh_options(n) for n in webs},
+        web_user=s.wordpress_user, key=f"{KEYS}/backup_ed25519",
+        known_hosts=f"{KEYS}/known_hosts", site_url=site.url,
+        site_url_json=shlex.quote(json.dumps(site.url)),
+        db_name_json=shlex.quote(json.dumps(site.db_name)),
+        db_name_sh=shlex.quote(site.db_name),
+        table_prefix_json=shlex.quote(json.dumps(site.table_prefix)),
         target=target, target_sh=shlex.quote(str(target or "")),
         target_key=f"{KEYS}/target_ed25519", target_known_hosts=f"{KEYS}/target_known_hosts",
-        target_pinned=bool(host.data.get("backup_target_host_key")))
+        target_pinned=bool(s.backup_target_host_key))
     service = files.template(
         name="Install wordpress-backup.service", mode="644",
         src=templates.path("systemd/wordpress-backup.service.j2"),
@@ -113,8 +113,8 @@ def backups() -> None:
         name="Install wordpress-backup.timer", mode="644",
         src=templates.path("systemd/wordpress-backup.timer.j2"),
         dest=f"/etc/systemd/system/{UNIT}.timer",
-        create_remote_dir=False, schedule=host.data.backup_schedule)
+        create_remote_dir=False, schedule=s.backup_schedule)
     systemd.daemon_reload(name="Reload systemd for the backup units",
                           _if=lambda: service.did_change() or timer.did_change())
-    systemd.service(name=f"Take backups {host.data.backup_schedule}",
+    systemd.service(name=f"Take backups {s.backup_schedule}",
                     service=f"{UNIT}.timer", running=True, enabled=True)

@@ -9,21 +9,17 @@ hosts trust those headers from the balancers' addresses only.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server
 
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys import common, tls, web, wordpress
-from pyinfra_wordpress_lb.deploys._util import (
-    backend_port, failed, group_hosts, host_fact, newcomers, nginx_site, private_address, renamed,
-    site_url, upstream,
-)
+from pyinfra_wordpress_lb.deploys import tls, wordpress
+from pyinfra_wordpress_lb.deploys._util import failed_names, host_fact, nginx_site, renamed
+from pyinfra_wordpress_lb.deploys.plan import cluster, here
+from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.operations import http
-from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
 
 METHODS = ("least_conn", "round_robin", "ip_hash")
 HEALTH_PATH = "/pwlb-health"  # local only: keepalived's check that this nginx serves
@@ -77,59 +73,59 @@ def http2_directive() -> bool:
     return (host_fact(host, LinuxDistribution).get("major") or 13) >= 13
 
 
-def vhost(what: str, held_back: list) -> None:
+def vhost(what: str, held_back: tuple[str, ...]) -> None:
     """The balancer's nginx site, with these web hosts held back (not sent new requests)."""
-    method = host.data.lb_method  # one of METHODS (deploys/validate.py)
-    acme = tls.mode() == "acme"
-    me = private_address()
+    plan, me = cluster(), here()
+    s, site = me.settings, plan.site
+    acme = site.tls.mode == "acme"
     nginx_site(
         SITE, "nginx/balancer.conf.j2", what,
-        tls=tls.mode() != "off",
-        https_port=host.data.lb_https_port,
+        tls=site.tls.on,
+        https_port=s.lb_https_port,
         http2_directive=http2_directive(),
         cert=tls.CERT,
         key=tls.KEY,
         dh_params=tls.DH_PARAMS,
-        hsts_max_age=tls.hsts_max_age(),
-        site_netloc=urlsplit(site_url()).netloc,
+        hsts_max_age=site.tls.hsts_max_age,
+        site_netloc=site.netloc,
         acme=acme,
         acme_webroot=tls.ACME_WEBROOT,
-        acme_peers=[f"{private_address(h)}:{host.data.lb_port}" for h in group_hosts("lb")
-                    if private_address(h) != me] if acme else [],
+        acme_peers=[f"{n.address}:{s.lb_port}" for n in plan.group("lb")
+                    if n.address != me.address] if acme else [],
         health_path=HEALTH_PATH,
-        cache_ttl=int(host.data.page_cache_ttl or 0),
+        cache_ttl=int(s.page_cache_ttl or 0),
         cache_dir=CACHE_DIR,
-        cache_max_size=host.data.page_cache_max_size,
-        method=method,
+        cache_max_size=s.page_cache_max_size,
+        method=s.lb_method,  # one of METHODS (deploys/validate.py)
         # Asked when the vhost is written: web hosts that failed by then stay out.
-        backends=lambda: upstream(held_back),
-        max_fails=host.data.lb_max_fails,
-        fail_timeout=host.data.lb_fail_timeout,
-        keepalive=int(host.data.lb_keepalive),
-        port=host.data.lb_port,
-        server_name=host.data.lb_server_name,
-        upload_max_size=host.data.upload_max_size,
-        connect_timeout=host.data.lb_connect_timeout,
-        read_timeout=host.data.lb_read_timeout,
-        next_upstream=host.data.lb_next_upstream,
-        next_upstream_tries=host.data.lb_next_upstream_tries,
-        next_upstream_timeout=host.data.lb_next_upstream_timeout,
-        login_rate=host.data.login_rate,
-        login_burst=int(host.data.login_burst),
-        xmlrpc=bool(host.data.xmlrpc),
-        xmlrpc_rate=host.data.xmlrpc_rate,
-        unlimited=[str(n) for n in (value(host, "firewall_trusted") or ())],
-        hide_backend=None if host.data.lb_show_backend else value(host, "served_by_header"),
+        backends=lambda: list(plan.upstream(failed_names(), held_back)),
+        max_fails=s.lb_max_fails,
+        fail_timeout=s.lb_fail_timeout,
+        keepalive=int(s.lb_keepalive),
+        port=s.lb_port,
+        server_name=s.lb_server_name,
+        upload_max_size=s.upload_max_size,
+        connect_timeout=s.lb_connect_timeout,
+        read_timeout=s.lb_read_timeout,
+        next_upstream=s.lb_next_upstream,
+        next_upstream_tries=s.lb_next_upstream_tries,
+        next_upstream_timeout=s.lb_next_upstream_timeout,
+        login_rate=s.login_rate,
+        login_burst=int(s.login_burst),
+        xmlrpc=bool(s.xmlrpc),
+        xmlrpc_rate=s.xmlrpc_rate,
+        unlimited=[str(n) for n in s.firewall_trusted],
+        hide_backend=None if s.lb_show_backend else s.served_by_header,
     )
 
 
-@deploy("Balancer", data_defaults=defaults(common.SETTINGS, web.SETTINGS, tls.SETTINGS,
-                                            SETTINGS))
+@deploy("Balancer")
 def balancer() -> None:
+    s = here().settings
     apt.packages(name="Install nginx", packages=["nginx"], no_recommends=True)
     tls.certificates()
     # Sized for a balancer: each proxied connection holds two file descriptors.
-    connections = int(host.data.lb_worker_connections)
+    connections = int(s.lb_worker_connections)
     files.line(name="Let nginx's workers open enough files",
                path="/etc/nginx/nginx.conf", line=r"^worker_rlimit_nofile .*",
                replace=f"worker_rlimit_nofile {2 * connections};")
@@ -140,32 +136,31 @@ def balancer() -> None:
                     group="www-data", mode="700")
     files.template(name="Install the page cache's purge command", src=templates.path(
         "sbin/wordpress-lb-purge-cache.j2"), dest=PURGE, create_remote_dir=False, mode="755",
-        ttl=int(host.data.page_cache_ttl or 0), cache_dir=CACHE_DIR)
+        ttl=int(s.page_cache_ttl or 0), cache_dir=CACHE_DIR)
     # Web hosts new to a serving cluster get no request until verified (`admit_new_web_hosts`).
-    vhost("balancer vhost", held_back=newcomers())
+    vhost("balancer vhost", held_back=cluster().newcomers)
     # After every web host's tiers (deploy.py's first barrier): a release switch shows
     # at once, never a cached file of the release that was served before.
     server.shell(name="Empty the page cache: the web hosts switched releases",
                  commands=[PURGE], _if=wordpress.switched_anywhere)
 
 
-@deploy("Balancer", data_defaults=defaults(common.SETTINGS, web.SETTINGS, tls.SETTINGS,
-                                            SETTINGS))
+@deploy("Balancer")
 def admit_new_web_hosts() -> None:
     """Web hosts new to the cluster, once they have the shared content: each answers this
     balancer directly, then joins the pool."""
-    joining = newcomers()
-    if not joining or host.data.get("lb_backends"):
+    plan = cluster()
+    if not plan.newcomers or plan.lb_backends:
         return
-    name = urlsplit(site_url()).netloc
-    for newcomer in joining:
-        address = f"{private_address(newcomer)}:{backend_port(newcomer)}"
-        http.responds(name=f"New web host {newcomer.name} serves the site",
-                      url=f"http://{address}/", host_header=name, title=value(host, "site_title"),
-                      what=f"the new web host {newcomer.name} ({address})",
-                      # A newcomer that failed stays out of the pool (see `upstream`).
-                      _if=lambda newcomer=newcomer: not failed(newcomer))
-    vhost("balancer vhost with the new web hosts in the pool", held_back=[])
+    for name in plan.newcomers:
+        newcomer = plan.node(name)
+        http.responds(name=f"New web host {name} serves the site",
+                      url=f"http://{newcomer.backend}/", host_header=plan.site.netloc,
+                      title=plan.site.title,
+                      what=f"the new web host {name} ({newcomer.backend})",
+                      # A newcomer that failed stays out of the pool (see `Cluster.upstream`).
+                      _if=lambda name=name: name not in failed_names())
+    vhost("balancer vhost with the new web hosts in the pool", held_back=())
 
 
 admit = renamed(admit_new_web_hosts, "admit")  # the name before 0.2

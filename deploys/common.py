@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 
 from pyinfra_wordpress_lb import templates
 
-from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
+from pyinfra_wordpress_lb.deploys.plan import here
+from pyinfra_wordpress_lb.deploys.settings import Setting
 
 SETTINGS = (
     Setting("private_address", None,
@@ -34,18 +34,19 @@ SETTINGS = (
 )
 
 
-@deploy("Common base", data_defaults=defaults(SETTINGS))
+@deploy("Common base")
 def common() -> None:
+    s = here().settings
     apt.update(
         name="Refresh the apt cache when older than apt_cache_time",
-        cache_time=host.data.apt_cache_time,
+        cache_time=s.apt_cache_time,
     )
     apt.packages(
         name="Install the base packages",
-        packages=list(host.data.base_packages),
+        packages=list(s.base_packages),
         no_recommends=True,
     )
-    if host.data.unattended_upgrades:
+    if s.unattended_upgrades:
         apt.packages(name="Install unattended-upgrades", packages=["unattended-upgrades"],
                      no_recommends=True)
         files.put(name="Install Debian's security updates every day",
@@ -54,13 +55,13 @@ def common() -> None:
     else:
         files.file(name="Leave updates to the operator (unattended_upgrades = false)",
                    path="/etc/apt/apt.conf.d/20auto-upgrades", present=False)
-    user = host.data.wordpress_user
+    user = s.wordpress_user
     server.group(name=f"Add the {user} system group", group=user, system=True)
     server.user(
         name=f"Add the {user} system user",
         user=user,
         group=user,
-        home=host.data.wordpress_home,
+        home=s.wordpress_home,
         shell="/bin/sh",  # a shell is needed later for the mesh's forced rsync command
         system=True,
         create_home=True,

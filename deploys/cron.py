@@ -7,14 +7,11 @@ the events, so each runs once, and they keep running while any web host is up.
 
 from __future__ import annotations
 
-from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, systemd
 
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys import common, web
-from pyinfra_wordpress_lb.deploys._util import site_host
-from pyinfra_wordpress_lb.deploys.settings import defaults
+from pyinfra_wordpress_lb.deploys.plan import cluster, mine
 
 RUNNER = "/usr/local/lib/wordpress-lb/wordpress-cron.php"
 UNIT = "wordpress-cron"
@@ -22,17 +19,18 @@ UNIT = "wordpress-cron"
 SETTINGS = ()
 
 
-@deploy("WP-Cron", data_defaults=defaults(common.SETTINGS, web.SETTINGS))
+@deploy("WP-Cron")
 def cron() -> None:
-    user = host.data.wordpress_user
+    site = cluster().site
+    user = mine().wordpress_user
     files.template(name="Install the WP-Cron runner", mode="644",
                             src=templates.path("wordpress/wordpress-cron.php.j2"),
-                            dest=RUNNER, site_host=templates.php_string(site_host()))
+                            dest=RUNNER, site_host=templates.php_string(site.hostname))
     service = files.template(name="Install wordpress-cron.service", mode="644",
                              src=templates.path("systemd/wordpress-cron.service.j2"),
                              dest=f"/etc/systemd/system/{UNIT}.service",
                              create_remote_dir=False, run_as=user,
-                             docroot=host.data.docroot.rstrip("/"), runner=RUNNER)
+                             docroot=site.docroot, runner=RUNNER)
     timer = files.template(name="Install wordpress-cron.timer", mode="644",
                            src=templates.path("systemd/wordpress-cron.timer.j2"),
                            dest=f"/etc/systemd/system/{UNIT}.timer", create_remote_dir=False)

@@ -8,14 +8,14 @@ from the secrets store and a changed one is applied.
 
 from __future__ import annotations
 
-from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, mysql, systemd
 
-from pyinfra_wordpress_lb.deploys import common, secrets
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys._util import group_addresses, private_address, renamed
-from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
+from pyinfra_wordpress_lb.deploys import secrets
+from pyinfra_wordpress_lb.deploys._util import renamed
+from pyinfra_wordpress_lb.deploys.plan import cluster, here
+from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.operations import mariadb
 
 CONFIG = "/etc/mysql/mariadb.conf.d/70-wordpress-lb.cnf"
@@ -29,17 +29,19 @@ SETTINGS = (
 )
 
 
-@deploy("Database", data_defaults=defaults(common.SETTINGS, SETTINGS))
+@deploy("Database")
 def database() -> None:
+    plan, me = cluster(), here()
+    site = plan.site
     apt.packages(name="Install MariaDB", packages=["mariadb-server"], no_recommends=True)
     config = files.template(
         name="Bind MariaDB to the private address",
         src=templates.path("mariadb/70-wordpress-lb.cnf.j2"),
         dest=CONFIG,
         mode="644",
-        bind_address=private_address(),
-        port=host.data.db_port,
-        max_connections=host.data.db_max_connections,
+        bind_address=me.address,
+        port=me.settings.db_port,
+        max_connections=me.settings.db_max_connections,
     )
     systemd.service(
         name="Restart MariaDB for its new configuration",
@@ -55,16 +57,15 @@ def database() -> None:
     )
     mariadb.secure_installation(name="No anonymous accounts, remote root or test database")
     mysql.database(
-        name=f"Create the {host.data.db_name} database",
-        database=host.data.db_name,
+        name=f"Create the {site.db_name} database",
+        database=site.db_name,
         charset="utf8mb4",
         collate="utf8mb4_unicode_ci",
     )
 
-    user = host.data.db_user
+    user = site.db_user
     password = secrets.secret("db_password")
-    web_addresses = group_addresses("web")
-    for address in web_addresses:
+    for address in plan.addresses("web"):
         mariadb.account(
             name=f"Add database account {user}@{address}",
             user=user,
@@ -72,21 +73,22 @@ def database() -> None:
             password=password,  # never on a command line, never shown
         )
         mariadb.grant_all(
-            name=f"Grant {user}@{address} all on {host.data.db_name} only",
+            name=f"Grant {user}@{address} all on {site.db_name} only",
             user=user,
             hostname=address,
-            database=host.data.db_name,
+            database=site.db_name,
         )
 
 
-@deploy("Database", data_defaults=defaults(common.SETTINGS, SETTINGS))
+@deploy("Database")
 def drop_departed_accounts() -> None:
     """After the balancers stopped sending requests to a web host that left the
     inventory (the requests it was serving have finished): its account goes."""
+    plan = cluster()
     mariadb.accounts_absent(
         name="Drop database accounts of web hosts no longer in the inventory",
-        user=host.data.db_user,
-        keep_hosts=group_addresses("web"),
+        user=plan.site.db_user,
+        keep_hosts=list(plan.addresses("web")),
     )
 
 

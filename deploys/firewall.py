@@ -25,11 +25,9 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys import balancer, common, database, ha, tls, web
-from pyinfra_wordpress_lb.deploys._util import (
-    backend_port, group_hosts, host_fact, private_address, renamed,
-)
-from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
+from pyinfra_wordpress_lb.deploys._util import host_fact, renamed
+from pyinfra_wordpress_lb.deploys.plan import Cluster, Node, cluster, here
+from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.facts.nftables import Sources
 from pyinfra_wordpress_lb.operations import nftables
 
@@ -73,43 +71,40 @@ def _cluster(sources, rest: str, keep: dict | None) -> str:
     return f'ip saddr {{ {", ".join(addresses)} }} {rest} comment "cluster"'
 
 
-def rules(target=None, keep: dict | None = None) -> list[tuple[str, list[str]]]:
+def rules(plan: Cluster, node: Node, keep: dict | None = None) -> list[tuple[str, list[str]]]:
     """What a host admits beyond loopback, replies and ICMP: (why, [nft rules]). `keep`:
     the cluster addresses its rules admit now ({rule: [address]}), admitted still."""
-    target = host if target is None else target
-    data = target.data
-    me = private_address(target)
-    lbs = [private_address(h) for h in group_hosts("lb")]
-    webs = [private_address(h) for h in group_hosts("web")]
-    dbs = [private_address(h) for h in group_hosts("db")]
-    ssh_port = int(data.get("ssh_port") or 22)
+    data = node.settings
+    me = node.address
+    lbs, webs, dbs = plan.addresses("lb"), plan.addresses("web"), plan.addresses("db")
+    ssh_port = node.ssh_port
     found: list[tuple[str, list[str]]] = []
     found.append(("SSH for administration (admin_networks)",
                   [f"{m}tcp dport {ssh_port} accept" for m in _saddr(data.admin_networks)]))
     if data.firewall_trusted:
         found.append(("trusted hosts (firewall_trusted): everything",
                       [f"{m}accept" for m in _saddr(data.firewall_trusted)]))
-    if "lb" in target.groups:
+    if "lb" in node.roles:
         ports = sorted({int(data.lb_port), int(data.lb_https_port)})
         found.append(("the site, from anywhere",
                       [f"tcp dport {{ {', '.join(map(str, ports))} }} accept"]))
         peers = [a for a in lbs if a != me]
-        if data.get("lb_vip") and peers:
+        if plan.vip and peers:
             found.append(("VRRP from the other balancers (the shared address)",
                           [_cluster(peers, "ip protocol 112 accept", keep)]))
-    if "web" in target.groups:
+    if "web" in node.roles:
         if lbs:
             found.append(("the backend, from the balancers",
-                          [_cluster(lbs, f"tcp dport {backend_port(target)} accept", keep)]))
+                          [_cluster(lbs, f"tcp dport {node.backend_port} accept", keep)]))
         peers = [a for a in webs if a != me]
         if peers:
             found.append(("the sync mesh, from the other web hosts",
-                          [_cluster(peers, f"tcp dport {int(value(target, 'mesh_port'))} accept", keep)]))
+                          [_cluster(peers, f"tcp dport {int(data.mesh_port)} accept", keep)]))
         readers = [a for a in dbs if a != me]
         if readers:
             found.append(("SSH from the database host (backups)",
                           [_cluster(readers, f"tcp dport {ssh_port} accept", keep)]))
-    if "db" in target.groups and webs:
+    if "db" in node.roles and webs:
         found.append(("the database, from the web hosts",
                       [_cluster(webs, f"tcp dport {int(data.db_port)} accept", keep)]))
     return found
@@ -121,14 +116,13 @@ def _rules_file(name: str, keep: dict | None):
                           create_remote_dir=False, mode="600",
                           jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
                           family=FAMILY, table=TABLE, host_name=host.name,
-                          roles=sorted(set(host.groups) & {"lb", "web", "db"}),
-                          rules=rules(keep=keep))
+                          roles=sorted(here().roles),
+                          rules=rules(cluster(), here(), keep=keep))
 
 
-@deploy("Firewall", data_defaults=defaults(common.SETTINGS, web.SETTINGS, balancer.SETTINGS, tls.SETTINGS,
-                                            database.SETTINGS, ha.SETTINGS, SETTINGS))
+@deploy("Firewall")
 def firewall() -> None:
-    if not host.data.firewall:
+    if not here().settings.firewall:
         systemd.service(name="Do not load the firewall at boot (firewall = false)",
                         service=UNIT, enabled=False)
         nftables.table_absent(name="Remove the firewall's rules (firewall = false)",
@@ -149,13 +143,11 @@ def firewall() -> None:
                           family=FAMILY, table=TABLE, path=RULES)
 
 
-@deploy("Firewall", data_defaults=defaults(common.SETTINGS, web.SETTINGS, balancer.SETTINGS,
-                                            tls.SETTINGS, database.SETTINGS, ha.SETTINGS,
-                                            SETTINGS))
+@deploy("Firewall")
 def close_to_departed_hosts() -> None:
     """Once no balancer sends requests to hosts that left the inventory: the firewall
     admits the current hosts only."""
-    if not host.data.firewall or not host_fact(host, Sources, path=RULES):
+    if not here().settings.firewall or not host_fact(host, Sources, path=RULES):
         return
     _rules_file("Admit only the current hosts through the firewall", keep=None)
     nftables.table_loaded(name="Load the firewall rules when departed hosts went",

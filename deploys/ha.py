@@ -20,11 +20,10 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys import balancer, common, tls
-from pyinfra_wordpress_lb.deploys._util import (
-    TIDY, group_hosts, interface_of, private_address,
-)
-from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
+from pyinfra_wordpress_lb.deploys import balancer
+from pyinfra_wordpress_lb.deploys._util import TIDY, interface_of
+from pyinfra_wordpress_lb.deploys.plan import cluster, here
+from pyinfra_wordpress_lb.deploys.settings import Setting
 
 CONFIG = "/etc/keepalived/keepalived.conf"
 STOPPING_FILE = "/run/wordpress-lb.nginx-stopping"
@@ -53,23 +52,23 @@ SETTINGS = (
 NOTIFY = "/usr/local/sbin/wordpress-lb-vip-notify"
 
 
-def priority(target=None) -> int:
+def priority(name: str) -> int:
     """Distinct priorities in inventory order (150, 140, ...): elections are
     deterministic; with nopreempt they only decide who starts as holder."""
-    names = [h.name for h in group_hosts("lb")]
-    return 150 - 10 * names.index((host if target is None else target).name)
+    return 150 - 10 * cluster().lb.index(name)
 
 
-@deploy("Shared address", data_defaults=defaults(common.SETTINGS, balancer.SETTINGS,
-                                                  tls.SETTINGS, SETTINGS))
+@deploy("Shared address")
 def shared_address() -> None:
-    vip = host.data.get("lb_vip")
-    if not vip or "lb" not in host.groups:
+    plan, node = cluster(), here()
+    s = node.settings
+    vip = plan.vip
+    if not vip or "lb" not in node.roles:
         return
-    me = private_address()
+    me = node.address
     interface, network = interface_of(host, me)
-    interface = host.data.get("lb_vip_interface") or interface
-    peers = [private_address(h) for h in group_hosts("lb") if private_address(h) != me]
+    interface = s.lb_vip_interface or interface
+    peers = [n.address for n in plan.group("lb") if n.address != me]
 
     # nftables: the handover holds new connections back while nginx drains.
     apt.packages(name="Install keepalived", packages=["keepalived", "curl", "nftables"],
@@ -79,7 +78,7 @@ def shared_address() -> None:
         src=templates.path("sbin/wordpress-lb-nginx-handover.j2"), dest=HANDOVER,
         create_remote_dir=False,
         mode="755", jinja_env_kwargs=TIDY, vip=vip, stopping_file=STOPPING_FILE,
-        ports=sorted({int(host.data.lb_port), int(host.data.lb_https_port)}),
+        ports=sorted({int(s.lb_port), int(s.lb_https_port)}),
         drain_seconds=DRAIN_SECONDS)
     nginx_dropin = files.template(
         name="Make nginx hand the address over when it stops",
@@ -93,7 +92,7 @@ def shared_address() -> None:
     systemd.daemon_reload(
         name="Reload systemd for the nginx and keepalived drop-ins",
         _if=lambda: nginx_dropin.did_change() or keepalived_dropin.did_change())
-    notify = host.data.get("lb_vip_notify")
+    notify = s.lb_vip_notify
     if notify:
         files.put(name="Install the script keepalived runs when the address moves",
                   src=str(Path(notify).expanduser()), dest=NOTIFY, mode="755", user="root",
@@ -104,9 +103,9 @@ def shared_address() -> None:
         name="Write the keepalived configuration",
         src=templates.path("keepalived/keepalived.conf.j2"), dest=CONFIG, mode="640",
         jinja_env_kwargs=TIDY,
-        router_id=host.name, interface=interface, vrid=host.data.lb_vrid,
-        priority=priority(), interval=host.data.lb_vrrp_interval, src_ip=me, peers=peers,
-        vip=vip, prefix=network.prefixlen, http_port=host.data.lb_port,
+        router_id=host.name, interface=interface, vrid=s.lb_vrid,
+        priority=priority(host.name), interval=s.lb_vrrp_interval, src_ip=me, peers=peers,
+        vip=vip, prefix=network.prefixlen, http_port=s.lb_port,
         health_path=balancer.HEALTH_PATH, stopping_file=STOPPING_FILE,
         notify=NOTIFY if notify else None)
     # Debian starts keepalived only once it has a configuration: start it, then reload.

@@ -16,12 +16,14 @@ cluster serves one today, and several sites will be a list of them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from gevent.lock import Semaphore
 
+from pyinfra_wordpress_lb.deploys.secrets import store_of
 from pyinfra_wordpress_lb.deploys.settings import Settings, settings_of
 from pyinfra_wordpress_lb.operations.wordpress import SHARED_CONTENT, release_id
 
@@ -54,7 +56,7 @@ class Release:
     @property
     def id(self) -> str:
         """The directory name of the release: its version and the start of its checksum."""
-        return f"{self.version}-{self.checksum.partition(':')[2][:12]}"
+        return release_id(self.version, self.checksum)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,8 @@ class Cluster:
     connect_to: Mapping[str, str]  # the site's host:port -> the balancers' address:port
     db_endpoint: str  # what WordPress connects to: address[:port]
     lb_backends: tuple[str, ...] | None  # servers this deploy does not manage
+    secrets_file: Path  # the cluster's secrets store (deploys/secrets.py)
+    secret_overrides: Mapping[str, str]  # `secrets` in the data (validate: the same for all)
     sites: tuple[Site, ...] = field(default=())
 
     def node(self, name: str) -> Node:
@@ -198,14 +202,16 @@ def _backend_port(groups: frozenset[str], s: Settings) -> int:
     return int(s.web_port)
 
 
-def _site_url(s: Settings, first_lb: HostInput | None, first_web: HostInput) -> str:
+def site_url(s: Settings, first: str) -> str:
+    """The site's public URL, without a trailing slash: `site_url`, else https (http
+    with `tls = "off"`) on the balancers' shared address, else on `first` (the first
+    balancer's, else web host's, SSH host name)."""
     if s.site_url:
         return str(s.site_url).rstrip("/")
     scheme = "http" if s.tls == "off" else "https"
     if s.lb_vip:
         return f"{scheme}://{s.lb_vip}"
-    first = first_lb or first_web
-    return f"{scheme}://{first.data.get('ssh_hostname') or first.name}"
+    return f"{scheme}://{first}"
 
 
 def _tls(s: Settings, url: str) -> Tls:
@@ -225,7 +231,8 @@ def _tls(s: Settings, url: str) -> Tls:
 def _site(web: Settings, edge: Settings, first_lb, first_web) -> Site:
     """The site: WordPress's settings as the web hosts have them, TLS as the balancers
     do (validate checks that hosts of a role agree)."""
-    url = _site_url(edge, first_lb, first_web)
+    first = first_lb or first_web
+    url = site_url(edge, str(first.data.get("ssh_hostname") or first.name))
     version = str(web.wordpress_version)
     release = Release(version=version, checksum=str(web.wordpress_checksum),
                       url=str(web.wordpress_url
@@ -294,6 +301,9 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
         db=by_role["db"], vip=vip, newcomers=newcomers, switch=switch,
         unreachable=_freeze(unreachable), connect_to=_freeze(connect_to),
         db_endpoint=db_endpoint, lb_backends=tuple(str(b) for b in given) if given else None,
+        secrets_file=store_of(web_settings.secrets_file),
+        secret_overrides=_freeze({k: str(v) for k, v in (web_settings.secrets or {}).items()
+                                  if v}),
         sites=(site,))
 
 

@@ -23,17 +23,17 @@ import tempfile
 from pathlib import Path
 
 from gevent.lock import Semaphore
-from pyinfra import host, state
+from pyinfra import host
 from pyinfra.api import StringCommand, deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, server
 
-from pyinfra_wordpress_lb.deploys import backup, common, cron, database, sync, web
+from pyinfra_wordpress_lb.deploys import backup, cron, sync
 from pyinfra_wordpress_lb.deploys._run import run
 from pyinfra_wordpress_lb.deploys._util import group_hosts, host_fact
 from pyinfra_wordpress_lb.deploys.balancer import PURGE
-from pyinfra_wordpress_lb.deploys.settings import defaults
+from pyinfra_wordpress_lb.deploys.plan import cluster, mine
 from pyinfra_wordpress_lb.deploys.sync import mesh_root
 from pyinfra_wordpress_lb.facts.backup import Backups, Verified
 from pyinfra_wordpress_lb.operations import backup as backup_ops
@@ -54,7 +54,7 @@ def chosen() -> str:
     if len(dbs) != 1:
         raise RestoreRefused("restore.py needs exactly one host in group `db`")
     db = dbs[0]
-    name = host.data.get("backup")
+    name = mine().backup
     if not name:
         complete = [b["name"] for b in host_fact(db, Backups) if b["complete"]]
         if not complete:
@@ -94,8 +94,6 @@ def _fetch(name: str) -> str:
     return run().restore_archive
 
 
-ALL = (common.SETTINGS, database.SETTINGS, web.SETTINGS, backup.SETTINGS)
-
 # What must not run while the site is replaced: it would save a half-restored database
 # as a good backup (and rotate a good one out), spread a half-restored wp-content over
 # the mesh, or run WordPress's scheduled jobs against it. (unit, start it again after)
@@ -114,7 +112,7 @@ def _paused_units() -> list[tuple[str, bool]]:
     return [(name, again) for name, again in units if running.get(name)]
 
 
-@deploy("Restore", data_defaults=defaults(*ALL))
+@deploy("Restore")
 def pause() -> None:
     units = [unit for unit, _ in _paused_units()]
     if units:
@@ -122,7 +120,7 @@ def pause() -> None:
                      commands=[StringCommand("systemctl", "stop", *units)])
 
 
-@deploy("Restore", data_defaults=defaults(*ALL))
+@deploy("Restore")
 def resume() -> None:
     units = [unit for unit, again in _paused_units() if again]
     if units:
@@ -130,12 +128,12 @@ def resume() -> None:
                      commands=[StringCommand("systemctl", "start", *units)])
 
 
-@deploy("Restore", data_defaults=defaults(*ALL))
+@deploy("Restore")
 def maintenance(on: bool) -> None:
     """WordPress's own maintenance page on every web host while the site is replaced."""
     if "web" not in host.groups:
         return
-    flag = f"{host.data.docroot.rstrip('/')}/current/.maintenance"
+    flag = f"{cluster().site.docroot}/current/.maintenance"
     if on:
         server.shell(name="Show the maintenance page while the site is restored",
                      commands=[f"echo '<?php $upgrading = time();' > {shlex.quote(flag)}"])
@@ -143,24 +141,24 @@ def maintenance(on: bool) -> None:
         files.file(name="Remove the maintenance page", path=flag, present=False)
 
 
-@deploy("Restore", data_defaults=defaults(*ALL))
+@deploy("Restore")
 def replace() -> None:
     name = chosen()
     if "db" in host.groups:
         backup_ops.restore_database(
             name=f"Replace the database with backup {name}",
-            dump=f"{backup.BACKUP_DIR}/{name}/database.sql.gz", database=host.data.db_name)
+            dump=f"{backup.BACKUP_DIR}/{name}/database.sql.gz", database=cluster().site.db_name)
     if "web" in host.groups:
         archive = f"{STAGING}/wp-content.tar.gz"
         files.directory(name="Create the restore's staging directory", path=STAGING, mode="700")
         files.put(name=f"Upload backup {name}'s wp-content", src=local_archive(name),
                   dest=archive, mode="600")
         backup_ops.restore_content(name=f"Make wp-content backup {name}'s", archive=archive,
-                                   root=mesh_root(), user=host.data.wordpress_user)
+                                   root=mesh_root(), user=mine().wordpress_user)
         files.file(name="Remove the uploaded archive", path=archive, present=False)
 
 
-@deploy("Restore", data_defaults=defaults(*ALL))
+@deploy("Restore")
 def afterwards() -> None:
     if "lb" in host.groups:
         server.shell(name="Empty the page cache", commands=[PURGE])

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from pyinfra import host
 from pyinfra.api import HiddenValue
 
 DEFAULT_FILE = "wordpress-lb.secrets.json"
@@ -61,9 +60,19 @@ class SecretsError(RuntimeError):
 
 
 def secrets_path(target=None) -> Path:
-    target = host if target is None else target
-    path = (os.environ.get("PWLB_SECRETS_FILE") or target.data.get("secrets_file")
-            or DEFAULT_FILE)
+    """The store: the plan's (one for the cluster), or, for validate's check before
+    there is a plan, a host's (`target`)."""
+    if target is None:
+        from pyinfra_wordpress_lb.deploys.plan import cluster
+
+        return cluster().secrets_file
+    return store_of(target.data.get("secrets_file"))
+
+
+def store_of(setting) -> Path:
+    """The store's path for a `secrets_file` setting (the environment's
+    PWLB_SECRETS_FILE wins)."""
+    path = os.environ.get("PWLB_SECRETS_FILE") or setting or DEFAULT_FILE
     return Path(path).expanduser().resolve()
 
 
@@ -155,10 +164,12 @@ def write_beside(suffix: str, text: str, mode: int = 0o644) -> Path:
 
 def raw(name: str) -> str:
     """The effective value of one secret (environment > host data > file)."""
+    from pyinfra_wordpress_lb.deploys.plan import cluster
+
     env = os.environ.get(f"PWLB_SECRET_{name.upper()}")
     if env:
         return env
-    overrides = host.data.get("secrets") or {}
+    overrides = cluster().secret_overrides
     if overrides.get(name):
         return str(overrides[name])
     return stored(name)

@@ -12,17 +12,15 @@ from __future__ import annotations
 
 import datetime
 import sys
-from urllib.parse import urlsplit
 
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.context import state
 from pyinfra.facts.systemd import SystemdStatus
 
-from pyinfra_wordpress_lb.deploys import backup, balancer, common, database, ha, sync, tls, web
+from pyinfra_wordpress_lb.deploys import backup, balancer, sync, tls
 from pyinfra_wordpress_lb.deploys._run import run
-from pyinfra_wordpress_lb.deploys._util import backend_port, group_hosts, private_address, site_url
-from pyinfra_wordpress_lb.deploys.settings import defaults, value
+from pyinfra_wordpress_lb.deploys.plan import cluster, here, mine
 from pyinfra_wordpress_lb.facts.backup import Backups, Timer as BackupTimer
 from pyinfra_wordpress_lb.facts.http import Response
 from pyinfra_wordpress_lb.facts.syncthing import Status as MeshStatus
@@ -69,19 +67,20 @@ def _balancer_row() -> dict:
     checks, problems = row["checks"], row["problems"]
     units = host.get_fact(SystemdStatus, services=["nginx.service", "keepalived.service",
                                                    "certbot.timer"])
-    port = host.data.lb_port
+    plan, s = cluster(), mine()
+    port = s.lb_port
     health = host.get_fact(Response, url=f"http://127.0.0.1:{port}{balancer.HEALTH_PATH}")
     checks["nginx"] = "serving" if health.get("status") == 200 else "down"
     if checks["nginx"] != "serving":
         problems.append("nginx does not serve: `systemctl status nginx` and "
                         "`journalctl -u nginx` on this host, then `systemctl start nginx`")
-    vip = host.data.get("lb_vip")
+    vip = plan.vip
     if vip:
         checks["address"] = vip if host.get_fact(Holds, address=vip) else "backup"
         if not units.get("keepalived.service"):
             problems.append("keepalived is not running: this balancer cannot take the shared "
                             "address; `systemctl start keepalived`")
-    name = urlsplit(site_url()).netloc
+    name = plan.site.netloc
     backends = {}
     for server in host.get_fact(Upstream, path=f"{nginx_ops.SITES}/{balancer.SITE}"):
         address = server["address"]
@@ -99,7 +98,7 @@ def _balancer_row() -> dict:
             problems.append(f"backend {address} does not serve the site ({why}): look at its "
                             "nginx and PHP-FPM")
     checks["backends"] = backends
-    mode = tls.mode()
+    mode = plan.site.tls.mode
     if mode != "off":
         certificate = host.get_fact(Certificate, path=tls.CERT) or {}
         days = _days_left(certificate.get("not_after"))
@@ -115,7 +114,7 @@ def _balancer_row() -> dict:
             if not units.get("certbot.timer"):
                 problems.append("certbot.timer is not active: certificates will not renew; "
                                 "`systemctl enable --now certbot.timer`")
-    ttl = int(host.data.page_cache_ttl or 0)
+    ttl = int(s.page_cache_ttl or 0)
     checks["cache"] = f"on ({ttl} s)" if ttl else "off"
     return row
 
@@ -131,11 +130,12 @@ def _web_row() -> dict:
         if checks[label] == "down":
             problems.append(f"{label} is not running: `systemctl start '{unit}'` and read "
                             f"`journalctl -u '{unit}'`")
-    base = host.data.docroot.rstrip("/")
+    plan, s = cluster(), mine()
+    base = plan.site.docroot
     checks["release"] = host.get_fact(Releases, base=base).get("current")
     if not checks["release"]:
         problems.append(f"no release is served ({base}/current): re-run the deploy")
-    peers = [private_address(h) for h in group_hosts("web") if h.name != host.name]
+    peers = [n.address for n in plan.group("web") if n.name != host.name]
     mesh = host.get_fact(MeshStatus, unit=sync.UNIT, tool=sync.TOOL, catch_up=sync.CATCH_UP_UNIT,
                          watch=sync.WATCH_UNIT)
     if peers:
@@ -150,7 +150,7 @@ def _web_row() -> dict:
         if not mesh.get("active"):
             problems.append(f"the sync mesh ({sync.UNIT}) is stopped: uploads do not reach "
                             f"the other web hosts; `systemctl start {sync.UNIT}`")
-        elif not mesh.get("watching") and value(host, "mesh_watch") is not False:
+        elif not mesh.get("watching") and s.mesh_watch is not False:
             problems.append(f"the mesh's watcher ({sync.WATCH_UNIT}) is stopped: changes wait "
                             f"1-2 s for syncthing's own; `systemctl start {sync.WATCH_UNIT}`")
         for name, peer in sorted(away.items()):
@@ -164,7 +164,7 @@ def _web_row() -> dict:
         if mesh.get("errors"):
             problems.append(f"the mesh reports {mesh['errors']} errors: "
                             f"`journalctl -u {sync.UNIT}`")
-    cron = host.get_fact(Cron, docroot=f"{base}/current", user=host.data.wordpress_user)
+    cron = host.get_fact(Cron, docroot=f"{base}/current", user=s.wordpress_user)
     checks["cron"] = ("timer on" if cron.get("timer") else "timer off") + (
         f", last run {_age(datetime.datetime.fromisoformat(cron['last_run']))} ago"
         if cron.get("last_run") else ", never ran")
@@ -192,7 +192,8 @@ def _db_row() -> dict:
         if connections.get("connected", 0) > 0.8 * connections.get("max", 1):
             problems.append(f"{checks['connections']} database connections in use: raise "
                             "max_connections or look for stuck PHP workers")
-    period = BACKUP_PERIODS.get(str(host.data.backup_schedule), 86400)
+    s = mine()
+    period = BACKUP_PERIODS.get(str(s.backup_schedule), 86400)
     now = datetime.datetime.now(datetime.timezone.utc)
     timer = host.get_fact(BackupTimer)
     if not timer.get("active"):
@@ -215,12 +216,12 @@ def _db_row() -> dict:
         checks["backup"] = f"{_age(taken)} old, {size / 1e6:.1f} MB"
         if (datetime.datetime.now(datetime.timezone.utc) - taken).total_seconds() > 2 * period:
             problems.append(f"the last backup is {_age(taken)} old (schedule "
-                            f"{host.data.backup_schedule}): is wordpress-backup.timer active? "
+                            f"{s.backup_schedule}): is wordpress-backup.timer active? "
                             "`journalctl -u wordpress-backup`")
         offsite = newest.get("offsite")
-        checks["offsite"] = ("not configured" if not host.data.backup_target
+        checks["offsite"] = ("not configured" if not s.backup_target
                              else (offsite or "none").split(" ")[0])
-        if host.data.backup_target and not (offsite or "").startswith("ok"):
+        if s.backup_target and not (offsite or "").startswith("ok"):
             problems.append(f"the off-cluster copy of the last backup did not succeed "
                             f"({offsite or 'no record'}): `journalctl -u wordpress-backup`")
     return row
@@ -230,11 +231,13 @@ def _cluster_row() -> dict:
     """From the first balancer (or web host): the site as a visitor asks for it."""
     row = _row("cluster")
     row["host"] = "(site)"
-    url = site_url()
-    lbs = group_hosts("lb")
-    https = tls.mode() != "off"
-    vip = value(lbs[0], "lb_vip") if lbs else None
-    port = value(lbs[0], "lb_https_port" if https else "lb_port") if lbs else backend_port()
+    plan = cluster()
+    url = plan.site.url
+    lbs = plan.group("lb")
+    https = plan.site.tls.on
+    vip = plan.vip
+    port = ((lbs[0].settings.lb_https_port if https else lbs[0].settings.lb_port) if lbs
+            else here().backend_port)
     target = f"{vip or '127.0.0.1'}:{port}"
     answer = host.get_fact(Response, url=f"{url}/", connect_to=target)
     row["checks"]["site"] = url
@@ -247,9 +250,7 @@ def _cluster_row() -> dict:
     return row
 
 
-@deploy("Status", data_defaults=defaults(common.SETTINGS, database.SETTINGS, backup.SETTINGS,
-                                          web.SETTINGS, sync.SETTINGS, balancer.SETTINGS,
-                                          tls.SETTINGS, ha.SETTINGS))
+@deploy("Status")
 def status() -> None:
     rows = []
     if "lb" in host.groups:
@@ -258,8 +259,9 @@ def status() -> None:
         rows.append(_web_row())
     if "db" in host.groups:
         rows.append(_db_row())
-    first = (group_hosts("lb") or group_hosts("web"))[:1]
-    if first and first[0].name == host.name:
+    plan = cluster()
+    first = (plan.lb or plan.web)[:1]
+    if first and first[0] == host.name:
         rows.append(_cluster_row())
     run().status[host.name] = rows
     reporter = min(state.activated_hosts, key=lambda h: h.name)

@@ -39,13 +39,12 @@ from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server, systemd
 
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys import backup, common, secrets, web
-from pyinfra_wordpress_lb.deploys._util import (
-    TIDY, group_hosts, host_fact, private_address, renamed,
-)
-from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
+from pyinfra_wordpress_lb.deploys import backup, secrets, web
+from pyinfra_wordpress_lb.deploys._util import TIDY, host_fact, renamed
+from pyinfra_wordpress_lb.deploys.plan import Node, cluster, here
+from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.facts.syncthing import Devices
-from pyinfra_wordpress_lb.operations import syncthing, sysctl, wordpress
+from pyinfra_wordpress_lb.operations import syncthing, sysctl
 
 UNIT = "syncthing-wordpress.service"
 CATCH_UP_UNIT = "wordpress-lb-mesh-catch-up.service"
@@ -88,18 +87,17 @@ SETTINGS = (
 )
 
 
-def mesh_root(target=None) -> str:
-    target = host if target is None else target
-    root = target.data.get("mesh_root")
-    if root:
-        return str(root).rstrip("/")
-    docroot = str(target.data.get("docroot") or "/var/www/wordpress").rstrip("/")
-    return f"{docroot}/{wordpress.SHARED_CONTENT}"
+def mesh_root(node: Node | None = None) -> str:
+    """The tree the mesh mirrors on a web host: `mesh_root`, else the site's wp-content."""
+    node = here() if node is None else node
+    if node.settings.mesh_root:
+        return str(node.settings.mesh_root).rstrip("/")
+    return cluster().site.content
 
 
-def home(target=None) -> str:
+def home(node: Node | None = None) -> str:
     """syncthing's home (identity, index database, its copy of the configuration)."""
-    return f"{(host if target is None else target).data.wordpress_home}/syncthing"
+    return f"{(here() if node is None else node).settings.wordpress_home}/syncthing"
 
 
 def _hmac(secret: str, purpose: str, name: str) -> bytes:
@@ -161,32 +159,36 @@ def _device(name: str, address: str) -> dict:
 
 def departing() -> dict[str, str]:
     """Devices this host's mesh still has that are no web host any more: {name: address}."""
-    current = {h.name for h in group_hosts("web")}
+    current = set(cluster().web)
     return {name: address for name, address in host_fact(host, Devices, path=CONFIG).items()
             if name not in current}
 
 
 def _ignore_patterns() -> list[str]:
     # (lsyncd's `/cache/` style of earlier versions: syncthing wants no trailing slash.)
-    return [str(p).rstrip("/") or "/" for p in host.data.mesh_excludes]
+    return [str(p).rstrip("/") or "/" for p in here().settings.mesh_excludes]
 
 
 def _config(devices: list[dict]) -> HiddenValue:
     major = host_fact(host, LinuxDistribution).get("major") or 13
     version = 36 if major < 13 else 37  # (syncthing 1.19 on Debian 12, 1.29 on 13)
+    node = here()
+    s = node.settings
     text = templates.render(
         "syncthing/config.xml.j2", version=version, folder=FOLDER, root=mesh_root(),
-        rescan=int(host.data.mesh_rescan), delay=int(host.data.mesh_delay), devices=devices,
-        port=int(host.data.mesh_port), api_port=API_PORT, address=private_address(),
+        rescan=int(s.mesh_rescan), delay=int(s.mesh_delay), devices=devices,
+        port=int(s.mesh_port), api_port=API_PORT, address=node.address,
         api_key=_derived("wordpress-lb syncthing api", host.name).hex()[:32])
     return HiddenValue(text)
 
 
-@deploy("Sync mesh", data_defaults=defaults(common.SETTINGS, web.SETTINGS, SETTINGS))
+@deploy("Sync mesh")
 def sync() -> None:
-    user = host.data.wordpress_user
+    plan = cluster()
+    s = here().settings
+    user = s.wordpress_user
     root = mesh_root()
-    peers = [h for h in group_hosts("web") if h.name != host.name]
+    peers = [n for n in plan.group("web") if n.name != host.name]
     leaving = departing()
     patterns = _ignore_patterns()
 
@@ -194,7 +196,7 @@ def sync() -> None:
                  no_recommends=True)
     # One inotify watch per directory: too few and changes wait for the next rescan.
     sysctl.at_least(name="Let the mesh watch every directory",
-                    key="fs.inotify.max_user_watches", value=int(host.data.mesh_inotify_watches))
+                    key="fs.inotify.max_user_watches", value=int(s.mesh_inotify_watches))
     files.directory(name="Create the mesh's root", path=root, user=user, group=user, mode="755")
     # syncthing refuses to sync a folder without its marker (an unmounted disk is never
     # taken for "everything deleted").
@@ -210,7 +212,7 @@ def sync() -> None:
     key, cert = identity(host.name)
     ident = syncthing.identity(name="Install this host's mesh identity", home=home(),
                                key=HiddenValue(key), cert=cert, user=user)
-    devices = [_device(h.name, private_address(h)) for h in group_hosts("web")] + \
+    devices = [_device(n.name, n.address) for n in plan.group("web")] + \
         [_device(name, address) for name, address in sorted(leaving.items())]
     config = syncthing.config(name="Write the mesh configuration", path=CONFIG,
                               content=_config(devices), group=user)
@@ -229,7 +231,7 @@ def sync() -> None:
                               dest=f"/etc/systemd/system/{CATCH_UP_UNIT}",
                               create_remote_dir=False, mode="644",
                               run_as=user, flag=FLAG, mesh_unit=UNIT,
-                              timeout=int(host.data.mesh_catch_up_timeout))
+                              timeout=int(s.mesh_catch_up_timeout))
     watch = files.template(name="Install the unit that sends each change at once",
                            src=templates.path("systemd/wordpress-lb-mesh-watch.service.j2"),
                            dest=f"/etc/systemd/system/{WATCH_UNIT}",
@@ -251,7 +253,7 @@ def sync() -> None:
     running = systemd.service(name="Keep the mesh running and enabled" if peers
                               else "Stop the mesh: there is no other web host",
                               service=UNIT, running=bool(peers), enabled=bool(peers))
-    watching = bool(peers) and host.data.mesh_watch is True
+    watching = bool(peers) and s.mesh_watch is True
     systemd.service(name="Restart the watcher for its new tool or unit", service=WATCH_UNIT,
                     restarted=True,
                     _if=lambda: watching and (tool.did_change() or watch.did_change()))
@@ -275,7 +277,7 @@ def _retire_lsyncd() -> None:
     """The lsyncd mesh of earlier versions (its unit, configuration, status and key) goes."""
     if not host_fact(host, File, path=LEGACY_FILES[0]):
         return
-    home_dir = host.data.wordpress_home
+    home_dir = here().settings.wordpress_home
     server.shell(
         name="Retire the lsyncd mesh of earlier versions",
         commands=[f"systemctl disable --now {LEGACY_UNIT} || true",
@@ -288,7 +290,7 @@ def _retire_lsyncd() -> None:
 def backup_access(user: str, root: str):
     """The database host's backups read the shared tree over SSH (a key of their own,
     read-only, from that host only)."""
-    ssh_dir = f"{host.data.wordpress_home}/.ssh"
+    ssh_dir = f"{here().settings.wordpress_home}/.ssh"
     files.directory(name="Create the SSH directory for the backups' access", path=ssh_dir,
                     user=user, group=user, mode="700")
     return files.template(
@@ -300,15 +302,17 @@ def backup_access(user: str, root: str):
     )
 
 
-@deploy("Sync mesh", data_defaults=defaults(common.SETTINGS, web.SETTINGS, SETTINGS))
+@deploy("Sync mesh")
 def unshare_departed_hosts() -> None:
     """After the balancers stopped sending requests to a web host that left the
     inventory: the mesh shares with it no more."""
-    if not departing() or not [h for h in group_hosts("web") if h.name != host.name]:
+    plan = cluster()
+    if not departing() or not [n for n in plan.web if n != host.name]:
         return
-    devices = [_device(h.name, private_address(h)) for h in group_hosts("web")]
+    devices = [_device(n.name, n.address) for n in plan.group("web")]
     config = syncthing.config(name="Share the mesh with the current web hosts only",
-                              path=CONFIG, content=_config(devices), group=host.data.wordpress_user)
+                              path=CONFIG, content=_config(devices),
+                              group=here().settings.wordpress_user)
     systemd.service(name="Restart the mesh without the departed hosts", service=UNIT,
                     restarted=True, _if=config.did_change)
 

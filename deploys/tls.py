@@ -25,14 +25,13 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from pyinfra import host
 from pyinfra.api import HiddenValue, deploy
 from pyinfra.operations import apt, files, systemd
 
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys import common, secrets
-from pyinfra_wordpress_lb.deploys._util import site_host
-from pyinfra_wordpress_lb.deploys.settings import Setting, defaults, value
+from pyinfra_wordpress_lb.deploys import secrets
+from pyinfra_wordpress_lb.deploys.plan import cluster, here
+from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.facts import nginx as nginx_facts
 from pyinfra_wordpress_lb.operations import tls
 
@@ -73,31 +72,11 @@ SETTINGS = (
 )
 
 
-def mode(target=None) -> str:
-    return value(host if target is None else target, "tls")
-
-
-HSTS_DEFAULT = 365 * 86400
-
-
-def hsts_max_age(target=None) -> int:
-    """`hsts_max_age`, or its default for the TLS mode: a year with a certificate browsers
-    trust (`acme`, `files`), none with the cluster's own CA or plain HTTP."""
-    given = value(host if target is None else target, "hsts_max_age")
-    if given is not None:
-        return int(given)
-    return HSTS_DEFAULT if mode(target) in ("acme", "files") else 0
-
-
-def certificate_names(target=None) -> list[str]:
-    """The names the site's certificate covers: the host of `site_url`, and in
-    `self-signed` mode the shared address too."""
-    target = host if target is None else target
-    names = [site_host(target)]
-    vip = value(target, "lb_vip")
-    if mode(target) == "self-signed" and vip and vip not in names:
-        names.append(str(vip))
-    return names
+def mode() -> str:
+    """The site's TLS mode (the plan's `Tls`: its `hsts_max_age` defaults to a year with a
+    certificate browsers trust, `acme` or `files`; its `names` are the host of
+    `site_url` and, with `self-signed`, the shared address)."""
+    return cluster().site.tls.mode
 
 
 # The self-signed mode's CA and certificate, made and kept on the controller.
@@ -198,14 +177,13 @@ def self_signed_certificate(names: list[str]) -> str:
     return secrets.kept("site_tls_cert", make)
 
 
-def trusted_pem(target=None) -> str | None:
+def trusted_pem() -> str | None:
     """What balancers and web hosts trust beyond the system's CAs: the self-signed CA
     and the `tls_trust` file."""
-    target = host if target is None else target
     parts = []
-    if mode(target) == "self-signed":
+    if mode() == "self-signed":
         parts.append(ca_certificate())
-    extra = value(target, "tls_trust")
+    extra = cluster().site.tls.trust
     if extra:
         parts.append(Path(extra).expanduser().read_text())
     return "".join(p if p.endswith("\n") else p + "\n" for p in parts) or None
@@ -216,7 +194,8 @@ def trusted_pem(target=None) -> str | None:
 def certificates() -> None:
     """The balancer's certificate for nginx, by mode (called by the balancer tier
     before its vhost; nginx reloads when a certificate it reads changed)."""
-    tls_mode = mode()
+    site = cluster().site
+    tls_mode = site.tls.mode
     if tls_mode == "off":
         return
     files.directory(name="Create the TLS directory", path=TLS_DIR, mode="755")
@@ -234,11 +213,11 @@ def certificates() -> None:
                         mode="755")
         tls.placeholder(
             name="Put a placeholder certificate in place until ACME delivers",
-            cert_path=CERT, key_path=KEY, common_name=site_host())
+            cert_path=CERT, key_path=KEY, common_name=site.hostname)
         files.template(name="Write certbot's settings (server, contact)",
                        src=templates.path("certbot/cli.ini.j2"), dest="/etc/letsencrypt/cli.ini",
-                       mode="644", server=host.data.acme_server, email=host.data.acme_email)
-        ca = host.data.get("acme_server_ca")
+                       mode="644", server=site.tls.acme_server, email=site.tls.acme_email)
+        ca = site.tls.acme_server_ca
         if ca:  # a setting, not a fact: fixed for the whole run
             files.put(name="Trust the ACME server's own certificate",
                       src=str(Path(ca).expanduser()), dest=ACME_SERVER_CA, mode="644")
@@ -253,37 +232,38 @@ def certificates() -> None:
                         running=True, enabled=True)
         return
     if tls_mode == "files":
-        chain = Path(host.data.tls_certificate).expanduser().read_text()
-        key = Path(host.data.tls_key).expanduser().read_text()
+        chain = Path(site.tls.certificate).expanduser().read_text()
+        key = Path(site.tls.key).expanduser().read_text()
     else:
-        chain = self_signed_certificate(certificate_names())
+        chain = self_signed_certificate(list(site.tls.names))
         key = secrets.raw("site_tls_key")
     tls.certificate(
         name="Install the site's certificate and key (key never shown)",
         cert_path=CERT, key_path=KEY, certificate=chain, key=HiddenValue(key))
 
 
-@deploy("ACME certificate", data_defaults=defaults(common.SETTINGS, SETTINGS))
+@deploy("ACME certificate")
 def acme() -> None:
     """Every balancer gets its own certificate (once all balancers serve the challenge
     location and the shared address is held)."""
-    if mode() != "acme" or "lb" not in host.groups:
+    site = cluster().site
+    if site.tls.mode != "acme" or "lb" not in here().roles:
         return
     tls.acme_certificate(
-        name=f"Get the site's certificate from {host.data.acme_server}",
+        name=f"Get the site's certificate from {site.tls.acme_server}",
         cert_name=CERT_NAME,
-        domains=certificate_names(),
-        email=host.data.acme_email,
-        server=host.data.acme_server,
+        domains=list(site.tls.names),
+        email=site.tls.acme_email,
+        server=site.tls.acme_server,
         webroot=ACME_WEBROOT,
         cert_path=CERT,
         key_path=KEY,
         reload_command=RELOAD_HOOK,
-        ca_bundle=ACME_SERVER_CA if host.data.get("acme_server_ca") else None,
+        ca_bundle=ACME_SERVER_CA if site.tls.acme_server_ca else None,
     )
 
 
-@deploy("Trust", data_defaults=defaults(common.SETTINGS, SETTINGS))
+@deploy("Trust")
 def trust() -> None:
     """Balancers and web hosts trust the certificate's CA when it is not a public one,
     so the verify step and WordPress's requests to its own URL can check it."""

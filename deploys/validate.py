@@ -29,14 +29,14 @@ from pyinfra_cli.exceptions import CliError
 from pyinfra_wordpress_lb.deploys import balancer, secrets, wordpress
 from pyinfra_wordpress_lb.deploys._failures import report_failures
 from pyinfra_wordpress_lb.deploys._run import run
-from pyinfra_wordpress_lb.deploys.plan import Cluster, cluster
+from pyinfra_wordpress_lb.deploys.plan import Cluster, cluster, site_url
 from pyinfra_wordpress_lb.deploys._util import (
-    host_fact, interface_of, private_address, reachable, site_url, unreachable,
+    host_fact, interface_of, private_address, reachable, unreachable,
 )
 from pyinfra_wordpress_lb.facts.network import PrivateAddress
 from pyinfra_wordpress_lb.facts.ssh import Client
 from pyinfra_wordpress_lb.operations.wordpress import parse_checksum
-from pyinfra_wordpress_lb.deploys.settings import all_settings, value
+from pyinfra_wordpress_lb.deploys.settings import all_settings, settings_of, value
 
 SUPPORTED_DEBIAN = {12: "bookworm", 13: "trixie"}
 PORT_SETTINGS = ("web_port", "colocated_web_port", "lb_port", "lb_https_port", "db_port")
@@ -290,7 +290,9 @@ def _check_tls(problems: list[str]) -> None:
         if mode not in TLS_MODES:
             problem(f"{h.name}: tls {mode!r} is not one of {', '.join(TLS_MODES)}")
             continue
-        url = site_url(h)
+        first = (_group("lb") or _group("web"))[0]
+        url = site_url(settings_of(h.data.dict()),
+                       str(first.data.get("ssh_hostname") or first.name))
         scheme, name = urlsplit(url).scheme, urlsplit(url).hostname or ""
         if scheme in ("http", "https") and (mode == "off") != (scheme == "http"):
             wanted = "http://" if mode == "off" else "https://"
@@ -402,7 +404,7 @@ def _check_vip(problems: list[str]) -> None:
     for h in lbs:
         notify = value(h, "lb_vip_notify")
         if notify and not vips:
-            problems.append(f"lb_vip_notify is set but lb_vip is not: keepalived runs it "
+            problems.append("lb_vip_notify is set but lb_vip is not: keepalived runs it "
                             "when the shared address moves")
             break
         if notify and not Path(str(notify)).expanduser().is_file():

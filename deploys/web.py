@@ -10,20 +10,15 @@ wp-config.php, and sends long cache headers for static assets.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.hardware import Cpus, Memory
 from pyinfra.operations import apt, files
 
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys import common, database
-from pyinfra_wordpress_lb.deploys._util import (
-    backend_port, group_addresses, group_hosts, host_fact, nginx_site, site_url,
-)
-from pyinfra_wordpress_lb.deploys.settings import Setting, defaults
-from pyinfra_wordpress_lb.facts.wordpress import Releases
+from pyinfra_wordpress_lb.deploys._util import host_fact, nginx_site
+from pyinfra_wordpress_lb.deploys.plan import cluster, here
+from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.operations import php, wordpress
 
 FPM_SOCKET = "/run/php/wordpress-fpm.sock"
@@ -72,34 +67,37 @@ def max_children() -> int:
     """`php_max_children`, else sized to the host: a WordPress worker holds about 64 MB;
     what the system (and MariaDB, or the balancer, on the same host) needs stays free;
     more than 8 workers per CPU only queue."""
-    if host.data.get("php_max_children"):
-        return int(host.data.php_max_children)
+    me = here()
+    if me.settings.php_max_children:
+        return int(me.settings.php_max_children)
     memory, cpus = host_fact(host, Memory), host_fact(host, Cpus)
     if not memory or not cpus:
         return 8
-    reserve = 512 + (1024 if "db" in host.groups else 0) + (256 if "lb" in host.groups else 0)
+    reserve = 512 + (1024 if "db" in me.roles else 0) + (256 if "lb" in me.roles else 0)
     return max(2, min(int(memory - reserve) // 64, 8 * int(cpus)))
 
 
-@deploy("Web", data_defaults=defaults(common.SETTINGS, database.SETTINGS, SETTINGS))
+@deploy("Web")
 def web() -> None:
     """nginx and PHP-FPM serving `<docroot>/current` (after the WordPress tier put a
     release there)."""
     apt.packages(name="Install nginx and PHP-FPM", packages=PACKAGES, no_recommends=True)
-    user = host.data.wordpress_user
-    docroot = host.data.docroot.rstrip("/")
+    plan, me = cluster(), here()
+    s, site = me.settings, plan.site
+    user = s.wordpress_user
+    docroot = site.docroot
 
     php.fpm(
         name=f"Run the {user} PHP-FPM pool with OPcache",
         pool="wordpress",
         pool_config=templates.render(
             "php/pool.conf.j2", pool="wordpress", user=user, socket=FPM_SOCKET, error_log=PHP_LOG,
-            max_children=max_children(), memory_limit=host.data.php_memory_limit,
-            upload_max_size=host.data.upload_max_size,
+            max_children=max_children(), memory_limit=s.php_memory_limit,
+            upload_max_size=s.upload_max_size,
         ),
         ini=templates.render(
-            "php/wordpress.ini.j2", opcache_memory=host.data.opcache_memory,
-            opcache_revalidate_freq=host.data.opcache_revalidate_freq,
+            "php/wordpress.ini.j2", opcache_memory=s.opcache_memory,
+            opcache_revalidate_freq=s.opcache_revalidate_freq,
         ),
     )
 
@@ -110,21 +108,21 @@ def web() -> None:
 
     nginx_site(
         "wordpress", "nginx/wordpress.conf.j2", "nginx backend vhost",
-        port=backend_port(),
-        served_by_header=host.data.served_by_header,
-        server_name=host.data.server_name,
-        site_host=urlsplit(site_url()).netloc,
+        port=me.backend_port,
+        served_by_header=s.served_by_header,
+        server_name=s.server_name,
+        site_host=site.netloc,
         base=docroot,
-        content=f"{docroot}/{wordpress.SHARED_CONTENT}",
-        upload_max_size=host.data.upload_max_size,
-        trusted_proxies=group_addresses("lb"),
+        content=site.content,
+        upload_max_size=s.upload_max_size,
+        trusted_proxies=list(plan.addresses("lb")),
         fpm_socket=FPM_SOCKET,
-        static_expires=host.data.static_expires,
-        fastcgi_read_timeout=host.data.fastcgi_read_timeout,
+        static_expires=s.static_expires,
+        fastcgi_read_timeout=s.fastcgi_read_timeout,
         # (deploys/sync.py: raised at boot, gone once the mesh caught up.)
-        catching_up_flag=MESH_FLAG if len(group_hosts("web")) > 1 else None,
+        catching_up_flag=MESH_FLAG if len(plan.web) > 1 else None,
     )
-    if host_fact(host, Releases, base=docroot)["legacy"]:
+    if me.legacy:
         # nginx now serves <docroot>/current: the old single docroot goes (what it held
         # besides WordPress is kept in <docroot>/legacy-docroot).
         wordpress.retire_legacy(name="Retire the old single docroot", base=docroot, user=user)
