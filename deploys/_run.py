@@ -19,6 +19,7 @@ from pyinfra import state as current_state
 @dataclass
 class Run:
     facts: dict = field(default_factory=dict)  # (host, fact, args) -> answer at load
+    answers: dict = field(default_factory=dict)  # host -> facts kept while it runs (_facts)
     unreachable: dict[str, str] | None = None  # host -> why
     problems: list[str] | None = None  # validate's answer
     plan: Any = None  # deploys.plan.Cluster, once validated

@@ -27,6 +27,7 @@ from pyinfra.facts.server import LinuxDistribution
 from pyinfra_cli.exceptions import CliError
 
 from pyinfra_wordpress_lb.deploys import balancer, secrets, wordpress
+from pyinfra_wordpress_lb.deploys import _facts as kept_facts
 from pyinfra_wordpress_lb.deploys._failures import report_failures
 from pyinfra_wordpress_lb.deploys._run import run
 from pyinfra_wordpress_lb.deploys.plan import Cluster, cluster, site_url
@@ -615,6 +616,7 @@ def validate() -> Cluster:
     any host that fails once the deploy runs. Returns the plan of the cluster, built
     once the checks pass (deploys then read it: `deploys.plan.cluster()`)."""
     report_failures(state)
+    kept_facts.install()
     found = problems()
     if not found:
         for name, why in sorted(unreachable().items()):
