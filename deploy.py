@@ -12,7 +12,7 @@ from pyinfra_wordpress_lb.deploys.cron import cron
 from pyinfra_wordpress_lb.deploys import firewall as firewall_tier
 from pyinfra_wordpress_lb.deploys import sync as sync_tier
 from pyinfra_wordpress_lb.deploys.balancer import admit_new_web_hosts, balancer
-from pyinfra_wordpress_lb.deploys.common import common
+from pyinfra_wordpress_lb.deploys.common import common, packages
 from pyinfra_wordpress_lb.deploys.database import database
 from pyinfra_wordpress_lb.deploys.firewall import firewall
 from pyinfra_wordpress_lb.deploys.ha import shared_address
@@ -27,6 +27,7 @@ from pyinfra_wordpress_lb.operations import cluster
 validate()  # a wrong inventory or setting stops here, before any change
 common()
 firewall()  # before any service listens: each host admits only what its roles need
+packages()  # what every host's roles need, installed by all hosts at once
 if "db" in host.groups:
     database()
     backups()

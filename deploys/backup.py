@@ -32,6 +32,7 @@ BACKUP_DIR = "/var/backups/wordpress"
 KEYS = "/etc/wordpress-lb/backup"
 SCRIPT = "/usr/local/sbin/wordpress-backup"
 UNIT = "wordpress-backup"
+PACKAGES = ["rsync", "openssh-client", "gzip", "mariadb-client"]
 
 SETTINGS = (
     Setting("backup_schedule", "daily",
@@ -65,8 +66,7 @@ def backups() -> None:
     plan, me = cluster(), here()
     s, site = me.settings, plan.site
     target = s.backup_target
-    apt.packages(name="Install the backup tools", no_recommends=True,
-                 packages=["rsync", "openssh-client", "gzip", "mariadb-client"])
+    apt.packages(name="Install the backup tools", no_recommends=True, packages=PACKAGES)
     files.directory(name="Create the backup keys' directory", path=KEYS, mode="700")
     files.directory(name="Create the backup directory", path=BACKUP_DIR, mode="700")
     ssh.private_key(name="Install the backup's key (it may only read wp-content)",

@@ -26,6 +26,7 @@ HEALTH_PATH = "/pwlb-health"  # local only: keepalived's check that this nginx s
 CACHE_DIR = "/var/cache/nginx/wordpress-lb"
 SITE = "wordpress-lb"  # the balancer's nginx site (/etc/nginx/sites-available/wordpress-lb)
 PURGE = "/usr/local/sbin/wordpress-lb-purge-cache"
+PACKAGES = ["nginx"]
 
 SETTINGS = (
     Setting("lb_port", 80, "the site's public port on the `lb` hosts"),
@@ -122,7 +123,7 @@ def vhost(what: str, held_back: tuple[str, ...]) -> None:
 @deploy("Balancer")
 def balancer() -> None:
     s = here().settings
-    apt.packages(name="Install nginx", packages=["nginx"], no_recommends=True)
+    apt.packages(name="Install nginx", packages=PACKAGES, no_recommends=True)
     tls.certificates()
     # Sized for a balancer: each proxied connection holds two file descriptors.
     connections = int(s.lb_worker_connections)

@@ -7,7 +7,7 @@ from pyinfra.operations import apt, files, server
 
 from pyinfra_wordpress_lb import templates
 
-from pyinfra_wordpress_lb.deploys.plan import here
+from pyinfra_wordpress_lb.deploys.plan import Cluster, Node, cluster, here
 from pyinfra_wordpress_lb.deploys.settings import Setting
 
 SETTINGS = (
@@ -32,6 +32,35 @@ SETTINGS = (
             "secret values that override the store, e.g. `{db_password = \"...\"}` "
             "(environment `PWLB_SECRET_<NAME>` wins over both)"),
 )
+
+
+def role_packages(plan: Cluster, node: Node) -> list[str]:
+    """What the tiers of a host's roles install (each tier installs its own too, for a
+    deploy that uses it alone: then it finds them installed)."""
+    from pyinfra_wordpress_lb.deploys import backup, balancer, database, ha, sync, tls, web
+
+    found: list[str] = []
+    if "db" in node.roles:
+        found += database.PACKAGES + backup.PACKAGES
+    if "web" in node.roles:
+        found += web.PACKAGES + sync.PACKAGES
+    if "lb" in node.roles:
+        found += balancer.PACKAGES
+        found += tls.ACME_PACKAGES if plan.site.tls.mode == "acme" else []
+        found += ha.PACKAGES if plan.vip else []
+    return list(dict.fromkeys(found))
+
+
+@deploy("Packages")
+def packages() -> None:
+    """Every host installs what its roles need in one step, side by side: pyinfra runs a
+    step on every host that has it and waits for all before the next, so a tier's own
+    installation would keep the other hosts waiting (after the firewall: nothing
+    listens before it)."""
+    wanted = role_packages(cluster(), here())
+    if wanted:
+        apt.packages(name="Install what this host's roles need (every host at once)",
+                     packages=wanted, no_recommends=True)
 
 
 @deploy("Common base")

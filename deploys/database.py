@@ -19,6 +19,7 @@ from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.operations import mariadb
 
 CONFIG = "/etc/mysql/mariadb.conf.d/70-wordpress-lb.cnf"
+PACKAGES = ["mariadb-server"]
 
 SETTINGS = (
     Setting("db_name", "wordpress", "the WordPress database"),
@@ -33,7 +34,7 @@ SETTINGS = (
 def database() -> None:
     plan, me = cluster(), here()
     site = plan.site
-    apt.packages(name="Install MariaDB", packages=["mariadb-server"], no_recommends=True)
+    apt.packages(name="Install MariaDB", packages=PACKAGES, no_recommends=True)
     config = files.template(
         name="Bind MariaDB to the private address",
         src=templates.path("mariadb/70-wordpress-lb.cnf.j2"),

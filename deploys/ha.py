@@ -50,6 +50,7 @@ SETTINGS = (
             "need `lb_vip`"),
 )
 NOTIFY = "/usr/local/sbin/wordpress-lb-vip-notify"
+PACKAGES = ["keepalived", "curl", "nftables"]  # with a shared address
 
 
 def priority(name: str) -> int:
@@ -71,8 +72,7 @@ def shared_address() -> None:
     peers = [n.address for n in plan.group("lb") if n.address != me]
 
     # nftables: the handover holds new connections back while nginx drains.
-    apt.packages(name="Install keepalived", packages=["keepalived", "curl", "nftables"],
-                 no_recommends=True)
+    apt.packages(name="Install keepalived", packages=PACKAGES, no_recommends=True)
     script = files.template(
         name="Install the script that hands the address over when nginx stops",
         src=templates.path("sbin/wordpress-lb-nginx-handover.j2"), dest=HANDOVER,

@@ -55,6 +55,7 @@ FLAG = web.MESH_FLAG  # the backend answers 503 while it exists
 FLAG_DIR = FLAG.rsplit("/", 1)[0]
 TOOL = "/usr/local/sbin/wordpress-lb-mesh"
 API_PORT = 8384  # syncthing's local API, on 127.0.0.1 only
+PACKAGES = ["syncthing", "inotify-tools", "python3"]
 # The lsyncd mesh of earlier versions, retired on the first run of this one.
 LEGACY_UNIT = "lsyncd-wordpress.service"
 LEGACY_FILES = (f"/etc/systemd/system/{LEGACY_UNIT}", "/etc/lsyncd/wordpress.conf.lua")
@@ -192,8 +193,7 @@ def sync() -> None:
     leaving = departing()
     patterns = _ignore_patterns()
 
-    apt.packages(name="Install syncthing", packages=["syncthing", "inotify-tools", "python3"],
-                 no_recommends=True)
+    apt.packages(name="Install syncthing", packages=PACKAGES, no_recommends=True)
     # One inotify watch per directory: too few and changes wait for the next rescan.
     sysctl.at_least(name="Let the mesh watch every directory",
                     key="fs.inotify.max_user_watches", value=int(s.mesh_inotify_watches))

@@ -48,6 +48,7 @@ CERT_NAME = "wordpress-lb"  # certbot's lineage: /etc/letsencrypt/live/wordpress
 RELOAD_HOOK = "/usr/local/sbin/wordpress-lb-nginx-reload"
 TRUST_NAME = "wordpress-lb"  # /usr/local/share/ca-certificates/wordpress-lb.crt
 CA_DAYS, SITE_DAYS, RENEW_DAYS = 3650, 397, 30
+ACME_PACKAGES = ["certbot"]
 
 SETTINGS = (
     Setting("tls", "self-signed",
@@ -203,7 +204,7 @@ def certificates() -> None:
                    src=templates.path("tls/ffdhe2048.pem.j2"), dest=DH_PARAMS,
                    create_remote_dir=False, mode="644")
     if tls_mode == "acme":
-        apt.packages(name="Install certbot", packages=["certbot"], no_recommends=True)
+        apt.packages(name="Install certbot", packages=ACME_PACKAGES, no_recommends=True)
         files.template(name="Install certbot's hook that reloads nginx",
                        src=templates.path("sbin/wordpress-lb-nginx-reload.j2"),
                        dest=RELOAD_HOOK,

@@ -78,7 +78,9 @@ def _faster_pyinfra() -> None:
 
     def get_fact(state, host, cls, args=None, kwargs=None, ensure_hosts=None,
                  apply_failed_hosts=True):
-        answers = state.__dict__.setdefault("_fake_answers", {})
+        answers = state.__dict__.get("_fake_answers")
+        if answers is None:  # not a plan of this harness
+            return ask(state, host, cls, args, kwargs, ensure_hosts, apply_failed_hosts)
         key = (host.name, cls, repr(args), repr(sorted((kwargs or {}).items())))
         if key not in answers:
             answers[key] = ask(state, host, cls, args, kwargs, ensure_hosts,
@@ -183,6 +185,7 @@ def _plan(groups: dict[str, list[str]], secrets_file: Path, data: dict | None = 
     )
     _fixed_layers(inventory)
     state = State(inventory, Config())
+    state.__dict__["_fake_answers"] = {}  # (see _faster_pyinfra)
     cwd, was_cli = os.getcwd(), pyinfra.is_cli
     os.chdir(ROOT)
     # CLI mode: operations are ordered and identified by where deploy code calls them,

@@ -287,8 +287,16 @@ def test_barriers_make_every_host_wait(topology, secrets_file):
         for barrier in barriers:
             assert barrier in names(ops), host
     for step in order[:tiers]:
-        assert step.split(" | ")[0] in ("Common base", "Firewall", "Database", "Backups", "WordPress",
-                                        "Web", "Sync mesh", "WP-Cron", "Trust"), step
+        assert step.split(" | ")[0] in ("Common base", "Firewall", "Packages", "Database",
+                                        "Backups", "WordPress", "Web", "Sync mesh", "WP-Cron",
+                                        "Trust"), step
+    # Every host installs its roles' packages in one shared step, before any tier's own.
+    install = "Packages | Install what this host's roles need (every host at once)"
+    assert order.count(install) == 1
+    assert all(install in names(ops) for ops in result.values())
+    first_tier = min(i for i, step in enumerate(order)
+                     if step.split(" | ")[0] not in ("Common base", "Firewall", "Packages"))
+    assert order.index(install) < first_tier
     for step in order[tiers + 1:serving]:
         assert step.split(" | ")[0] in ("WordPress install", "Sync mesh", "Balancer",
                                         "Shared address"), step
