@@ -49,8 +49,7 @@ class Release:
     """The WordPress release every web host serves."""
     version: str
     checksum: str  # "sha1:<hex>" or "sha256:<hex>"
-    url: str  # where web hosts download it
-    archive: str | None  # an archive on the controller, uploaded instead
+    url: str  # where web hosts download it (a host's `wordpress_archive`: uploaded instead)
     keep: int  # releases kept on each web host, the served one included
 
     @property
@@ -237,7 +236,7 @@ def _site(web: Settings, edge: Settings, first_lb, first_web) -> Site:
     release = Release(version=version, checksum=str(web.wordpress_checksum),
                       url=str(web.wordpress_url
                               or f"https://wordpress.org/wordpress-{version}.tar.gz"),
-                      archive=web.wordpress_archive, keep=int(web.keep_releases))
+                      keep=int(web.keep_releases))
     return Site(name="main", url=url, title=str(web.site_title),
                 admin_user=str(web.admin_user), admin_email=str(web.admin_email),
                 db_name=str(web.db_name), db_user=str(web.db_user),
@@ -255,11 +254,13 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
     settings = {h.name: settings_of(h.data) for h in hosts}
     by_role = {role: tuple(h.name for h in hosts if role in h.groups) for role in ROLES}
     first = {role: next((h for h in hosts if role in h.groups), None) for role in ROLES}
-    if first["web"] is None:
-        raise ValueError("no host in group `web`")
-    web_settings = settings[first["web"].name]
-    edge = settings[(first["lb"] or first["web"]).name]
-    site = _site(web_settings, edge, first["lb"], first["web"])
+    if not hosts:
+        raise ValueError("no hosts")
+    # The site's settings as its web hosts have them (a balancer alone in front of
+    # backends it does not manage, `lb_backends`, has none: its own then).
+    web_settings = settings[(first["web"] or first["lb"] or hosts[0]).name]
+    edge = settings[(first["lb"] or first["web"] or hosts[0]).name]
+    site = _site(web_settings, edge, first["lb"], first["web"] or hosts[0])
 
     nodes = {}
     for h in hosts:

@@ -238,7 +238,7 @@ def _bad_site_url(url) -> bool:
 SITE_KEYS = {
     ("web",): ("site_title", "admin_user", "admin_email", "table_prefix", "docroot",
                "auto_updates", "wordpress_version", "wordpress_checksum", "wordpress_url",
-               "wordpress_archive", "keep_releases"),
+               "keep_releases"),
     ("web", "db"): ("db_name", "db_user"),
     ("lb", "web"): ("tls",),
     ("lb", "web", "db"): ("site_url",),

@@ -121,8 +121,9 @@ def serve_release() -> None:
     # The release: downloaded (or uploaded), verified, unpacked beside the others.
     files.directory(name="Create the archive cache", path=CACHE_DIR, mode="755")
     archive = f"{CACHE_DIR}/wordpress-{release.id}.tar.gz"
-    if release.archive:
-        files.put(name=f"Upload the WordPress {version} archive", src=release.archive,
+    source = mine().wordpress_archive  # a file on the controller, this host's
+    if source:
+        files.put(name=f"Upload the WordPress {version} archive", src=source,
                   dest=archive, mode="644")
     else:
         files.download(

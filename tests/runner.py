@@ -37,7 +37,7 @@ class Run:
         lines = self.output.splitlines()
         marks = [i for i, line in enumerate(lines)
                  if "Error" in line or "error:" in line or "Traceback" in line]
-        keep = sorted({j for i in marks for j in range(max(0, i - context), i + 3)})
+        keep = sorted({j for i in marks for j in range(max(0, i - context), min(len(lines), i + 3))})
         return "\n".join(lines[j] for j in keep)[-8000:] or self.output[-4000:]
 
 

@@ -187,3 +187,13 @@ def test_deploys_read_no_host_data_but_the_plan():
     assert set(readers) <= {"restore.py", "status.py"}, readers
     assert all("_sudo" in line for line in readers.get("restore.py", [])), readers
     assert all("status_format" in line for line in readers.get("status.py", [])), readers
+
+
+def test_a_balancer_alone_in_front_of_backends_it_does_not_manage():
+    """examples/balancer-only: no web host, no database host; the site is the balancer's."""
+    plan = build(hosts({"lb1": ("lb",)}, data={"lb_backends": ["192.0.2.1:8080"],
+                                               "site_url": "http://shop.example"}))
+    assert plan.web == () and plan.db_endpoint == ""
+    assert plan.site.url == "http://shop.example"
+    assert plan.backends() == ("192.0.2.1:8080",)
+    assert plan.switch.hosts == () and plan.newcomers == ()
