@@ -16,17 +16,30 @@ HTTP answer, the mesh's state, a backup's progress) are not in the list and are 
 asked. A host's state changed by another host (the mesh writing wp-content) is seen at
 the latest after that host's next command; the operations concerned write the same
 content either way.
+
+Fewer round trips still: each host remembers which of these facts each tier asked in
+the last run (`<secrets file's stem>.facts.json` beside the secrets store: fact names
+and arguments, no answers), and the first time a tier asks one of them in this run,
+all of them are asked at once, in one command whose output is split and read by each
+fact's own parser. Each remembered fact is asked that way at most once per run, so a
+run that changes things (and forgets answers at each command) asks the rest one by one
+as before. A no-op run asks each host about one round trip per tier (each costs ~50 ms
+over SSH before the command even starts: sshd's session set-up).
 """
 
 from __future__ import annotations
 
+import atexit
 import copy
 import functools
+import importlib
+import json
 
 from pyinfra.api import command as commands
 from pyinfra.api import facts as pyinfra_facts
 from pyinfra.api import host as pyinfra_host
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
+from pyinfra.api.command import StringCommand
 from pyinfra.facts import deb, files, server, systemd
 
 from pyinfra_wordpress_lb.deploys._run import run
@@ -39,6 +52,9 @@ KEPT = frozenset({
     server.LinuxDistribution, deb.DebPackages, systemd.SystemdStatus, systemd.SystemdEnabled,
     own_files.Content, wordpress.Releases,
 })
+
+
+MARK = "##PWLB-FACT##"
 
 
 def install() -> None:
@@ -54,10 +70,15 @@ def install() -> None:
             return ask(state, host, cls, args, kwargs, ensure_hosts, apply_failed_hosts)
         fact_kwargs, global_kwargs = pyinfra_facts._handle_fact_kwargs(
             state, host, cls, args, kwargs)
-        key = (cls, repr(sorted((k, v) for k, v in fact_kwargs.items() if k != "self")),
-               repr(sorted((k, v) for k, v in global_kwargs.items()
-                           if k in CONNECTOR_ARGUMENT_KEYS)))
-        answers = run(state).answers.setdefault(host.name, {})
+        fact_kwargs = {k: v for k, v in fact_kwargs.items() if k != "self"}
+        executor = {k: v for k, v in global_kwargs.items() if k in CONNECTOR_ARGUMENT_KEYS}
+        key = _key(cls, fact_kwargs, executor)
+        record = run(state)
+        answers = record.answers.setdefault(host.name, {})
+        tier = _tier(state, host)
+        _remember(record, host, tier, cls, fact_kwargs, key)  # for the next run
+        if key not in answers:
+            _ask_tier(state, host, tier, key, executor)
         if key not in answers:
             answers[key] = ask(state, host, cls, args, kwargs, ensure_hosts,
                                apply_failed_hosts)
@@ -70,6 +91,19 @@ def install() -> None:
                  commands.FileDownloadCommand, commands.FunctionCommand,
                  commands.RsyncCommand):
         kind.execute = _forgetting(kind.execute)
+    atexit.register(_save_learned)
+
+
+def _key(cls, fact_kwargs: dict, executor: dict) -> tuple:
+    return (cls, repr(sorted(fact_kwargs.items())), repr(sorted(executor.items())))
+
+
+def _tier(state, host) -> str:
+    op_hash = host.current_op_hash
+    if not op_hash:
+        return ""
+    names = sorted(state.get_op_meta(op_hash).names)
+    return names[0].split(" | ")[0] if names and " | " in names[0] else ""
 
 
 def _forgetting(execute):
@@ -82,3 +116,117 @@ def _forgetting(execute):
         finally:
             answers.pop(host.name, None)
     return wrapper
+
+
+# What each tier asked in the last run, per host.
+
+def _learned_path():
+    from pyinfra_wordpress_lb.deploys import secrets
+
+    return secrets.beside(".facts.json")
+
+
+def _learned(record) -> dict:
+    """{host: [{"tier", "fact", "kwargs"}]} from the last run (read once per run)."""
+    if record.learned is None:
+        record.learned = {}
+        if record.plan is not None:  # a validated deploy (whose secrets store is known)
+            record.learned_at = _learned_path()
+            try:
+                record.learned = json.loads(record.learned_at.read_text())
+            except (OSError, ValueError):
+                pass
+    return record.learned
+
+
+def _remember(record, host, tier: str, cls, fact_kwargs: dict, key) -> None:
+    asked = record.asked.setdefault(host.name, {})
+    if key not in asked:
+        try:
+            json.dumps(fact_kwargs)
+        except TypeError:
+            return  # not an argument a file can hold: asked one by one
+        asked[key] = {"tier": tier, "fact": f"{cls.__module__}:{cls.__qualname__}",
+                      "kwargs": fact_kwargs}
+
+
+def _ask_tier(state, host, tier: str, key, executor: dict) -> None:
+    """Ask at once every fact this tier asked in the last run and this run did not ask
+    in a batch yet, with the connection options of the fact asked now."""
+    record = run(state)
+    batched = record.batched.setdefault(host.name, set())
+    if key in batched:
+        return
+    wanted = []
+    for entry in _learned(record).get(host.name, []):
+        if entry.get("tier") != tier:
+            continue
+        try:
+            module, _, name = entry["fact"].partition(":")
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            continue
+        entry_key = _key(cls, entry["kwargs"], executor)
+        if cls in KEPT and entry_key not in batched:
+            wanted.append((entry_key, cls, entry["kwargs"]))
+    if key not in {k for k, _, _ in wanted}:
+        return  # not asked last time: one by one
+    batched.update(k for k, _, _ in wanted)
+    answers = record.answers.setdefault(host.name, {})
+    answers.update(ask_together(host, [(cls, kw) for _, cls, kw in wanted], executor,
+                                keys=[k for k, _, _ in wanted]))
+
+
+def ask_together(host, asked: list, executor: dict, keys: list) -> dict:
+    """Facts asked in one command: {key: answer} for each one that answered plainly
+    (exit status 0; a fact that fails, or needs a command the host may lack, is left
+    to be asked alone, with pyinfra's own handling)."""
+    parts, facts = [], {}
+    for index, (cls, kwargs) in enumerate(asked):
+        fact = cls()
+        if fact.shell_executable or pyinfra_facts._make_command(fact.requires_command,
+                                                                dict(kwargs)):
+            continue
+        command = pyinfra_facts._make_command(fact.command, dict(kwargs))
+        text = command.get_raw_value() if isinstance(command, StringCommand) else str(command)
+        parts.append(f"echo '{MARK} {index}'; ( {text} ) </dev/null; echo '{MARK} {index}' $?")
+        facts[index] = fact
+    if not parts:
+        return {}
+    status, output = host.run_shell_command(StringCommand("; ".join(parts)),
+                                            print_output=False, print_input=False,
+                                            **executor)
+    found: dict = {}
+    lines: list[str] = []
+    for line in output.stdout_lines:
+        if not line.startswith(MARK):
+            lines.append(line)
+            continue
+        fields = line[len(MARK):].split()
+        if len(fields) == 1:
+            lines = []
+        elif len(fields) == 2 and fields[1] == "0" and int(fields[0]) in facts:
+            fact = facts[int(fields[0])]
+            try:
+                found[keys[int(fields[0])]] = fact.process(lines) if lines else fact.default()
+            except Exception:  # noqa: BLE001 - asked alone, pyinfra reports it
+                pass
+    return found
+
+
+def _save_learned() -> None:
+    """Keep what each host asked in this run for the next (not in a dry run)."""
+    from pyinfra_wordpress_lb.deploys import _run, secrets
+
+    if secrets.dry_run():
+        return
+    for record in list(_run._RUNS.values()):
+        if not record.asked or record.learned_at is None:
+            continue
+        learned = dict(record.learned or {})
+        for name, asked in record.asked.items():
+            learned[name] = list(asked.values())
+        try:
+            record.learned_at.write_text(json.dumps(learned, indent=1, sort_keys=True))
+        except OSError:
+            pass

@@ -20,6 +20,10 @@ from pyinfra import state as current_state
 class Run:
     facts: dict = field(default_factory=dict)  # (host, fact, args) -> answer at load
     answers: dict = field(default_factory=dict)  # host -> facts kept while it runs (_facts)
+    asked: dict = field(default_factory=dict)  # host -> {key: fact asked}, for the next run
+    batched: dict = field(default_factory=dict)  # host -> keys asked together in this run
+    learned: dict | None = None  # what the last run asked (_facts)
+    learned_at: Any = None  # where that is kept
     unreachable: dict[str, str] | None = None  # host -> why
     problems: list[str] | None = None  # validate's answer
     plan: Any = None  # deploys.plan.Cluster, once validated

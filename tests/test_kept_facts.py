@@ -75,3 +75,48 @@ def test_an_answer_cannot_be_changed_by_who_received_it():
         assert first["size"] == 1234
         first["size"] = 0
         assert one.get_fact(File, path="/etc/passwd")["size"] == 1234
+
+
+def test_a_tier_asks_what_it_asked_last_time_in_one_command(tmp_path):
+    """With what the last run asked (per host and tier), the first fact a tier asks
+    brings every one of them in one round trip (here on this machine, @local: a real
+    shell); each answer is read by the fact's own parser."""
+    from pyinfra.facts.files import Directory
+
+    from pyinfra_wordpress_lb.deploys._run import run
+
+    _facts.install()
+    (tmp_path / "a.txt").write_text("hello\n")
+    inventory = Inventory((["@local"], {}))
+    state = State(inventory, Config())
+    connect_all(state)
+    local = inventory.get_host("@local")
+    asked: list[str] = []
+    original = local.connector.run_shell_command
+
+    def counting(command, *args, **kwargs):
+        asked.append(str(command))
+        return original(command, *args, **kwargs)
+
+    local.connector.run_shell_command = counting
+    record = run(state)
+    record.learned = {"@local": [
+        {"tier": "", "fact": "pyinfra.facts.files:File", "kwargs": {"path": str(tmp_path / "a.txt")}},
+        {"tier": "", "fact": "pyinfra.facts.files:Directory", "kwargs": {"path": str(tmp_path)}},
+        {"tier": "", "fact": "pyinfra.facts.files:File", "kwargs": {"path": str(tmp_path / "none")}},
+        {"tier": "Other", "fact": "pyinfra.facts.files:File", "kwargs": {"path": "/etc/passwd"}}]}
+    record.learned_at = tmp_path / "hosts.facts.json"
+    state.is_executing = True
+    with ctx_state.use(state), ctx_host.use(local):
+        assert isinstance(local.get_fact(Directory, path=str(tmp_path)), dict)
+        assert len(asked) == 1 and "/etc/passwd" not in asked[0]  # the tier's three, at once
+        assert local.get_fact(File, path=str(tmp_path / "a.txt"))["size"] == 6
+        assert local.get_fact(File, path=str(tmp_path / "none")) is None
+        assert len(asked) == 1
+        single = local.get_fact(File, path=str(tmp_path / "a.txt"))
+        StringCommand("true").execute(state, local, {})
+        assert local.get_fact(File, path=str(tmp_path / "a.txt")) == single  # asked alone
+        assert len(asked) == 3  # together once per run; then one by one
+    paths = sorted(e["kwargs"]["path"] for e in record.asked["@local"].values())
+    # What this run asked, answered together or not, is what the next run asks together.
+    assert paths == [str(tmp_path), str(tmp_path / "a.txt"), str(tmp_path / "none")]
