@@ -43,18 +43,23 @@ from pyinfra.api.command import StringCommand
 from pyinfra.facts import deb, files, server, systemd
 
 from pyinfra_wordpress_lb.deploys._run import run
-from pyinfra_wordpress_lb.facts import files as own_files, wordpress
+from pyinfra_wordpress_lb.facts import (
+    files as own_files, mariadb, nftables, nginx, php, sysctl, wordpress,
+)
 
-# What only a command run on the host changes (or, for systemd, its units' own life).
+# What only a command run on the host changes (or, for systemd, its units' own life; a
+# database's accounts, its own clients).
 KEPT = frozenset({
     files.File, files.Directory, files.Link, files.Sha1File, files.Sha256File,
     files.FindInFile, server.Os, server.Users, server.Groups, server.Which,
     server.LinuxDistribution, deb.DebPackages, systemd.SystemdStatus, systemd.SystemdEnabled,
-    own_files.Content, wordpress.Releases,
+    own_files.Content, wordpress.Releases, nftables.Table, nginx.Loaded, mariadb.Accounts,
+    mariadb.Databases, mariadb.SchemaPrivileges, php.FpmVersion, sysctl.Setting,
 })
 
 
 MARK = "##PWLB-FACT##"
+MISSING = "##PWLB-NOCMD##"
 
 
 def install() -> None:
@@ -184,11 +189,15 @@ def ask_together(host, asked: list, executor: dict, keys: list) -> dict:
     parts, facts = [], {}
     for index, (cls, kwargs) in enumerate(asked):
         fact = cls()
-        if fact.shell_executable or pyinfra_facts._make_command(fact.requires_command,
-                                                                dict(kwargs)):
+        if fact.shell_executable:
             continue
         command = pyinfra_facts._make_command(fact.command, dict(kwargs))
         text = command.get_raw_value() if isinstance(command, StringCommand) else str(command)
+        needs = pyinfra_facts._make_command(fact.requires_command, dict(kwargs))
+        if needs:  # as pyinfra asks it: a missing command is told apart (and left alone)
+            needs = needs.get_raw_value() if isinstance(needs, StringCommand) else str(needs)
+            text = (f"if command -v {needs} >/dev/null 2>&1; then ( {text} ); "
+                    f"else echo '{MISSING}'; fi")
         parts.append(f"echo '{MARK} {index}'; ( {text} ) </dev/null; echo '{MARK} {index}' $?")
         facts[index] = fact
     if not parts:
@@ -205,7 +214,8 @@ def ask_together(host, asked: list, executor: dict, keys: list) -> dict:
         fields = line[len(MARK):].split()
         if len(fields) == 1:
             lines = []
-        elif len(fields) == 2 and fields[1] == "0" and int(fields[0]) in facts:
+        elif len(fields) == 2 and fields[1] == "0" and int(fields[0]) in facts \
+                and lines != [MISSING]:
             fact = facts[int(fields[0])]
             try:
                 found[keys[int(fields[0])]] = fact.process(lines) if lines else fact.default()

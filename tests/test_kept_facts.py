@@ -120,3 +120,33 @@ def test_a_tier_asks_what_it_asked_last_time_in_one_command(tmp_path):
     paths = sorted(e["kwargs"]["path"] for e in record.asked["@local"].values())
     # What this run asked, answered together or not, is what the next run asks together.
     assert paths == [str(tmp_path), str(tmp_path / "a.txt"), str(tmp_path / "none")]
+
+
+def test_a_fact_needing_a_command_the_host_lacks_is_left_to_pyinfra(tmp_path):
+    from pyinfra.facts.server import Which  # noqa: F401 (a kept fact without a requirement)
+
+    class Needs(File):
+        def requires_command(self, path):
+            return "pwlb-no-such-command"
+
+    host = type("Host", (), {})()
+    outputs = []
+
+    def run_shell_command(command, **kwargs):
+        import subprocess
+
+        from pyinfra.connectors.util import CommandOutput, OutputLine
+
+        text = command.get_raw_value()
+        outputs.append(text)
+        done = subprocess.run(["sh", "-c", text], capture_output=True, text=True)
+        return True, CommandOutput([OutputLine("stdout", line)
+                                    for line in done.stdout.splitlines()])
+
+    host.run_shell_command = run_shell_command
+    (tmp_path / "a").write_text("x")
+    found = _facts.ask_together(host, [(Needs, {"path": str(tmp_path / "a")}),
+                                       (File, {"path": str(tmp_path / "a")})], {},
+                                keys=["needs", "file"])
+    assert list(found) == ["file"] and found["file"]["size"] == 1
+    assert len(outputs) == 1
