@@ -27,7 +27,7 @@ from pyinfra_wordpress_lb.deploys import secrets
 from pyinfra_wordpress_lb.deploys._util import any_failed, renamed
 from pyinfra_wordpress_lb.deploys.plan import Site, cluster, here, mine
 from pyinfra_wordpress_lb.deploys.settings import Setting
-from pyinfra_wordpress_lb.operations import wordpress
+from pyinfra_wordpress_lb.operations import cluster as cluster_ops, wordpress
 
 WORDPRESS_VERSION = "7.1.0"
 WORDPRESS_SHA1 = "e0ca593bc062f7a8c5a956ca44aff7375b0841e0"  # published by wordpress.org
@@ -154,6 +154,10 @@ def serve_release() -> None:
                    src=templates.path("wordpress/wordpress-lb.php.j2"),
                    dest=f"{mu_plugins}/wordpress-lb.php", create_remote_dir=False,
                    user=user, group=user, mode="644")
+    # A web host that died since its last command would look alive (its answers are
+    # kept until a command runs on it): each answers afresh before the cluster decides.
+    cluster_ops.roll_call(name="Every web host answers before the switch",
+                          reason="the release switch")
     # Only when every web host got this far (see cluster_intact).
     switched = wordpress.current(
         name=f"Serve WordPress {version} (one atomic switch)",

@@ -64,3 +64,23 @@ class Holds(FactBase[bool]):
 
     def process(self, output: list[str]) -> bool:
         return "".join(output).strip() == "yes"
+
+
+class Answers(FactBase[bool]):
+    """
+    Returns whether the host answers now: a round trip made afresh each time it is asked
+    (never one of the answers kept while a run executes), so a host that died since its
+    last command fails here.
+
+    .. code:: python
+
+        True
+    """
+
+    default = bool
+
+    def command(self) -> str:
+        return "echo pwlb-answers"
+
+    def process(self, output: list[str]) -> bool:
+        return "pwlb-answers" in output

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import operation
 
+from pyinfra_wordpress_lb.facts.network import Answers
+
 
 @operation()
 def barrier(reason: str):
@@ -25,5 +27,27 @@ def barrier(reason: str):
         cluster.barrier(name="Every host has its tiers", reason="tiers deployed")
     """
     host.noop(f"waited for every host: {reason}")
+    return
+    yield  # an operation is a generator, even one that never changes anything
+
+
+@operation()
+def roll_call(reason: str):
+    """
+    Every host of this step answers now: a fresh round trip, never an answer kept from
+    earlier in the run (deploys/_facts.py). A host that died since its last command
+    fails here, so a decision the next step takes for the whole cluster (`_if` on
+    whether any host failed) knows it. Changes nothing.
+
+    + reason: what the cluster decides next (shown in the log)
+
+    **Example:**
+
+    .. code:: python
+
+        cluster.roll_call(name="Every web host answers", reason="the release switch")
+    """
+    if host.get_fact(Answers):
+        host.noop(f"answers, before {reason}")
     return
     yield  # an operation is a generator, even one that never changes anything
