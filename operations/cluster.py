@@ -16,7 +16,8 @@ def barrier(reason: str):
     12th whatever they are; only an operation called from the same place for every host
     is one step shared by all. Call this unconditionally, for every host, where a later
     step of one host needs earlier steps of others (the balancer's check needs every
-    backend ready). Changes nothing.
+    backend ready). Every host answers afresh here, so one that died since its last
+    command fails at the barrier. Changes nothing.
 
     + reason: what every host has done by then (shown in the log)
 
@@ -26,7 +27,10 @@ def barrier(reason: str):
 
         cluster.barrier(name="Every host has its tiers", reason="tiers deployed")
     """
-    host.noop(f"waited for every host: {reason}")
+    # Each host answers afresh here (see roll_call): one that died since its last
+    # command fails at the barrier, before the others decide what comes after it.
+    if host.get_fact(Answers):
+        host.noop(f"waited for every host: {reason}")
     return
     yield  # an operation is a generator, even one that never changes anything
 
