@@ -224,8 +224,15 @@ def readme_block(report: dict) -> str:
         "",
         f"Deploy: the {len(d['alone_seconds'])} hosts deployed together took {d['cold_all_seconds']} s; each "
         f"alone took {', '.join(f'{h} {s} s' for h, s in d['alone_seconds'].items())} (their "
-        f"sum is {d['sum_alone_over_cold_all']}× the cold deploy: hosts run side by side, "
-        "waiting for each other only at the two barriers).",
+        f"sum is {d['sum_alone_over_cold_all']}× the cold deploy: a step that several hosts "
+        "have runs on all of them at once).",
+        *([] if "deploy_measured" not in report else [
+            "",
+            f"The deploy figures (cold deploy, re-run, cold/slowest alone, status command, "
+            f"and the line above) are from a later run of the deploy part alone, "
+            f"`{report['deploy_measured']['command']}`, {report['deploy_measured']['date']} "
+            f"({report['deploy_measured']['seconds'] // 60} min), after the deploy itself "
+            "changed; the other figures are from the run named first."]),
     ])
 
 

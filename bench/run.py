@@ -415,10 +415,37 @@ def machine() -> str:
     return f"{cores} cores ({cpu}), {memory} GiB, {platform.system()} {platform.release()}"
 
 
+def deploy_only(quick: bool) -> int:
+    """The deploy figures alone, measured now, into the last full report (which says
+    which figures come from which run)."""
+    began = time.monotonic()
+    report = json.loads((RESULTS / "latest.json").read_text())
+    try:
+        _, report["deploy"] = measure_deploy(quick)
+    finally:
+        testbed.down("bench")
+    report["deploy_measured"] = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python -m bench.run --only deploy" + (" --quick" if quick else ""),
+        "seconds": round(time.monotonic() - began)}
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    from bench.report import write_readme, write_report
+
+    write_report(report, RESULTS)
+    write_readme(report, Path(__file__).resolve().parent.parent / "README.md")
+    print(f"bench: deploy measured in {report['deploy_measured']['seconds']} s")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer, shorter runs")
+    parser.add_argument("--only", choices=["deploy"],
+                        help="measure only the deploy (cold, re-runs, status, each host "
+                             "alone) and put it into the last full report")
     args = parser.parse_args(argv)
+    if args.only == "deploy":
+        return deploy_only(args.quick)
     if not shutil.which("wrk"):
         raise SystemExit("bench: wrk is not installed (apt-get install wrk)")
     began = time.monotonic()

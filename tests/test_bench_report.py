@@ -24,3 +24,14 @@ def test_report_writes_markdown_and_charts(tmp_path):
     assert (tmp_path / "latest.md").read_text().startswith("# Benchmark report")
     for chart in ("sync.png", "http.png", "failover.png", "deploy.png"):
         assert (tmp_path / chart).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_deploy_figures_measured_later_are_named_as_such():
+    from bench.report import readme_block
+
+    sample = {**SAMPLE, "bench_seconds": SAMPLE.get("bench_seconds", 1500)}
+    later = {**sample, "deploy_measured": {"date": "2026-12-02 03:00 UTC", "seconds": 600,
+                                           "command": "python -m bench.run --only deploy"}}
+    text = readme_block(later)
+    assert "`python -m bench.run --only deploy`, 2026-12-02 03:00 UTC (10 min)" in text
+    assert "from a later run of the deploy part alone" not in readme_block(sample)
