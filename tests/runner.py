@@ -81,6 +81,7 @@ def pyinfra(hosts_file: Path, *args: str, deploy: str = "deploy.py", env: dict |
         output = proc.stdout + proc.stderr
         return Run(proc.returncode, output, parse_results(output))
     lines = []
+    run_env["PYTHONUNBUFFERED"] = "1"  # each line as pyinfra prints it, not in blocks
     with subprocess.Popen(command, cwd=cwd, env=run_env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True,
                           stdin=subprocess.DEVNULL) as proc:

@@ -188,11 +188,14 @@ def test_a_web_host_killed_during_an_upgrade_leaves_one_release_served(legacy):
     old_release = f"releases/{older.version}-{older.sha256[:12]}"
     killed = []
 
-    # Before the switch (the releases are already unpacked here, from the tests above, so
-    # the steps between are over in a moment). (At a step of pyinfra's own that reads a
-    # fact as it runs, server.group, a kill landing on that read crashed pyinfra: NOTES.)
+    # Well before the switch: the steps between are over in a moment (the releases are
+    # unpacked already, from the tests above, and a host's answers are kept while nothing
+    # changes on it), and the kill takes a moment to land. hostb is first asked afresh at
+    # the roll call before the switch, and fails there. (At a step of pyinfra's own that
+    # reads a fact as it runs, server.group, a kill landing on that read crashed pyinfra:
+    # NOTES; hence not during the common base.)
     def kill_hostb_early(line: str) -> None:
-        if not killed and "Starting operation: WordPress | Create the releases directory" in line:
+        if not killed and "Starting operation: Packages | " in line:
             killed.append(time.monotonic() - load._began)
             bed.container("hostb").kill()
 
@@ -208,6 +211,10 @@ def test_a_web_host_killed_during_an_upgrade_leaves_one_release_served(legacy):
         assert "Traceback" not in run.output and "internal exception" not in run.output, \
             run.why()
         assert re.search(r"hostb failed at '[^']+'", run.output), run.why()
+        # At the latest when it is asked afresh, before the cluster decides to switch.
+        failed_at = re.search(r"hostb failed at '([^']+)'", run.output)[1]
+        assert run.output.index(f"Starting operation: {failed_at}") <= run.output.index(
+            "Starting operation: WordPress | Every web host answers before the switch"), failed_at
         print(f"kill during upgrade: {load.result.sent} GETs, {load.result.failed} failed")
         assert load.result.sent > 50
         # A page hostb was sending when it died cannot be retried (its headers are out), and
