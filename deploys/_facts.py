@@ -39,6 +39,7 @@ from pyinfra.api import command as commands
 from pyinfra.api import facts as pyinfra_facts
 from pyinfra.api import host as pyinfra_host
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
+from paramiko import SSHException
 from pyinfra.api.command import StringCommand
 from pyinfra.facts import deb, files, server, systemd
 
@@ -202,9 +203,14 @@ def ask_together(host, asked: list, executor: dict, keys: list) -> dict:
         facts[index] = fact
     if not parts:
         return {}
-    status, output = host.run_shell_command(StringCommand("; ".join(parts)),
-                                            print_output=False, print_input=False,
-                                            **executor)
+    try:
+        status, output = host.run_shell_command(StringCommand("; ".join(parts)),
+                                                print_output=False, print_input=False,
+                                                **executor)
+    except (TimeoutError, OSError, EOFError, SSHException):
+        # The host is gone (killed, cut off): each fact is asked alone, and pyinfra's own
+        # handling fails the host as for any fact it cannot load.
+        return {}
     found: dict = {}
     lines: list[str] = []
     for line in output.stdout_lines:

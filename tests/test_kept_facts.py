@@ -150,3 +150,13 @@ def test_a_fact_needing_a_command_the_host_lacks_is_left_to_pyinfra(tmp_path):
                                 keys=["needs", "file"])
     assert list(found) == ["file"] and found["file"]["size"] == 1
     assert len(outputs) == 1
+
+
+def test_a_host_lost_while_asked_together_is_left_to_pyinfra():
+    """A connection lost during the batch: nothing is answered, nothing raised (each fact
+    is then asked alone and pyinfra fails the host as for any fact it cannot load)."""
+    class Gone:
+        def run_shell_command(self, command, **kwargs):
+            raise ConnectionResetError("connection to web2 was lost")
+
+    assert _facts.ask_together(Gone(), [(File, {"path": "/etc/passwd"})], {}, keys=["k"]) == {}
