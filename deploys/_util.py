@@ -118,13 +118,6 @@ def interface_of(target: Host, address: str) -> tuple[str, ipaddress.IPv4Network
                      "and check `private_address`")
 
 
-def failed(target: Host) -> bool:
-    """Has this host failed in this run (a command's error, a lost connection)? pyinfra
-    leaves a failed host out of the rest of the run; ask while the run goes on (in an
-    `_if`, or from an operation's content function), never when the deploy is loaded."""
-    return target in state.failed_hosts
-
-
 def failed_names() -> frozenset[str]:
     """The names of the hosts that failed in this run so far (ask while it runs)."""
     return frozenset(h.name for h in state.failed_hosts)
@@ -132,7 +125,8 @@ def failed_names() -> frozenset[str]:
 
 def any_failed(group: str) -> bool:
     """Has any host of the group failed in this run so far?"""
-    return any(failed(h) for h in group_hosts(group))
+    down = failed_names()
+    return any(h.name in down for h in group_hosts(group))
 
 
 def group_hosts(group: str) -> list[Host]:

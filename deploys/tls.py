@@ -73,13 +73,6 @@ SETTINGS = (
 )
 
 
-def mode() -> str:
-    """The site's TLS mode (the plan's `Tls`: its `hsts_max_age` defaults to a year with a
-    certificate browsers trust, `acme` or `files`; its `names` are the host of
-    `site_url` and, with `self-signed`, the shared address)."""
-    return cluster().site.tls.mode
-
-
 # The self-signed mode's CA and certificate, made and kept on the controller.
 
 def _load_cert(pem: str | None) -> x509.Certificate | None:
@@ -182,7 +175,7 @@ def trusted_pem() -> str | None:
     """What balancers and web hosts trust beyond the system's CAs: the self-signed CA
     and the `tls_trust` file."""
     parts = []
-    if mode() == "self-signed":
+    if cluster().site.tls.mode == "self-signed":
         parts.append(ca_certificate())
     extra = cluster().site.tls.trust
     if extra:
