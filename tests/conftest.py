@@ -7,3 +7,23 @@ collected. Patch first, as pyinfra's CLI itself does."""
 from gevent import monkey
 
 monkey.patch_all()
+
+
+def _connectors_listed_once() -> None:
+    """pyinfra lists its connectors from the installed packages' entry points each time
+    an Inventory is made (a scan of every package's metadata, ~5 ms); the unit tests
+    make a few hundred inventories from the same installed packages."""
+    from functools import cache
+
+    import pyinfra.api.connectors as connectors
+    import pyinfra.api.inventory as inventory
+
+    listed = cache(connectors.get_all_connectors)
+
+    def get_all_connectors():
+        return dict(listed())
+
+    connectors.get_all_connectors = inventory.get_all_connectors = get_all_connectors
+
+
+_connectors_listed_once()

@@ -58,6 +58,16 @@ def _faster_pyinfra() -> None:
     # Every lookup of a host's data called a function per layer, merged its groups'
     # data again and caught a KeyError per layer (see _fixed_layers).
     def lookup(self, key: str):
+        merged = self.__dict__.get("merged")
+        if merged is not None:  # (see _fixed_layers)
+            if key in self.override_datas:  # (HostData.set writes there)
+                return copy(self.override_datas[key])
+            if key in merged:
+                return copy(merged[key])
+            deploy_data = self.host.get_deploy_data()
+            if key in deploy_data:
+                return copy(deploy_data[key])
+            raise AttributeError(f"Host `{self.host}` has no data `{key}`")
         for data in self.datas:
             if callable(data):
                 data = data()
@@ -96,10 +106,15 @@ def _fixed_layers(inventory) -> None:
     that fetch them and merge the groups' data at every lookup."""
     for host in inventory:
         data = host.data
-        data.__dict__["datas"] = (
-            data.override_datas, inventory.get_override_data(),
-            inventory.get_host_data(host.name), inventory.get_groups_data(host.groups),
-            inventory.get_data(), host.get_deploy_data)
+        fixed = (inventory.get_override_data(), inventory.get_host_data(host.name),
+                 inventory.get_groups_data(host.groups), inventory.get_data())
+        data.__dict__["datas"] = (data.override_datas, *fixed, host.get_deploy_data)
+        # The fixed layers merged once, the first layer winning: one dict lookup, then
+        # the current deploy's defaults (the one layer that changes).
+        merged: dict = {}
+        for layer in reversed(fixed):
+            merged.update(layer)
+        data.__dict__["merged"] = merged
 
 
 _faster_pyinfra()
