@@ -34,6 +34,18 @@ SETTINGS = (
 )
 
 
+def first_packages(settings) -> list[str]:
+    """What a host installs first, before its firewall and any service: the base
+    packages, the updater and the firewall's own tool (the firewall tier installs it too,
+    for a deploy that uses it alone)."""
+    from pyinfra_wordpress_lb.deploys import firewall
+
+    found = list(settings.base_packages)
+    found += ["unattended-upgrades"] if settings.unattended_upgrades else []
+    found += firewall.PACKAGES if settings.firewall else []
+    return list(dict.fromkeys(found))
+
+
 def role_packages(plan: Cluster, node: Node) -> list[str]:
     """What the tiers of a host's roles install (each tier installs its own too, for a
     deploy that uses it alone: then it finds them installed)."""
@@ -70,14 +82,14 @@ def common() -> None:
         name="Refresh the apt cache when older than apt_cache_time",
         cache_time=s.apt_cache_time,
     )
+    # One apt run for everything a host needs before any service runs (each apt run
+    # costs seconds of dpkg bookkeeping): the base, the updater, the firewall's tool.
     apt.packages(
         name="Install the base packages",
-        packages=list(s.base_packages),
+        packages=first_packages(s),
         no_recommends=True,
     )
     if s.unattended_upgrades:
-        apt.packages(name="Install unattended-upgrades", packages=["unattended-upgrades"],
-                     no_recommends=True)
         files.put(name="Install Debian's security updates every day",
                   src=templates.path("apt/20auto-upgrades"),
                   dest="/etc/apt/apt.conf.d/20auto-upgrades", create_remote_dir=False, mode="644")

@@ -34,6 +34,7 @@ from pyinfra_wordpress_lb.operations import nftables
 FAMILY, TABLE = "inet", "wordpress_lb"
 RULES = "/etc/wordpress-lb/firewall.nft"
 UNIT = "wordpress-lb-firewall.service"
+PACKAGES = ["nftables"]
 
 SETTINGS = (
     Setting("firewall", True,
@@ -128,7 +129,7 @@ def firewall() -> None:
         nftables.table_absent(name="Remove the firewall's rules (firewall = false)",
                               family=FAMILY, table=TABLE, path=RULES)
         return
-    apt.packages(name="Install nftables", packages=["nftables"], no_recommends=True)
+    apt.packages(name="Install nftables", packages=PACKAGES, no_recommends=True)
     files.directory(name="Create /etc/wordpress-lb", path="/etc/wordpress-lb", mode="755")
     # Hosts that left the inventory stay admitted until the balancers stop sending them
     # requests (close_to_departed_hosts, later in the run): their requests in flight finish.

@@ -21,7 +21,6 @@ TOPOLOGIES = {
 COMMON = [
     "Common base | Refresh the apt cache when older than apt_cache_time",
     "Common base | Install the base packages",
-    "Common base | Install unattended-upgrades",
     "Common base | Install Debian's security updates every day",
     "Common base | Add the wordpress system group",
     "Common base | Add the wordpress system user",
@@ -52,6 +51,13 @@ def split_plan(tmp_path_factory):
 def test_every_host_gets_the_common_base_first(topology, secrets_file):
     for host, ops in plan(TOPOLOGIES[topology], secrets_file).items():
         assert names(ops)[:len(COMMON)] == COMMON, host
+
+
+def test_the_first_apt_run_brings_the_base_the_updater_and_the_firewall(split_plan):
+    for host, ops in split_plan.items():
+        installed = commands(ops, "Common base | Install the base packages")
+        for package in ("ca-certificates", "curl", "rsync", "unattended-upgrades", "nftables"):
+            assert package in installed, (host, package)
 
 
 @pytest.mark.parametrize("topology", sorted(TOPOLOGIES))
@@ -675,7 +681,7 @@ def test_the_edge_limits_logins_sets_safe_headers_and_hides_the_backend(secrets_
 
 def test_without_unattended_upgrades_the_daily_run_goes(secrets_file):
     ops = plan(TOPOLOGIES["split"], secrets_file, data={"unattended_upgrades": False})["web1"]
-    assert "Common base | Install unattended-upgrades" not in names(ops)
+    assert "unattended-upgrades" not in commands(ops, "Common base | Install the base packages")
     assert "Common base | Leave updates to the operator (unattended_upgrades = false)" in names(ops)
 
 
