@@ -13,7 +13,9 @@ from pyinfra_wordpress_lb.deploys import firewall as firewall_tier
 from pyinfra_wordpress_lb.deploys import sync as sync_tier
 from pyinfra_wordpress_lb.deploys.balancer import admit_new_web_hosts, balancer
 from pyinfra_wordpress_lb.deploys.common import common, packages
+from pyinfra_wordpress_lb.deploys.database import arbitrator as db_arbitrator
 from pyinfra_wordpress_lb.deploys.database import database
+from pyinfra_wordpress_lb.deploys.database import proxy as db_proxy
 from pyinfra_wordpress_lb.deploys.firewall import firewall
 from pyinfra_wordpress_lb.deploys.ha import shared_address
 from pyinfra_wordpress_lb.deploys.sync import sync
@@ -29,9 +31,10 @@ common()
 firewall()  # before any service listens: each host admits only what its roles need
 packages()  # what every host's roles need, installed by all hosts at once
 if "db" in host.groups:
-    database()
+    database()  # with three or more db hosts, a Galera cluster
     backups()
 if "web" in host.groups:
+    db_proxy()  # with a Galera cluster: WordPress's way to the node taking writes
     serve_release()  # beside the served one, then one atomic switch
     web()
     sync()  # a web host new to the cluster waits here until it holds every upload
@@ -40,6 +43,8 @@ if "lb" in host.groups or "web" in host.groups:
     trust()
 
 cluster.barrier(name="Wait until every host has its tiers", reason="database, web, mesh")
+
+db_arbitrator()  # on `db_arbitrator` only: Galera's vote without data, once the cluster runs
 
 if "web" in host.groups:
     install_site()  # and the database upgrade a new release needs: once, every host switched

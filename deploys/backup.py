@@ -53,17 +53,19 @@ SETTINGS = (
 
 def reader_key() -> dict | None:
     """The backup's read-only access to the web hosts' shared tree (an authorized_keys
-    entry the sync tier writes): from the database host only."""
-    dbs = cluster().group("db")
-    if not dbs:
+    entry the sync tier writes): from the database host that takes the backups only."""
+    plan = cluster()
+    if not plan.backup_host:
         return None
-    return {"source": dbs[0].address,
+    return {"source": plan.node(plan.backup_host).address,
             "key": secrets.public_key("backup_ssh_key", "wordpress-lb-backup")}
 
 
 @deploy("Backups")
 def backups() -> None:
     plan, me = cluster(), here()
+    if me.name != plan.backup_host:
+        return  # with a Galera cluster: one node takes them (plan.backup_host)
     s, site = me.settings, plan.site
     target = s.backup_target
     apt.packages(name="Install the backup tools", no_recommends=True, packages=PACKAGES)

@@ -54,8 +54,10 @@ def role_packages(plan: Cluster, node: Node) -> list[str]:
     found: list[str] = []
     if "db" in node.roles:
         found += database.PACKAGES + backup.PACKAGES
+        found += database.GALERA_PACKAGES if plan.galera else []
     if "web" in node.roles:
         found += web.PACKAGES + sync.PACKAGES
+        found += database.PROXY_PACKAGES if plan.galera else []
     if "lb" in node.roles:
         found += balancer.PACKAGES
         found += tls.ACME_PACKAGES if plan.site.tls.mode == "acme" else []

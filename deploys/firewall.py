@@ -101,13 +101,30 @@ def rules(plan: Cluster, node: Node, keep: dict | None = None) -> list[tuple[str
         if peers:
             found.append(("the sync mesh, from the other web hosts",
                           [_cluster(peers, f"tcp dport {int(data.mesh_port)} accept", keep)]))
-        readers = [a for a in dbs if a != me]
+        readers = [plan.node(plan.backup_host).address] if plan.backup_host else []
+        readers = [a for a in readers if a != me]
         if readers:
             found.append(("SSH from the database host (backups)",
                           [_cluster(readers, f"tcp dport {ssh_port} accept", keep)]))
     if "db" in node.roles and webs:
         found.append(("the database, from the web hosts",
                       [_cluster(webs, f"tcp dport {int(data.db_port)} accept", keep)]))
+    galera = plan.galera
+    if galera and ("db" in node.roles or node.name == galera.arbitrator):
+        from pyinfra_wordpress_lb.deploys.database import GALERA_PORTS
+
+        voters = list(dbs) + ([plan.node(galera.arbitrator).address]
+                              if galera.arbitrator else [])
+        peers = [a for a in voters if a != me]
+        ports = GALERA_PORTS if "db" in node.roles else {"tcp": (4567,), "udp": (4567,)}
+        if peers:
+            found.append(("Galera replication, from the other cluster members", [
+                _cluster(peers, f"{proto} dport {{ {', '.join(map(str, numbers))} }} accept",
+                         keep) for proto, numbers in ports.items()]))
+        if "db" in node.roles and webs:
+            found.append(("the database check, from the web hosts' proxies",
+                          [_cluster(webs, f"tcp dport {int(data.db_check_port)} accept",
+                                    keep)]))
     return found
 
 

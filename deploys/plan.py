@@ -41,6 +41,7 @@ class HostInput:
     data: Mapping[str, Any]
     address: str | None = None  # what it reports (facts.network.PrivateAddress)
     releases: Mapping[str, Any] | None = None  # facts.wordpress.Releases (web hosts)
+    galera: Mapping[str, Any] | None = None  # facts.mariadb.GaleraNode (db hosts, Galera)
     reachable: bool = True
 
 
@@ -131,6 +132,115 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Galera:
+    """The database as a Galera cluster (three or more db hosts, or two and an
+    arbitrator), and what this run does to bring every node into it."""
+    nodes: tuple[str, ...]  # the db hosts; the web hosts write to the first healthy one
+    arbitrator: str | None  # a host of another role running garbd (a vote, no data)
+    states: Mapping[str, str]  # per node when the run began: member, standalone, stopped,
+    #                            fresh, starting, cut-off, unknown (unreachable)
+    bootstrap: str | None  # the node that starts a new cluster in this run
+    joining: tuple[str, ...]  # nodes that (re)start in this run to join it
+    problem: str | None  # why this run cannot decide safely (validate reports it)
+
+    @property
+    def applier(self) -> str | None:
+        """The node that applies the site's schema and accounts (they replicate)."""
+        if self.bootstrap:
+            return self.bootstrap
+        return next((n for n in self.nodes if self.states.get(n) == "member"), None)
+
+
+def galera_state(fact: Mapping[str, Any] | None) -> str:
+    """A node's state from its `GaleraNode` fact (None: not reachable)."""
+    from pyinfra_wordpress_lb.facts.mariadb import NO_HISTORY
+
+    if fact is None:
+        return "unknown"
+    history = str(fact.get("uuid") or NO_HISTORY) != NO_HISTORY
+    if fact.get("active"):
+        status = fact.get("wsrep_cluster_status")
+        if status == "Primary":
+            return "member"
+        if status in (None, "", "Disconnected"):  # Galera not on (yet)
+            return "standalone"
+        return "cut-off"
+    if fact.get("activating"):
+        return "starting"
+    return "stopped" if history else "fresh"
+
+
+def galera_plan(nodes: tuple[str, ...], facts: Mapping[str, Mapping[str, Any] | None],
+                arbitrator: str | None = None) -> Galera:
+    """Which node starts the cluster in this run, which join it, or why that cannot be
+    decided safely. Pure: `facts` is each node's `GaleraNode` fact (None when it cannot
+    be reached)."""
+    from pyinfra_wordpress_lb.facts.mariadb import NO_HISTORY
+
+    states = {n: galera_state(facts.get(n)) for n in nodes}
+    fact = {n: facts.get(n) or {} for n in nodes}
+
+    def result(bootstrap=None, problem=None):
+        joining = () if problem else tuple(
+            n for n in nodes if n != bootstrap
+            and states[n] in ("standalone", "stopped", "fresh", "cut-off"))
+        return Galera(nodes=nodes, arbitrator=arbitrator, states=_freeze(states),
+                      bootstrap=None if problem else bootstrap, joining=joining,
+                      problem=problem)
+
+    members = [n for n in nodes if states[n] == "member"]
+    unknown = [n for n in nodes if states[n] == "unknown"]
+    starting = [n for n in nodes if states[n] == "starting"]
+    holders = [n for n in nodes if fact[n].get("has_database")
+               and str(fact[n].get("uuid") or NO_HISTORY) == NO_HISTORY]
+    if members:
+        outside = [n for n in holders if states[n] == "standalone"]
+        if outside:
+            return result(problem=(
+                f"{', '.join(outside)}: holds its own copy of the site's database outside "
+                f"the running Galera cluster ({', '.join(members)}); joining would replace "
+                "it with the cluster's: move its data away (or drop it) first"))
+        return result()
+    history = [n for n in nodes if str(fact[n].get("uuid") or NO_HISTORY) != NO_HISTORY]
+    if unknown:
+        return result(problem=(
+            f"no database host takes writes and {', '.join(unknown)} cannot be reached: "
+            "which one holds the newest data cannot be told. Bring it back and deploy "
+            "again (or, knowing it holds nothing newer, remove it from group `db`)"))
+    if starting:
+        return result(problem=(
+            f"no database host takes writes and {', '.join(starting)} is still starting "
+            "(waiting for its peers): run `systemctl stop mariadb` there and deploy again"))
+    if not history:  # never a cluster: the host that has the site's data keeps it
+        if len(holders) > 1:
+            return result(problem=(
+                f"{', '.join(holders)} each hold a database of the site and none is in a "
+                "Galera cluster: keep one (the others' data would be replaced)"))
+        return result(bootstrap=holders[0] if holders else nodes[0])
+    uuids = sorted({str(fact[n]["uuid"]) for n in history})
+    if len(uuids) > 1:
+        return result(problem=(
+            f"the database hosts were in different Galera clusters ({', '.join(uuids)}): "
+            "start the one to keep with `galera_new_cluster`, then deploy"))
+    safe = [n for n in history if fact[n].get("safe_to_bootstrap") == 1]
+    if safe:
+        return result(bootstrap=safe[0])
+    positions = {}
+    for n in history:
+        seqno = fact[n].get("seqno")
+        positions[n] = seqno if isinstance(seqno, int) and seqno >= 0 \
+            else fact[n].get("recovered")
+    unread = [n for n, p in positions.items() if p is None]
+    if unread:
+        return result(problem=(
+            f"the Galera cluster is down and the position of {', '.join(unread)} cannot be "
+            "read: run `galera_recovery` there, then start the node with the highest "
+            "position with `galera_new_cluster` and deploy"))
+    best = max(positions.values())
+    return result(bootstrap=next(n for n in history if positions[n] == best))
+
+
+@dataclass(frozen=True)
 class Switch:
     """What the release switch of this run does: the web hosts that serve another
     release than the wanted one switch to it (all or none, see deploys/wordpress.py)."""
@@ -152,6 +262,8 @@ class Cluster:
     unreachable: Mapping[str, str]  # host -> why
     connect_to: Mapping[str, str]  # the site's host:port -> the balancers' address:port
     db_endpoint: str  # what WordPress connects to: address[:port]
+    galera: Galera | None  # the database as a Galera cluster (None: one db host)
+    backup_host: str | None  # the db host that takes the backups
     lb_backends: tuple[str, ...] | None  # servers this deploy does not manage
     secrets_file: Path  # the cluster's secrets store (deploys/secrets.py)
     secret_overrides: Mapping[str, str]  # `secrets` in the data (validate: the same for all)
@@ -292,7 +404,18 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
         own = f"{site.hostname.lower()}:{urlsplit(site.url).port or (443 if site.https else 80)}"
         connect_to[own] = f"{vip or lbs[0].address}:{port}"
     db_endpoint = ""
-    if by_role["db"]:
+    galera = None
+    backup_host = by_role["db"][0] if by_role["db"] else None
+    arbitrator = web_settings.db_arbitrator
+    if len(by_role["db"]) >= 3 or (len(by_role["db"]) == 2 and arbitrator):
+        galera = galera_plan(by_role["db"], {h.name: h.galera if h.reachable else None
+                                             for h in hosts if h.name in by_role["db"]},
+                             str(arbitrator) if arbitrator else None)
+        # Web hosts reach the writer through their local proxy; backups come from the
+        # node least likely to take writes (the last one).
+        db_endpoint = f"127.0.0.1:{int(web_settings.db_proxy_port)}"
+        backup_host = by_role["db"][-1]
+    elif by_role["db"]:
         db = nodes[by_role["db"][0]]
         port = int(db.settings.db_port)  # the db host's own port setting
         db_endpoint = db.address if port == 3306 else f"{db.address}:{port}"
@@ -301,7 +424,7 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
         nodes=_freeze(nodes), site=site, lb=by_role["lb"], web=by_role["web"],
         db=by_role["db"], vip=vip, newcomers=newcomers, switch=switch,
         unreachable=_freeze(unreachable), connect_to=_freeze(connect_to),
-        db_endpoint=db_endpoint, lb_backends=tuple(str(b) for b in given) if given else None,
+        db_endpoint=db_endpoint, galera=galera, backup_host=backup_host, lb_backends=tuple(str(b) for b in given) if given else None,
         secrets_file=store_of(web_settings.secrets_file),
         secret_overrides=_freeze({k: str(v) for k, v in (web_settings.secrets or {}).items()
                                   if v}),
@@ -313,6 +436,8 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
 def gather(inventory) -> list[HostInput]:
     """Each host's data and the facts a plan needs (asked once per run)."""
     from pyinfra_wordpress_lb.deploys._util import host_fact, reachable
+    from pyinfra_wordpress_lb.deploys.database import GALERA_CONFIG
+    from pyinfra_wordpress_lb.facts.mariadb import GaleraNode
     from pyinfra_wordpress_lb.facts.network import PrivateAddress
     from pyinfra_wordpress_lb.facts.wordpress import Releases
 
@@ -320,15 +445,25 @@ def gather(inventory) -> list[HostInput]:
     for h in sorted(inventory, key=lambda h: h.name):
         data = h.data.dict()
         up = reachable(h)
-        address = releases = None
+        address = releases = galera = None
         if up and not data.get("private_address"):
             address = host_fact(h, PrivateAddress)
+        if up and "db" in h.groups and _galera_wanted(inventory):
+            galera = host_fact(h, GaleraNode, database=str(data.get("db_name") or "wordpress"),
+                               config=GALERA_CONFIG)
         if up and "web" in h.groups:
             docroot = str(data.get("docroot") or "/var/www/wordpress").rstrip("/")
             releases = host_fact(h, Releases, base=docroot)
         found.append(HostInput(name=h.name, groups=frozenset(h.groups), data=_freeze(data),
-                               address=address, releases=releases, reachable=up))
+                               address=address, releases=releases, galera=galera,
+                               reachable=up))
     return found
+
+
+def _galera_wanted(inventory) -> bool:
+    dbs = inventory.get_group("db", [])
+    return len(dbs) >= 3 or (len(dbs) == 2 and any(h.data.get("db_arbitrator")
+                                                  for h in inventory))
 
 
 def cluster() -> Cluster:

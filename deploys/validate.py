@@ -40,7 +40,8 @@ from pyinfra_wordpress_lb.operations.wordpress import parse_checksum
 from pyinfra_wordpress_lb.deploys.settings import all_settings, settings_of, value
 
 SUPPORTED_DEBIAN = {12: "bookworm", 13: "trixie"}
-PORT_SETTINGS = ("web_port", "colocated_web_port", "lb_port", "lb_https_port", "db_port")
+PORT_SETTINGS = ("web_port", "colocated_web_port", "lb_port", "lb_https_port", "db_port",
+                 "db_proxy_port", "db_check_port")
 TLS_MODES = ("self-signed", "acme", "files", "off")
 # Data that belongs to pyinfra (connectors, global arguments) rather than to us.
 _PYINFRA_PREFIXES = ("_", "ssh_", "fake_", "docker_", "dockerssh_", "chroot_", "local_",
@@ -77,10 +78,28 @@ def _check_roles(problems: list[str]) -> None:
     if not web:
         problems.append("no host in group `web`: give at least one host the `web` role")
     if not db:
-        problems.append("no host in group `db`: give exactly one host the `db` role")
-    if len(db) > 1:
-        problems.append(f"{len(db)} hosts in group `db` ({', '.join(h.name for h in db)}): "
-                        "only one database host is supported (no replication yet)")
+        problems.append("no host in group `db`: give one host the `db` role (or three or "
+                        "more: a Galera cluster)")
+    arbitrators = {str(h.data.get("db_arbitrator")) for h in inventory
+                   if h.data.get("db_arbitrator")}
+    names = {h.name for h in inventory}
+    if len(arbitrators) > 1:
+        problems.append(f"db_arbitrator differs among the hosts ({', '.join(sorted(arbitrators))}): "
+                        "set one, in group data")
+    for name in sorted(arbitrators):
+        if name not in names:
+            problems.append(f"db_arbitrator {name!r} is not a host of the inventory")
+        elif name in {h.name for h in db}:
+            problems.append(f"db_arbitrator {name!r} is a db host: the arbitrator must run on "
+                            "a host of another role (a vote without data)")
+        elif len(db) != 2:
+            problems.append(f"db_arbitrator {name!r} is set, but only two db hosts need one "
+                            f"(there are {len(db)}): remove it")
+    if len(db) == 2 and not arbitrators:
+        problems.append(f"two hosts in group `db` ({', '.join(h.name for h in db)}): a Galera "
+                        "cluster of two has no majority when one stops (the other stops "
+                        "taking writes too); add a third db host, or set `db_arbitrator` to "
+                        "a host of another role (Galera's arbitrator, a vote without data)")
     if len(web) > 1 and not lb:
         problems.append(f"{len(web)} web hosts but no host in group `lb`: give one host the "
                         "`lb` role (it may also be a web host)")
@@ -581,10 +600,26 @@ def _check_releases(problems: list[str]) -> None:
                 "are supported: nothing was changed on it")
 
 
+def _check_galera(problems: list[str]) -> None:
+    """A Galera cluster whose start this run cannot decide safely (plan.galera_plan)."""
+    if problems:
+        return  # the plan needs a valid inventory
+    galera = cluster().galera
+    if galera and galera.problem:
+        problems.append(f"the database cluster: {galera.problem}")
+    if galera:
+        ports = {repr(value(h, key)) for h in _group("db") + _group("web")
+                 for key in ("db_check_port",)}
+        if len(ports) > 1:
+            problems.append("db_check_port differs among the db and web hosts: set it in "
+                            "group data")
+
+
 CHECKS = (_check_reachable, _check_roles, _check_addresses, _check_ports, _check_releases_and_pool,
           _check_numbers, _check_site, _check_agreement,
           _check_keys,
-          _check_secrets, _check_releases, _check_tls, _check_vip, _check_firewall)
+          _check_secrets, _check_releases, _check_tls, _check_vip, _check_firewall,
+          _check_galera)
 
 
 def problems() -> list[str]:

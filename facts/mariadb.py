@@ -133,3 +133,73 @@ class SchemaPrivileges(FactBase[dict]):
 
 def _sql_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+GALERA_STATUS = ("wsrep_cluster_status", "wsrep_local_state", "wsrep_ready",
+                 "wsrep_cluster_size", "wsrep_cluster_state_uuid", "wsrep_last_committed")
+NO_HISTORY = "00000000-0000-0000-0000-000000000000"
+
+
+class GaleraNode(FactBase[dict]):
+    """
+    Returns what a database host knows of its Galera membership, without changing
+    anything: whether MariaDB runs (``active``), its ``wsrep_*`` status when it does
+    (lower-case names, e.g. ``wsrep_cluster_status``: ``Primary`` in a cluster that
+    takes writes, ``Disconnected`` without Galera), the saved state in ``grastate.dat``
+    (``uuid``, ``seqno``, ``safe_to_bootstrap``), whether the datadir holds ``database``
+    (``has_database``) and whether ``config`` (our Galera configuration) exists. When
+    MariaDB is stopped after a crash (``seqno`` -1), the position it reached is
+    recovered from its InnoDB log (``galera_recovery``, a read-only start of the server
+    in recovery mode): ``recovered``. A host without MariaDB gives ``{"active": False}``.
+
+    .. code:: python
+
+        {"active": True, "wsrep_cluster_status": "Primary", "wsrep_local_state": "4",
+         "uuid": "8d3f...", "seqno": -1, "safe_to_bootstrap": 0, "has_database": True,
+         "config": True}
+    """
+
+    default = dict
+
+    def command(self, database: str, config: str) -> str:
+        datadir = "/var/lib/mysql"
+        names = ", ".join(f"'{n}'" for n in GALERA_STATUS)
+        sql = ("SELECT LOWER(VARIABLE_NAME), VARIABLE_VALUE FROM "
+               f"information_schema.GLOBAL_STATUS WHERE LOWER(VARIABLE_NAME) IN ({names})")
+        return "; ".join([
+            "state=$(systemctl is-active mariadb.service 2>/dev/null)",
+            'echo "active=$state"',
+            f"test -r {datadir}/grastate.dat && sed -n -e 's/^uuid:[[:space:]]*/uuid=/p' "
+            "-e 's/^seqno:[[:space:]]*/seqno=/p' "
+            f"-e 's/^safe_to_bootstrap:[[:space:]]*/safe_to_bootstrap=/p' {datadir}/grastate.dat",
+            f"test -d {shlex.quote(datadir + '/' + database)} && echo has_database=1",
+            f"test -f {shlex.quote(config)} && echo config=1",
+            'if [ "$state" = active ]; then mariadb --batch --skip-column-names -e '
+            f"{shlex.quote(sql)} 2>/dev/null | tr '\\t' '='; "
+            f"elif [ \"$state\" != activating ] && test -f {shlex.quote(config)} && "
+            f"grep -q '^seqno:[[:space:]]*-1' {datadir}/grastate.dat 2>/dev/null && "
+            "command -v galera_recovery >/dev/null; then galera_recovery 2>/dev/null "
+            "| sed -n 's/.*--wsrep_start_position=[^:]*:\\(-\\{0,1\\}[0-9]*\\).*/recovered=\\1/p'; "
+            "fi",
+            "true",
+        ])
+
+    def process(self, output: list[str]) -> dict:
+        found: dict = {}
+        for line in output:
+            key, sep, value = line.strip().partition("=")
+            if not sep:
+                continue
+            if key == "active":
+                found["active"] = value == "active"
+                found["activating"] = value == "activating"
+            elif key in ("seqno", "safe_to_bootstrap", "recovered"):
+                try:
+                    found[key] = int(value)
+                except ValueError:
+                    pass
+            elif key in ("has_database", "config"):
+                found[key] = True
+            else:
+                found[key] = value
+        return found

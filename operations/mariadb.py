@@ -184,3 +184,75 @@ def secure_installation():
     for statement in statements:
         yield _execute(statement)
     yield _execute("FLUSH PRIVILEGES")
+
+
+GRASTATE = "/var/lib/mysql/grastate.dat"
+# Wait until this node is synced with the cluster (4), at most `timeout` seconds: a
+# restart one node at a time must not take the next one down before this one is back.
+_WAIT_SYNCED = (
+    "i=0; while [ $i -lt {timeout} ]; do "
+    "s=$(mariadb --batch --skip-column-names -e \"SELECT VARIABLE_VALUE FROM "
+    "information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'WSREP_LOCAL_STATE'\" "
+    "2>/dev/null); [ \"$s\" = 4 ] && exit 0; i=$((i+1)); sleep 1; done; "
+    "echo 'MariaDB is not synced with the Galera cluster after {timeout} s' >&2; exit 1"
+)
+
+
+def _wait_synced(timeout: int) -> StringCommand:
+    return StringCommand("sh", "-c", QuoteString(_WAIT_SYNCED.format(timeout=int(timeout))))
+
+
+@operation(is_idempotent=False)
+def galera_new_cluster(timeout: int = 600):
+    """
+    Start a new Galera cluster from this node, with the data it holds: MariaDB stopped
+    (a fresh install runs it standalone), this node marked safe to start from (the
+    plan chose it: the most advanced, or the only one with data), then
+    ``galera_new_cluster``. Only for a node the plan chose (``plan.galera_plan``):
+    started from a stale node, a cluster loses what the others committed after it.
+
+    **Example:**
+
+    .. code:: python
+
+        mariadb.galera_new_cluster(name="Start the Galera cluster on this node")
+    """
+    yield "systemctl stop mariadb.service"
+    yield (f"if [ -f {GRASTATE} ]; then sed -i "
+           f"'s/^safe_to_bootstrap:.*/safe_to_bootstrap: 1/' {GRASTATE}; fi")
+    yield "galera_new_cluster"
+    yield _wait_synced(timeout)
+
+
+@operation(is_idempotent=False)
+def galera_join(timeout: int = 1800):
+    """
+    (Re)start MariaDB so that it joins the running Galera cluster: it catches up from
+    a member's write-set cache (IST) or, new or away too long, receives a full copy
+    (SST, mariadb-backup: the donor keeps serving). Waits until it is synced.
+
+    **Example:**
+
+    .. code:: python
+
+        mariadb.galera_join(name="Join the Galera cluster")
+    """
+    yield "systemctl restart mariadb.service"
+    yield _wait_synced(timeout)
+
+
+@operation(is_idempotent=False)
+def galera_restart(timeout: int = 1800):
+    """
+    Restart a member of the Galera cluster and wait until it is synced again; run it
+    with ``_serial=True`` so that nodes restart one at a time and the cluster keeps a
+    majority.
+
+    **Example:**
+
+    .. code:: python
+
+        mariadb.galera_restart(name="Restart MariaDB, one node at a time", _serial=True)
+    """
+    yield "systemctl restart mariadb.service"
+    yield _wait_synced(timeout)

@@ -64,6 +64,9 @@ TOPOLOGIES: dict[str, list[tuple[str, list[str]]]] = {
     "edge": [("lb1", ["lb"]), ("lb2", ["lb"]), ("web1", ["web"]), ("db1", ["db"]),
              ("acme", ["acme"])],
 }
+# The database as a Galera cluster of three (its own bed: nodes are killed).
+TOPOLOGIES["galera"] = [("lb1", ["lb"]), ("web1", ["web"]), ("web2", ["web"]),
+                        ("db1", ["db"]), ("db2", ["db"]), ("db3", ["db"])]
 TOPOLOGIES["scale"] = ([("lb1", ["lb"])] + [(f"web{i}", ["web"]) for i in range(1, 7)]
                        + [("db1", ["db"])])  # `make bench`'s study of the mesh's size
 # Topologies whose balancers share an address (the bed's .100).

@@ -34,9 +34,36 @@ def test_no_db_host(secrets_file):
     assert "no host in group `db`" in message
 
 
-def test_two_db_hosts(secrets_file):
-    message = rejected({**SPLIT, "db": ["db1", "db2"]}, secrets_file)
-    assert "2 hosts in group `db` (db1, db2)" in message.replace("@fake/", "")
+def test_two_db_hosts_need_an_arbitrator(secrets_file):
+    message = rejected({**SPLIT, "db": ["db1", "db2"]}, secrets_file).replace("@fake/", "")
+    assert "two hosts in group `db` (db1, db2): a Galera cluster of two has no majority" \
+        in message
+    assert "set `db_arbitrator`" in message
+
+
+@pytest.mark.parametrize("dbs, arbitrator, expected", [
+    (["db1", "db2"], "db1", "db_arbitrator 'db1' is a db host"),
+    (["db1", "db2"], "nowhere", "db_arbitrator 'nowhere' is not a host of the inventory"),
+    (["db1", "db2", "db3"], "lb1", "only two db hosts need one (there are 3)"),
+])
+def test_a_wrong_arbitrator_is_refused(secrets_file, dbs, arbitrator, expected):
+    message = rejected({**SPLIT, "db": dbs}, secrets_file,
+                       data={"db_arbitrator": f"@fake/{arbitrator}"}).replace("@fake/", "")
+    assert expected in message
+
+
+def test_a_galera_cluster_that_cannot_be_restarted_safely_is_refused(secrets_file):
+    """Every node stopped after a crash and one node's position unreadable: the deploy
+    does not guess which node to start the cluster from."""
+    def node(seqno, recovered=None):
+        lines = ["active=inactive", "uuid=8d3f0c4e-0000-11ef-8000-0a0b0c0d0e0f",
+                 f"seqno={seqno}", "safe_to_bootstrap=0", "has_database=1", "config=1"]
+        return {"fake_responses": {"systemctl is-active mariadb.service": lines + (
+            [f"recovered={recovered}"] if recovered is not None else [])}}
+    message = rejected({**SPLIT, "db": ["db1", "db2", "db3"]}, secrets_file, host_data={
+        "db1": node(-1, 41), "db2": node(-1, 42), "db3": node(-1)}).replace("@fake/", "")
+    assert "the database cluster: the Galera cluster is down and the position of db3 " \
+        "cannot be read: run `galera_recovery` there" in message
 
 
 def test_several_web_hosts_without_a_balancer(secrets_file):

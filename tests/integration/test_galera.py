@@ -1,0 +1,201 @@
+"""The database as a Galera cluster of three, on a bed of its own (nodes are killed):
+formed by the deploy, written through each web host's local proxy to one node at a
+time, the writer killed under write load, every node killed at once."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.integration import wp
+
+pytestmark = pytest.mark.own_bed("galera")
+
+DBS = ("db1", "db2", "db3")
+STATUS = ("SELECT LOWER(VARIABLE_NAME), VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+          "WHERE LOWER(VARIABLE_NAME) IN ('wsrep_cluster_size', 'wsrep_cluster_status', "
+          "'wsrep_local_state_comment', 'wsrep_ready', 'wsrep_last_committed')")
+
+# Posts written from web1 through its proxy, a new connection each (as PHP does per
+# request), `rate` a second for `seconds`: one JSON line per post, acknowledged (its
+# commit returned) or not, with the time it was attempted.
+WRITER = r"""<?php
+$c = json_decode(file_get_contents('/root/galera-writer.json'), true);
+$out = fopen('/root/galera-writes.jsonl', 'w');
+$end = microtime(true) + $c['seconds'];
+$i = 0;
+mysqli_report(MYSQLI_REPORT_OFF);
+while (microtime(true) < $end) {
+    $i++;
+    $t = microtime(true);
+    $ok = false;
+    $db = mysqli_init();
+    $db->options(MYSQLI_OPT_CONNECT_TIMEOUT, 1);
+    $db->options(MYSQLI_OPT_READ_TIMEOUT, 2);
+    if (@$db->real_connect('127.0.0.1', $c['user'], $c['password'], $c['database'], $c['port'])) {
+        $title = $db->real_escape_string("galera-" . $c['tag'] . "-" . $i);
+        $ok = $db->query("INSERT INTO wp_posts (post_author, post_date, post_date_gmt, post_content, post_title, post_excerpt, post_status, post_name, to_ping, pinged, post_modified, post_modified_gmt, post_content_filtered, post_type) VALUES (1, NOW(), UTC_TIMESTAMP(), 'load', '$title', '', 'publish', '$title', '', '', NOW(), UTC_TIMESTAMP(), '', 'post')") === true;
+        $db->close();
+    }
+    fwrite($out, json_encode(['i' => $i, 't' => $t, 'ok' => $ok]) . "\n");
+    $wait = 1.0 / $c['rate'] - (microtime(true) - $t);
+    if ($wait > 0) usleep((int) ($wait * 1e6));
+}
+fclose($out);
+"""
+
+
+@pytest.fixture(scope="module")
+def galera(beds):
+    bed, first, second = beds.deployed("galera", "13")
+    return bed, first, second
+
+
+def status(bed, host: str) -> dict:
+    code, out = bed.exec(host, f'mariadb -N -B -e "{STATUS}"', check=False)
+    if code != 0:
+        return {}
+    return dict(line.split("\t", 1) for line in out.strip().splitlines() if "\t" in line)
+
+
+def wait_synced(bed, hosts, size: int, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    found = {}
+    while time.monotonic() < deadline:
+        found = {h: status(bed, h) for h in hosts}
+        if all(s.get("wsrep_local_state_comment") == "Synced"
+               and s.get("wsrep_cluster_size") == str(size) for s in found.values()):
+            return found
+        time.sleep(1)
+    raise AssertionError(f"not synced after {timeout} s: {found}")
+
+
+def through_proxy(bed, web: str, sql: str) -> tuple[int, str]:
+    password = wp.secrets(bed)["db_password"]
+    return wp.mariadb_as(bed, web, "wordpress", password, "127.0.0.1 -P 3307", sql)
+
+
+def count_posts(bed, host: str, tag: str) -> set[str]:
+    _, out = bed.exec(host, "mariadb -N -B wordpress -e \"SELECT post_title FROM wp_posts "
+                            f"WHERE post_title LIKE 'galera-{tag}-%'\"")
+    return {line.strip() for line in out.splitlines() if line.strip()}
+
+
+def write_posts(bed, tag: str, seconds: float, rate: int = 20, during=None) -> list[dict]:
+    """Write posts from web1 for `seconds`; `during(elapsed)` is called about every
+    0.2 s meanwhile. Returns each attempt."""
+    config = {"user": "wordpress", "password": wp.secrets(bed)["db_password"],
+              "database": "wordpress", "port": 3307, "seconds": seconds, "rate": rate,
+              "tag": tag}
+    bed.exec("web1", f"cat > /root/galera-writer.json <<'EOF'\n{json.dumps(config)}\nEOF")
+    bed.exec("web1", f"cat > /root/galera-writer.php <<'EOF'\n{WRITER}\nEOF")
+    container = bed.container("web1")
+    container.exec_run(["php", "/root/galera-writer.php"], detach=True)
+    began = time.monotonic()
+    while time.monotonic() - began < seconds + 5:
+        if during:
+            during(time.monotonic() - began)
+        time.sleep(0.2)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        code, _ = bed.exec("web1", "pgrep -f galera-writer.php", check=False)
+        if code != 0:
+            break
+        time.sleep(0.5)
+    _, out = bed.exec("web1", "cat /root/galera-writes.jsonl")
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_three_nodes_form_one_cluster_and_a_second_run_changes_nothing(galera):
+    bed, first, second = galera
+    assert "Database | Start the Galera cluster on this node (the most advanced)" \
+        in first.changed_ops
+    assert second.changed == 0, second.changed_ops
+    found = wait_synced(bed, DBS, 3, timeout=30)
+    assert all(s["wsrep_cluster_status"] == "Primary" for s in found.values()), found
+    response = wp.get(bed.site_url, "/", bed)
+    assert response.status_code == 200
+
+
+def test_every_web_host_writes_to_the_first_node(galera):
+    bed, _, _ = galera
+    for web in ("web1", "web2"):
+        code, out = through_proxy(bed, web, "SELECT @@hostname")
+        assert code == 0, out
+        assert out.strip() == bed.container("db1").attrs["Config"]["Hostname"], (web, out)
+    # WordPress itself goes through the proxy.
+    _, config = bed.exec("web1", "grep DB_HOST /var/www/wordpress/current/wp-config.php "
+                                 "|| grep -r DB_HOST /var/www/wordpress/ --include=wp-config.php")
+    assert "127.0.0.1:3307" in config
+
+
+def test_the_check_says_synced_and_galera_ports_are_closed_to_others(galera):
+    bed, _, _ = galera
+    db1 = bed.host("db1").address
+    code, out = bed.exec("web1", f"curl -s -o /dev/null -w '%{{http_code}}' http://{db1}:9200/")
+    assert out == "200", out
+    # From a balancer: neither the check nor Galera's replication port answers.
+    code, out = bed.exec("lb1", f"curl -s -m 3 http://{db1}:9200/ || echo refused", check=False)
+    assert "synced" not in out
+    code, out = bed.exec("lb1", f"timeout 3 bash -c '</dev/tcp/{db1}/4567' && echo open "
+                                "|| echo closed", check=False)
+    assert "closed" in out
+
+
+def test_the_writer_killed_under_load_writes_resume_and_nothing_is_lost(galera):
+    bed, _, _ = galera
+    killed = {}
+
+    def kill_db1(elapsed):
+        if elapsed >= 5 and not killed:
+            bed.container("db1").kill()
+            killed["at"] = time.time()
+
+    attempts = write_posts(bed, "kill", seconds=20, during=kill_db1)
+    assert killed, "db1 was not killed"
+    ok = [a for a in attempts if a["ok"]]
+    assert len(ok) > 200, len(ok)
+    after = [a for a in ok if a["t"] >= killed["at"]]
+    assert after, "no write succeeded after the kill"
+    resumed = after[0]["t"] - killed["at"]
+    assert resumed <= 5, f"writes resumed {resumed:.1f} s after the kill"
+    acknowledged = {f"galera-kill-{a['i']}" for a in ok}
+    # The survivors hold every acknowledged post.
+    for host in ("db2", "db3"):
+        missing = acknowledged - count_posts(bed, host, "kill")
+        assert not missing, (host, sorted(missing)[:5])
+    # db1 comes back, catches up (IST) and holds them too.
+    bed.container("db1").start()
+    bed.wait_booted("db1")
+    wait_synced(bed, DBS, 3)
+    missing = acknowledged - count_posts(bed, "db1", "kill")
+    assert not missing, sorted(missing)[:5]
+    _, log = bed.exec("db1", "journalctl -u mariadb -b --no-pager | grep -ci 'IST' || true",
+                      check=False)
+    assert int(log.strip() or 0) > 0, "db1 did not rejoin by IST"
+    print(f"writes resumed {resumed:.2f} s after the writer was killed; "
+          f"{len(acknowledged)} posts acknowledged, all on every node")
+
+
+def test_every_node_killed_at_once_the_deploy_brings_the_cluster_back(galera, beds):
+    bed, _, _ = galera
+    attempts = write_posts(bed, "all", seconds=4)
+    acknowledged = {f"galera-all-{a['i']}" for a in attempts if a["ok"]}
+    assert acknowledged
+    for host in DBS:
+        bed.container(host).kill()
+    for host in DBS:
+        bed.container(host).start()
+    for host in DBS:
+        bed.wait_booted(host)
+    run = beds.run(bed)
+    assert run.returncode == 0, run.why()
+    wait_synced(bed, DBS, 3)
+    for host in DBS:
+        missing = acknowledged - count_posts(bed, host, "all")
+        assert not missing, (host, sorted(missing)[:5])
+    again = beds.run(bed)
+    assert again.returncode == 0 and again.changed == 0, again.changed_ops
+    assert wp.get(bed.site_url, "/", bed).status_code == 200
