@@ -37,6 +37,9 @@ ARBITRATOR_PACKAGES = ["galera-arbitrator-4"]
 CHECK_SCRIPT = "/usr/local/sbin/wordpress-lb-db-check"
 CHECK_UNIT = "wordpress-lb-db-check"
 CLUSTER_NAME = "wordpress-lb"
+# How soon the others agree that a silent node is gone (commits wait until then).
+EVS_TIMEOUTS = {"keepalive": "PT0.5S", "suspect": "PT2S", "inactive": "PT4S",
+                "install": "PT4S"}
 GALERA_PORTS = {"tcp": (4567, 4568, 4444), "udp": (4567,)}  # replication, IST, SST
 
 SETTINGS = (
@@ -130,7 +133,7 @@ def _galera(config) -> None:
         name="Make MariaDB a node of the Galera cluster",
         src=templates.path("mariadb/71-wordpress-lb-galera.cnf.j2"), dest=GALERA_CONFIG,
         mode="644", cluster_name=CLUSTER_NAME, members=members, address=me.address,
-        node_name=host.name, gcache_size=s.db_gcache_size)
+        node_name=host.name, gcache_size=s.db_gcache_size, **EVS_TIMEOUTS)
     state = g.states.get(host.name)
     if host.name == g.bootstrap:
         mariadb.galera_new_cluster(name="Start the Galera cluster on this node (the most advanced)")

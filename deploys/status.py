@@ -24,7 +24,7 @@ from pyinfra_wordpress_lb.deploys.plan import cluster, here, mine
 from pyinfra_wordpress_lb.facts.backup import Backups, Timer as BackupTimer
 from pyinfra_wordpress_lb.facts.http import Response
 from pyinfra_wordpress_lb.facts.syncthing import Status as MeshStatus
-from pyinfra_wordpress_lb.facts.mariadb import Connections
+from pyinfra_wordpress_lb.facts.mariadb import Connections, GaleraNode, RiskyTables
 from pyinfra_wordpress_lb.facts.network import Holds
 from pyinfra_wordpress_lb.facts.nginx import Upstream
 from pyinfra_wordpress_lb.facts.tls import Certificate
@@ -186,6 +186,9 @@ def _db_row() -> dict:
     if checks["mariadb"] == "down":
         problems.append("MariaDB is not running: `systemctl start mariadb`, "
                         "`journalctl -u mariadb`")
+    plan = cluster()
+    if plan.galera:
+        _galera_checks(row)
     connections = host.get_fact(Connections)
     if connections:
         checks["connections"] = f"{connections.get('connected')}/{connections.get('max')}"
@@ -193,6 +196,9 @@ def _db_row() -> dict:
             problems.append(f"{checks['connections']} database connections in use: raise "
                             "max_connections or look for stuck PHP workers")
     s = mine()
+    if host.name != plan.backup_host:
+        checks["backup"] = f"taken on {plan.backup_host}"
+        return row
     period = BACKUP_PERIODS.get(str(s.backup_schedule), 86400)
     now = datetime.datetime.now(datetime.timezone.utc)
     timer = host.get_fact(BackupTimer)
@@ -225,6 +231,47 @@ def _db_row() -> dict:
             problems.append(f"the off-cluster copy of the last backup did not succeed "
                             f"({offsite or 'no record'}): `journalctl -u wordpress-backup`")
     return row
+
+
+GALERA_STATES = {"1": "joining", "2": "donor", "3": "joined", "4": "synced"}
+
+
+def _galera_checks(row: dict) -> None:
+    """A Galera node: its state, the cluster's size as it sees it, whether it may take
+    writes (the web hosts' proxies write to the first node that may: see report_rows),
+    tables Galera replicates badly."""
+    from pyinfra_wordpress_lb.deploys.database import GALERA_CONFIG
+
+    plan = cluster()
+    checks, problems = row["checks"], row["problems"]
+    node = host.get_fact(GaleraNode, database=plan.site.db_name, config=GALERA_CONFIG)
+    primary = node.get("wsrep_cluster_status") == "Primary"
+    state_name = GALERA_STATES.get(str(node.get("wsrep_local_state")), "not in the cluster")
+    checks["galera"] = state_name if primary else (
+        f"{state_name}, cut off from the majority" if node.get("active") else "stopped")
+    size, expected = node.get("wsrep_cluster_size"), len(plan.galera.nodes)
+    checks["cluster size"] = f"{size or 0} of {expected}"
+    row["may_write"] = bool(primary and node.get("wsrep_ready") == "ON"
+                            and state_name in ("synced", "donor"))
+    if not node.get("active"):
+        problems.append("MariaDB is stopped: deploy again (it rejoins the cluster), or "
+                        "`systemctl start mariadb` on this host")
+    elif not primary:
+        problems.append("this node is cut off from the majority of the cluster and takes no "
+                        "queries: check the network between the db hosts (ports 4567, 4568, "
+                        "4444)")
+    elif str(size) != str(expected):
+        problems.append(f"the cluster has {size} of its {expected} nodes: deploy again, or "
+                        "start MariaDB on the missing ones")
+    risky = host.get_fact(RiskyTables, database=plan.site.db_name) if primary else {}
+    for kind, label in (("not_innodb", "not InnoDB (Galera replicates InnoDB only)"),
+                        ("no_primary_key", "without a primary key (Galera cannot replicate "
+                                           "their deletes safely)")):
+        if risky.get(kind):
+            listed = ", ".join(risky[kind][:5]) + (" ..." if len(risky[kind]) > 5 else "")
+            problems.append(f"tables {label}: {listed}; a plugin made them: convert them "
+                            "(ALTER TABLE ... ENGINE=InnoDB, add a primary key) or remove "
+                            "the plugin")
 
 
 def _cluster_row() -> dict:
@@ -303,6 +350,16 @@ def report_rows() -> list[dict]:
                     "the balancers" if not holders else
                     f"several balancers hold the shared address ({', '.join(holders)}): "
                     "check that VRRP passes between them")
+    writers = [r for r in rows if "may_write" in r]
+    if writers:
+        writer = next((r["host"] for r in writers if r.pop("may_write")), None)
+        for r in writers:
+            r.pop("may_write", None)
+            r["checks"]["writes"] = "here" if r["host"] == writer else (
+                f"to {writer}" if writer else "nowhere")
+            if not writer:
+                r["problems"].append("no database node may take writes: the site cannot "
+                                     "save anything; see the Galera rows")
     for r in rows:
         r["verdict"] = ("unreachable" if r.get("unreachable")
                         else "attention" if r["problems"] else "ok")

@@ -203,3 +203,40 @@ class GaleraNode(FactBase[dict]):
             else:
                 found[key] = value
         return found
+
+
+class RiskyTables(FactBase[dict]):
+    """
+    Returns the tables of a database that Galera replicates badly (plugins create
+    them): ``not_innodb`` (MyISAM, Aria, ...: not replicated) and ``no_primary_key``
+    (deletes on them are not replicated safely), each a sorted list; ``{}`` when there
+    are none or no server answers.
+
+    .. code:: python
+
+        {"not_innodb": ["wp_old_stats"], "no_primary_key": ["wp_plugin_log"]}
+    """
+
+    default = dict
+    requires_command = "mariadb"
+
+    def command(self, database: str) -> str:
+        schema = _sql_literal(database)
+        sql = (f"SELECT 'not_innodb', TABLE_NAME FROM information_schema.TABLES "
+               f"WHERE TABLE_SCHEMA = {schema} AND TABLE_TYPE = 'BASE TABLE' "
+               "AND ENGINE <> 'InnoDB' UNION ALL "
+               "SELECT 'no_primary_key', t.TABLE_NAME FROM information_schema.TABLES t "
+               "LEFT JOIN information_schema.TABLE_CONSTRAINTS c ON c.TABLE_SCHEMA = "
+               "t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME AND c.CONSTRAINT_TYPE = "
+               f"'PRIMARY KEY' WHERE t.TABLE_SCHEMA = {schema} AND t.TABLE_TYPE = "
+               "'BASE TABLE' AND c.CONSTRAINT_NAME IS NULL")
+        return (f"mariadb --batch --skip-column-names -e {shlex.quote(sql)} 2>/dev/null "
+                "|| true")
+
+    def process(self, output: list[str]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for line in output:
+            kind, sep, table = line.strip().partition("\t")
+            if sep and kind in ("not_innodb", "no_primary_key"):
+                found.setdefault(kind, []).append(table)
+        return {kind: sorted(tables) for kind, tables in found.items()}

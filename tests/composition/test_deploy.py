@@ -773,3 +773,51 @@ def test_auto_updates_decide_what_wordpress_updates_itself(secrets_file, mode):
     if mode != "off":
         assert "define( 'WP_AUTO_UPDATE_CORE', false );" in config
         assert f"define( 'PWLB_AUTO_UPDATES', '{mode}' );" in config
+
+
+GALERA = {"lb": ["lb1"], "web": ["web1", "web2"], "db": ["db1", "db2", "db3"]}
+
+
+def test_three_db_hosts_start_one_cluster_then_join_it(secrets_file):
+    """Fresh hosts: db1 starts the cluster, db2 and db3 join it in a later step; the
+    site's schema and accounts are applied on db1 only (they replicate)."""
+    result = plan(GALERA, secrets_file)
+    start = "Database | Start the Galera cluster on this node (the most advanced)"
+    join = "Database | Join the Galera cluster (catching up from a member)"
+    assert start in names(result["db1"]) and join not in names(result["db1"])
+    for host in ("db2", "db3"):
+        assert join in names(result[host]) and start not in names(result[host])
+        assert not any("database account" in n or n.startswith("Database | Create the")
+                       for n in names(result[host])), host
+    assert result.order.index(start) < result.order.index(join)
+    assert "Database | Add database account wordpress@10.0.0.11" in names(result["db1"])
+    config = upload(result["db2"], "Database | Make MariaDB a node of the Galera cluster")
+    assert "wsrep_cluster_address = gcomm://10.0.0.13,10.0.0.14,10.0.0.15" in config
+    assert "wsrep_node_address = 10.0.0.14" in config
+    assert "wsrep_sst_method = mariabackup" in config
+    # Backups come from the last node (the least likely writer), and only from it.
+    assert any(n.startswith("Backups |") for n in names(result["db3"]))
+    assert not any(n.startswith("Backups |") for h in ("db1", "db2")
+                   for n in names(result[h]))
+
+
+def test_web_hosts_write_through_their_proxy_to_the_first_synced_node(secrets_file):
+    result = plan(GALERA, secrets_file, show_secrets=True)
+    proxy = upload(result["web1"], "Database proxy | Send the database connections to the "
+                                   "first synced node")
+    assert "bind 127.0.0.1:3307" in proxy
+    assert "server db1 10.0.0.13:3306 check\n" in proxy.replace("@fake/", "")
+    assert "server db2 10.0.0.14:3306 check backup" in proxy.replace("@fake/", "")
+    assert "default-server port 9200" in proxy
+    wp_config = upload(result["web1"], "WordPress | Write wp-config.php (secrets; never shown)")
+    assert "define( 'DB_HOST', '127.0.0.1:3307' );" in wp_config
+
+
+def test_galera_flows_only_between_the_cluster_members(secrets_file):
+    result = plan(GALERA, secrets_file)
+    rules = upload(result["db1"], "Firewall | Write the firewall rules")
+    assert "ip saddr { 10.0.0.14, 10.0.0.15 } tcp dport { 4567, 4568, 4444 } accept" in rules
+    assert "ip saddr { 10.0.0.14, 10.0.0.15 } udp dport { 4567 } accept" in rules
+    assert "ip saddr { 10.0.0.11, 10.0.0.12 } tcp dport 9200 accept" in rules
+    for host in ("lb1", "web1"):
+        assert "4567" not in upload(result[host], "Firewall | Write the firewall rules")
