@@ -138,7 +138,10 @@ def _galera(config) -> None:
     if host.name == g.bootstrap:
         mariadb.galera_new_cluster(name="Start the Galera cluster on this node (the most advanced)")
     elif host.name in g.joining:
-        mariadb.galera_join(name="Join the Galera cluster (catching up from a member)")
+        # One at a time: a node joining while another receives its copy from the same
+        # donor changes the cluster's membership under that copy, which then fails.
+        mariadb.galera_join(name="Join the Galera cluster (catching up from a member)",
+                            _serial=True)
     elif state == "member":
         mariadb.galera_restart(name="Restart MariaDB for its new configuration, one node at a time",
                        _serial=True,
