@@ -67,10 +67,12 @@ TOPOLOGIES: dict[str, list[tuple[str, list[str]]]] = {
 # The database as a Galera cluster of three (its own bed: nodes are killed).
 TOPOLOGIES["galera"] = [("lb1", ["lb"]), ("web1", ["web"]), ("web2", ["web"]),
                         ("db1", ["db"]), ("db2", ["db"]), ("db3", ["db"])]
+# A whole HA site on three machines: each is balancer, web host and database node.
+TOPOLOGIES["trio"] = [(f"host{i}", ["lb", "web", "db"]) for i in (1, 2, 3)]
 TOPOLOGIES["scale"] = ([("lb1", ["lb"])] + [(f"web{i}", ["web"]) for i in range(1, 7)]
                        + [("db1", ["db"])])  # `make bench`'s study of the mesh's size
 # Topologies whose balancers share an address (the bed's .100).
-SHARED_ADDRESS = {"split", "edge"}
+SHARED_ADDRESS = {"split", "edge", "trio"}
 # The site's name on the edge bed (pebble resolves it to the shared address).
 EDGE_SITE = "www.pwlb.test"
 

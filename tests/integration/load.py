@@ -44,7 +44,8 @@ class LoadResult:
 
 def get_load(url: str, total: int = 600, seconds: float = 6.0, concurrency: int = 4,
              host_header: str | None = None, during=None, at: float = 1.0,
-             timeout: float = 15.0, verify=True, fresh: bool = False) -> LoadResult:
+             timeout: float = 15.0, verify=True, fresh: bool = False,
+             headers: dict | None = None) -> LoadResult:
     """Send `total` GETs spread evenly over about `seconds` (bounded in count and time);
     `during()` runs in the background `at` seconds in. Any non-200 answer or error fails.
     With `fresh`, every GET opens a new connection (as many different visitors do),
@@ -55,7 +56,7 @@ def get_load(url: str, total: int = 600, seconds: float = 6.0, concurrency: int 
     start = time.monotonic()
     stop_at = start + seconds + 60  # never runs past this
     counter = iter(range(total))
-    headers = {"Host": host_header} if host_header else {}
+    headers = {**(headers or {}), **({"Host": host_header} if host_header else {})}
     if fresh:
         headers["Connection"] = "close"
 

@@ -5,11 +5,13 @@ time, the writer killed under write load, every node killed at once."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
 
 from tests.integration import wp
+from tests.integration.load import get_load
 from tests.runner import pyinfra
 
 pytestmark = pytest.mark.own_bed("galera")
@@ -169,16 +171,38 @@ def test_status_shows_each_node_the_cluster_size_and_the_writer(galera):
 
 
 def test_the_writer_killed_under_load_writes_resume_and_nothing_is_lost(galera):
+    """20 posts a second written from web1, GETs the page cache cannot serve (a logged-in
+    visitor's) through the balancer, and the node taking the writes killed."""
     bed, _, _ = galera
     killed = {}
+    reads = {}
+
+    def read_load():
+        reads["began"] = time.monotonic()
+        reads["result"] = get_load(f"{bed.site_url}/?p=1", total=180, seconds=18,
+                                   concurrency=3, verify=wp.verify(bed),
+                                   headers={"Cookie": "wordpress_logged_in_test=1"})
+
+    reader = threading.Thread(target=read_load)
 
     def kill_db1(elapsed):
+        if not reader.is_alive() and "began" not in reads:
+            reader.start()
         if elapsed >= 5 and not killed:
             bed.container("db1").kill()
             killed["at"] = time.time()
+            killed["mono"] = time.monotonic()
 
     attempts = write_posts(bed, "kill", seconds=20, during=kill_db1)
+    reader.join(timeout=120)
     assert killed, "db1 was not killed"
+    load = reads["result"]
+    kill_at = killed["mono"] - reads["began"]
+    failed = sorted(start - kill_at for start, _, ok in load.timeline if not ok)
+    # Reads fail only around the kill: those in flight on the killed node, and those
+    # sent before the proxies and the cluster let it go (the same window as writes).
+    assert not failed or (failed[0] >= -2 and failed[-1] <= 5), (failed, load.errors)
+    assert load.sent - load.failed > 100, load
     ok = [a for a in attempts if a["ok"]]
     assert len(ok) > 200, len(ok)
     after = [a for a in ok if a["t"] >= killed["at"]]
@@ -199,7 +223,9 @@ def test_the_writer_killed_under_load_writes_resume_and_nothing_is_lost(galera):
     _, log = bed.exec("db1", "journalctl -u mariadb -b --no-pager", check=False)
     assert "IST received" in log, "db1 did not rejoin by IST:\n" + log[-3000:]
     print(f"writes resumed {resumed:.2f} s after the writer was killed; "
-          f"{len(acknowledged)} posts acknowledged, all on every node")
+          f"{len(acknowledged)} posts acknowledged, all on every node; uncached reads: "
+          f"{load.failed} of {load.sent} failed, from {failed[0] if failed else 0:.1f} s to "
+          f"{failed[-1] if failed else 0:.1f} s after the kill")
 
 
 def test_every_node_killed_at_once_the_deploy_brings_the_cluster_back(galera, beds):
