@@ -202,7 +202,7 @@ def arbitrator() -> None:
     config = files.template(
         name="Point the arbitrator at the database hosts",
         src=templates.path("default/garbd.j2"), dest="/etc/default/garbd", mode="644",
-        nodes=[f"{a}:4567" for a in plan.addresses("db")], group=CLUSTER_NAME,
+        nodes=[f"{a}:4567" for a in plan.addresses("db")], cluster_name=CLUSTER_NAME,
         address=here().address)
     systemd.service(name="Keep the arbitrator running and enabled", service="garbd.service",
                     running=True, enabled=True)

@@ -52,7 +52,9 @@ def chosen() -> str:
         return found
     dbs = group_hosts("db")
     if len(dbs) != 1:
-        raise RestoreRefused("restore.py needs exactly one host in group `db`")
+        raise RestoreRefused("restore.py needs exactly one host in group `db`: restoring "
+                             "onto a Galera cluster is not supported yet (restore onto one "
+                             "node with the others stopped, then let them rejoin by SST)")
     db = dbs[0]
     name = mine().backup
     if not name:

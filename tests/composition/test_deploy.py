@@ -821,3 +821,18 @@ def test_galera_flows_only_between_the_cluster_members(secrets_file):
     assert "ip saddr { 10.0.0.11, 10.0.0.12 } tcp dport 9200 accept" in rules
     for host in ("lb1", "web1"):
         assert "4567" not in upload(result[host], "Firewall | Write the firewall rules")
+
+
+def test_two_db_hosts_and_an_arbitrator_vote_together(secrets_file):
+    result = plan({**GALERA, "db": ["db1", "db2"]}, secrets_file,
+                  data={"db_arbitrator": "@fake/lb1"})
+    garbd = upload(result["lb1"], "Database arbitrator | Point the arbitrator at the "
+                                  "database hosts")
+    assert 'GALERA_NODES="10.0.0.13:4567 10.0.0.14:4567"' in garbd
+    assert 'GALERA_GROUP="wordpress-lb"' in garbd
+    assert not any(n.startswith("Database arbitrator") for h in ("web1", "db1", "db2")
+                   for n in names(result[h]))
+    rules = upload(result["db1"], "Firewall | Write the firewall rules")
+    assert "ip saddr { 10.0.0.10, 10.0.0.14 } tcp dport { 4567, 4568, 4444 } accept" in rules
+    lb_rules = upload(result["lb1"], "Firewall | Write the firewall rules")
+    assert "ip saddr { 10.0.0.13, 10.0.0.14 } tcp dport { 4567 } accept" in lb_rules
