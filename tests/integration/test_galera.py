@@ -37,7 +37,7 @@ while (microtime(true) < $end) {
     $db = mysqli_init();
     $db->options(MYSQLI_OPT_CONNECT_TIMEOUT, 1);
     $db->options(MYSQLI_OPT_READ_TIMEOUT, 2);
-    if (@$db->real_connect('127.0.0.1', $c['user'], $c['password'], $c['database'], $c['port'])) {
+    if (@$db->real_connect($c['host'], $c['user'], $c['password'], $c['database'], $c['port'])) {
         $title = $db->real_escape_string("galera-" . $c['tag'] . "-" . $i);
         $ok = $db->query("INSERT INTO wp_posts (post_author, post_date, post_date_gmt, post_content, post_title, post_excerpt, post_status, post_name, to_ping, pinged, post_modified, post_modified_gmt, post_content_filtered, post_type) VALUES (1, NOW(), UTC_TIMESTAMP(), 'load', '$title', '', 'publish', '$title', '', '', NOW(), UTC_TIMESTAMP(), '', 'post')") === true;
         $db->close();
@@ -52,8 +52,40 @@ fclose($out);
 
 @pytest.fixture(scope="module")
 def galera(beds):
-    bed, first, second = beds.deployed("galera", "13")
-    return bed, first, second
+    """The site deployed with db1 alone, then grown to three db hosts while it is read
+    (anonymous GETs through the balancer) and written (posts to db1): (bed, the growing
+    run, the run after it, the GET load, the write attempts)."""
+    bed = beds.get("galera", "13")
+    full = bed.hosts_file.read_text()
+    sections = full.split("\n[hosts.")
+    one = "\n[hosts.".join(part for part in sections
+                           if not part.startswith(("db2]", "db3]")))
+    bed.hosts_file.write_text(one)
+    alone = pyinfra(bed.hosts_file)
+    assert alone.returncode == 0, alone.output[-6000:]
+    bed.hosts_file.write_text(full)
+    wp.get(bed.site_url, "/", bed)  # in the page cache
+    runs = {}
+
+    def grow(elapsed):
+        if "run" not in runs and elapsed >= 2:
+            runs["thread"] = threading.Thread(
+                target=lambda: runs.setdefault("run", pyinfra(bed.hosts_file)))
+            runs["thread"].start()
+
+    reads = {}
+    reader = threading.Thread(target=lambda: reads.setdefault("load", get_load(
+        f"{bed.site_url}/", total=2000, seconds=200, concurrency=2, verify=wp.verify(bed))))
+    reader.start()
+    attempts = write_posts(bed, "grow", seconds=180, rate=5, during=grow,
+                           host=bed.host("db1").address, port=3306)
+    runs["thread"].join(timeout=900)
+    reader.join(timeout=300)
+    grown = runs["run"]
+    assert grown.returncode == 0, grown.output[-6000:]
+    second = pyinfra(bed.hosts_file)
+    assert second.returncode == 0, second.output[-6000:]
+    return bed, grown, second, reads["load"], attempts
 
 
 def status(bed, host: str) -> dict:
@@ -86,12 +118,14 @@ def count_posts(bed, host: str, tag: str) -> set[str]:
     return {line.strip() for line in out.splitlines() if line.strip()}
 
 
-def write_posts(bed, tag: str, seconds: float, rate: int = 20, during=None) -> list[dict]:
-    """Write posts from web1 for `seconds`; `during(elapsed)` is called about every
-    0.2 s meanwhile. Returns each attempt."""
+def write_posts(bed, tag: str, seconds: float, rate: int = 20, during=None,
+                host: str = "127.0.0.1", port: int = 3307) -> list[dict]:
+    """Write posts from web1 for `seconds` (through its proxy unless `host` and `port`
+    say otherwise); `during(elapsed)` is called about every 0.2 s meanwhile. Returns
+    each attempt."""
     config = {"user": "wordpress", "password": wp.secrets(bed)["db_password"],
-              "database": "wordpress", "port": 3307, "seconds": seconds, "rate": rate,
-              "tag": tag}
+              "database": "wordpress", "host": host, "port": port, "seconds": seconds,
+              "rate": rate, "tag": tag}
     bed.exec("web1", f"cat > /root/galera-writer.json <<'EOF'\n{json.dumps(config)}\nEOF")
     bed.exec("web1", f"cat > /root/galera-writer.php <<'EOF'\n{WRITER}\nEOF")
     container = bed.container("web1")
@@ -111,15 +145,27 @@ def write_posts(bed, tag: str, seconds: float, rate: int = 20, during=None) -> l
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def test_three_nodes_form_one_cluster_and_a_second_run_changes_nothing(galera):
-    bed, first, second = galera
+def test_one_db_host_grows_to_three_on_a_live_site(galera):
+    """db1 served the site alone; db2 and db3 added to the inventory and deployed while
+    the site is read and written: db1 starts the cluster with its data, the others join;
+    no GET fails, no acknowledged post is lost; a second run changes nothing."""
+    bed, grown, second, load, attempts = galera
     assert "Database | Start the Galera cluster on this node (the most advanced)" \
-        in first.changed_ops
+        in grown.changed_ops
     assert second.changed == 0, second.changed_ops
     found = wait_synced(bed, DBS, 3, timeout=30)
     assert all(s["wsrep_cluster_status"] == "Primary" for s in found.values()), found
-    response = wp.get(bed.site_url, "/", bed)
-    assert response.status_code == 200
+    assert load.failed == 0 and load.sent > 1000, (load.sent, load.errors)
+    acknowledged = {f"galera-grow-{a['i']}" for a in attempts if a["ok"]}
+    assert len(acknowledged) > 300, len(acknowledged)
+    for host in DBS:
+        missing = acknowledged - count_posts(bed, host, "grow")
+        assert not missing, (host, sorted(missing)[:5])
+    failed = [a for a in attempts if not a["ok"]]
+    print(f"growing 1 -> 3: {load.sent} GETs, {load.failed} failed; {len(acknowledged)} "
+          f"posts acknowledged, all on every node; {len(failed)} writes refused while db1 "
+          "restarted into the cluster")
+    assert wp.get(bed.site_url, "/", bed).status_code == 200
 
 
 def test_every_web_host_writes_to_the_first_node(galera):

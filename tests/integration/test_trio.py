@@ -26,6 +26,10 @@ def trio(beds):
 
 def holder(bed) -> str | None:
     for host in HOSTS:
+        container = bed.container(host)
+        container.reload()
+        if container.status != "running":
+            continue
         code, _ = bed.exec(host, f"ip -4 -o addr show | grep -q ' {bed.vip}/'", check=False)
         if code == 0:
             return host
