@@ -4,7 +4,9 @@ time, the writer killed under write load, every node killed at once."""
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import threading
 import time
 
@@ -141,7 +143,10 @@ def write_posts(bed, tag: str, seconds: float, rate: int = 20, during=None,
         if code != 0:
             break
         time.sleep(0.5)
-    _, out = bed.exec("web1", "cat /root/galera-writes.jsonl")
+    # As a tar stream (exec's output of tens of kB came back with stream headers in it).
+    stream, _ = bed.container("web1").get_archive("/root/galera-writes.jsonl")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        out = tar.extractfile("galera-writes.jsonl").read().decode()
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
