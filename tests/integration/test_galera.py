@@ -115,8 +115,9 @@ def through_proxy(bed, web: str, sql: str) -> tuple[int, str]:
 
 
 def count_posts(bed, host: str, tag: str) -> set[str]:
-    _, out = bed.exec(host, "mariadb -N -B wordpress -e \"SELECT post_title FROM wp_posts "
-                            f"WHERE post_title LIKE 'galera-{tag}-%'\"")
+    bed.exec(host, "mariadb -N -B wordpress -e \"SELECT post_title FROM wp_posts "
+                   f"WHERE post_title LIKE 'galera-{tag}-%'\" > /root/galera-titles.txt")
+    out = read_file(bed, host, "/root/galera-titles.txt")
     return {line.strip() for line in out.splitlines() if line.strip()}
 
 
@@ -143,11 +144,16 @@ def write_posts(bed, tag: str, seconds: float, rate: int = 20, during=None,
         if code != 0:
             break
         time.sleep(0.5)
-    # As a tar stream (exec's output of tens of kB came back with stream headers in it).
-    stream, _ = bed.container("web1").get_archive("/root/galera-writes.jsonl")
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-        out = tar.extractfile("galera-writes.jsonl").read().decode()
+    out = read_file(bed, "web1", "/root/galera-writes.jsonl")
     return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def read_file(bed, host: str, path: str) -> str:
+    """A file of a host, as a tar stream (an exec's output of tens of kB came back with
+    docker's stream headers in it)."""
+    stream, _ = bed.container(host).get_archive(path)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        return tar.extractfile(path.rsplit("/", 1)[-1]).read().decode()
 
 
 def test_one_db_host_grows_to_three_on_a_live_site(galera):
