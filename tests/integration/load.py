@@ -45,11 +45,11 @@ class LoadResult:
 def get_load(url: str, total: int = 600, seconds: float = 6.0, concurrency: int = 4,
              host_header: str | None = None, during=None, at: float = 1.0,
              timeout: float = 15.0, verify=True, fresh: bool = False,
-             headers: dict | None = None) -> LoadResult:
+             headers: dict | None = None, stop: threading.Event | None = None) -> LoadResult:
     """Send `total` GETs spread evenly over about `seconds` (bounded in count and time);
     `during()` runs in the background `at` seconds in. Any non-200 answer or error fails.
     With `fresh`, every GET opens a new connection (as many different visitors do),
-    else each worker keeps one (as one browser does)."""
+    else each worker keeps one (as one browser does); `stop` set ends it early."""
     result = LoadResult(at=at)
     lock = threading.Lock()
     interval = seconds / total
@@ -66,7 +66,7 @@ def get_load(url: str, total: int = 600, seconds: float = 6.0, concurrency: int 
         while True:
             with lock:
                 index = next(counter, None)
-            if index is None or time.monotonic() > stop_at:
+            if index is None or time.monotonic() > stop_at or (stop and stop.is_set()):
                 return
             delay = start + index * interval - time.monotonic()
             if delay > 0:

@@ -32,7 +32,7 @@ $out = fopen('/root/galera-writes.jsonl', 'w');
 $end = microtime(true) + $c['seconds'];
 $i = 0;
 mysqli_report(MYSQLI_REPORT_OFF);
-while (microtime(true) < $end) {
+while (microtime(true) < $end && !file_exists('/root/galera-writer.stop')) {
     $i++;
     $t = microtime(true);
     $ok = false;
@@ -70,17 +70,24 @@ def galera(beds):
     runs = {}
 
     def grow(elapsed):
-        if "run" not in runs and elapsed >= 2:
-            runs["thread"] = threading.Thread(
-                target=lambda: runs.setdefault("run", pyinfra(bed.hosts_file)))
+        if "thread" not in runs and elapsed >= 2:
+            def deploy():
+                run = pyinfra(bed.hosts_file)
+                runs["end"] = time.monotonic()
+                runs["run"] = run
+            runs["thread"] = threading.Thread(target=deploy)
             runs["thread"].start()
 
-    reads = {}
+    reads, done = {}, threading.Event()
     reader = threading.Thread(target=lambda: reads.setdefault("load", get_load(
-        f"{bed.site_url}/", total=2000, seconds=200, concurrency=2, verify=wp.verify(bed))))
+        f"{bed.site_url}/", total=3000, seconds=300, concurrency=2, verify=wp.verify(bed),
+        stop=done)))
     reader.start()
-    attempts = write_posts(bed, "grow", seconds=180, rate=5, during=grow,
-                           host=bed.host("db1").address, port=3306)
+    # Both loads last until the growing run is over (and 3 s more).
+    attempts = write_posts(bed, "grow", seconds=300, rate=5, during=grow,
+                           host=bed.host("db1").address, port=3306,
+                           until=lambda: "run" in runs and time.monotonic() > runs["end"] + 3)
+    done.set()
     runs["thread"].join(timeout=900)
     reader.join(timeout=300)
     grown = runs["run"]
@@ -122,21 +129,25 @@ def count_posts(bed, host: str, tag: str) -> set[str]:
 
 
 def write_posts(bed, tag: str, seconds: float, rate: int = 20, during=None,
-                host: str = "127.0.0.1", port: int = 3307) -> list[dict]:
+                host: str = "127.0.0.1", port: int = 3307, until=None) -> list[dict]:
     """Write posts from web1 for `seconds` (through its proxy unless `host` and `port`
-    say otherwise); `during(elapsed)` is called about every 0.2 s meanwhile. Returns
-    each attempt."""
+    say otherwise); `during(elapsed)` is called about every 0.2 s meanwhile, `until()`
+    ends it early. Returns each attempt."""
     config = {"user": "wordpress", "password": wp.secrets(bed)["db_password"],
               "database": "wordpress", "host": host, "port": port, "seconds": seconds,
               "rate": rate, "tag": tag}
     bed.exec("web1", f"cat > /root/galera-writer.json <<'EOF'\n{json.dumps(config)}\nEOF")
-    bed.exec("web1", f"cat > /root/galera-writer.php <<'EOF'\n{WRITER}\nEOF")
+    bed.exec("web1", f"cat > /root/galera-writer.php <<'EOF'\n{WRITER}\nEOF\n"
+                     "rm -f /root/galera-writer.stop")
     container = bed.container("web1")
     container.exec_run(["php", "/root/galera-writer.php"], detach=True)
     began = time.monotonic()
     while time.monotonic() - began < seconds + 5:
         if during:
             during(time.monotonic() - began)
+        if until and until():
+            bed.exec("web1", "touch /root/galera-writer.stop")
+            break
         time.sleep(0.2)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
