@@ -191,7 +191,7 @@ def test_one_db_host_grows_to_three_on_a_live_site(galera):
 
 
 def test_every_web_host_writes_to_the_first_node(galera):
-    bed, _, _ = galera
+    bed = galera[0]
     for web in ("web1", "web2"):
         code, out = through_proxy(bed, web, "SELECT @@hostname")
         assert code == 0, out
@@ -203,7 +203,7 @@ def test_every_web_host_writes_to_the_first_node(galera):
 
 
 def test_the_check_says_synced_and_galera_ports_are_closed_to_others(galera):
-    bed, _, _ = galera
+    bed = galera[0]
     db1 = bed.host("db1").address
     code, out = bed.exec("web1", f"curl -s -o /dev/null -w '%{{http_code}}' http://{db1}:9200/")
     assert out == "200", out
@@ -216,7 +216,7 @@ def test_the_check_says_synced_and_galera_ports_are_closed_to_others(galera):
 
 
 def test_status_shows_each_node_the_cluster_size_and_the_writer(galera):
-    bed, _, _ = galera
+    bed = galera[0]
     bed.exec("db3", "systemctl start wordpress-backup.service")  # backups come from db3
     run = pyinfra(bed.hosts_file, "--data", "status_format=json", deploy="status.py",
                   timeout=300)
@@ -241,7 +241,7 @@ def test_status_shows_each_node_the_cluster_size_and_the_writer(galera):
 def test_the_writer_killed_under_load_writes_resume_and_nothing_is_lost(galera):
     """20 posts a second written from web1, GETs the page cache cannot serve (a logged-in
     visitor's) through the balancer, and the node taking the writes killed."""
-    bed, _, _ = galera
+    bed = galera[0]
     killed = {}
     reads = {}
 
@@ -300,7 +300,7 @@ def test_the_writer_killed_under_load_writes_resume_and_nothing_is_lost(galera):
 
 
 def test_every_node_killed_at_once_the_deploy_brings_the_cluster_back(galera, beds):
-    bed, _, _ = galera
+    bed = galera[0]
     attempts = write_posts(bed, "all", seconds=4)
     acknowledged = {f"galera-all-{a['i']}" for a in attempts if a["ok"]}
     assert acknowledged
