@@ -136,16 +136,17 @@ def _galera(config) -> None:
         node_name=host.name, gcache_size=s.db_gcache_size, **EVS_TIMEOUTS)
     state = g.states.get(host.name)
     if host.name == g.bootstrap:
-        mariadb.galera_new_cluster(name="Start the Galera cluster on this node (the most advanced)")
+        mariadb.galera_new_cluster(
+            name="Start the Galera cluster on this node (the most advanced)")
     elif host.name in g.joining:
         # One at a time: a node joining while another receives its copy from the same
         # donor changes the cluster's membership under that copy, which then fails.
         mariadb.galera_join(name="Join the Galera cluster (catching up from a member)",
                             _serial=True)
     elif state == "member":
-        mariadb.galera_restart(name="Restart MariaDB for its new configuration, one node at a time",
-                       _serial=True,
-                       _if=lambda: config.did_change() or galera_config.did_change())
+        mariadb.galera_restart(
+            name="Restart MariaDB for its new configuration, one node at a time",
+            _serial=True, _if=lambda: config.did_change() or galera_config.did_change())
     files.template(
         name="Install the check that tells the web hosts' proxies this node is synced",
         src=templates.path("sbin/wordpress-lb-db-check.j2"), dest=CHECK_SCRIPT, mode="755",
