@@ -73,7 +73,8 @@ def test_inventory_mistakes_stop_before_any_change(guard, tmp_path):
         return text.replace('[hosts.db1]\n', '[hosts.db1]\ndb_nmae = "wp"\n')
 
     run = pyinfra(variant(guard, tmp_path, two_dbs_and_a_typo))
-    assert_one_clear_error(run, "2 hosts in group `db` (db1, web2)",
+    assert_one_clear_error(run, "two hosts in group `db` (db1, web2): a Galera cluster of "
+                                "two has no majority",
                            "unknown setting 'db_nmae' (on db1): did you mean 'db_name'?")
     assert_untouched(guard)
 
