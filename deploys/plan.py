@@ -407,7 +407,7 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
     galera = None
     backup_host = by_role["db"][0] if by_role["db"] else None
     arbitrator = web_settings.db_arbitrator
-    if len(by_role["db"]) >= 3 or (len(by_role["db"]) == 2 and arbitrator):
+    if is_galera(len(by_role["db"]), arbitrator):
         galera = galera_plan(by_role["db"], {h.name: h.galera if h.reachable else None
                                              for h in hosts if h.name in by_role["db"]},
                              str(arbitrator) if arbitrator else None)
@@ -460,10 +460,15 @@ def gather(inventory) -> list[HostInput]:
     return found
 
 
+def is_galera(db_hosts: int, arbitrator) -> bool:
+    """Whether the database is a Galera cluster: three or more db hosts, or two and an
+    arbitrator."""
+    return db_hosts >= 3 or (db_hosts == 2 and bool(arbitrator))
+
+
 def _galera_wanted(inventory) -> bool:
-    dbs = inventory.get_group("db", [])
-    return len(dbs) >= 3 or (len(dbs) == 2 and any(h.data.get("db_arbitrator")
-                                                  for h in inventory))
+    return is_galera(len(inventory.get_group("db", [])),
+                     any(h.data.get("db_arbitrator") for h in inventory))
 
 
 def cluster() -> Cluster:

@@ -608,8 +608,7 @@ def _check_galera(problems: list[str]) -> None:
     if galera and galera.problem:
         problems.append(f"the database cluster: {galera.problem}")
     if galera:
-        ports = {repr(value(h, key)) for h in _group("db") + _group("web")
-                 for key in ("db_check_port",)}
+        ports = {repr(value(h, "db_check_port")) for h in _group("db") + _group("web")}
         if len(ports) > 1:
             problems.append("db_check_port differs among the db and web hosts: set it in "
                             "group data")
