@@ -27,6 +27,19 @@ def _wanted(items) -> dict[str, dict]:
     return runs
 
 
+@pytest.hookimpl(trylast=True)  # (after the integration tests' order of beds)
+def pytest_collection_modifyitems(items):
+    """The tests reading a CLI run go last among the tests without a bed: by then the
+    background runs are done instead of being waited for."""
+    reading = [item for item in items if "cli" in getattr(item, "fixturenames", ())]
+    if not reading:
+        return
+    rest = [item for item in items if item not in reading]
+    first_bed = next((i for i, item in enumerate(rest)
+                      if item.get_closest_marker("integration")), len(rest))
+    items[:] = rest[:first_bed] + reading + rest[first_bed:]
+
+
 def pytest_collection_finish(session):
     runs = _wanted(session.items)
     if not runs:
