@@ -93,7 +93,34 @@ def table(report: dict) -> str:
                 lines.append(f"| {k} | {r['p50_s']} s | {r['p95_s']} s | {r['max_s']} s | "
                              f"{r['lost']} of {r['arrivals']} | {r['cpu_seconds']} s |")
         lines.append(f"\np95 with 6 hosts / p95 with 2: {sc['p95_6_over_2']}×.")
+    if "database" in report:
+        lines += ["", database_table(report["database"])]
     return "\n".join(lines)
+
+
+def database_table(db: dict) -> str:
+    """One MariaDB host beside a Galera cluster of three (bench/database.py)."""
+    one, three = db["single"], db["galera"]
+
+    def write(w: dict) -> str:
+        return (f"p50 {w['p50_ms']} ms, p95 {w['p95_ms']} ms ({w['ok']} of {w['posts']})"
+                if w.get("ok") else f"none of {w['posts']} succeeded")
+
+    kill = one["kill"]
+    alone = (f"none for the {kill['watched_s']} s watched (until db1 is back)"
+             if kill["resumed_s"] is None else f"after {kill['resumed_s']} s")
+    resumed = ", ".join(f"{k['resumed_s']} s" for k in three["kills"])
+    return "\n".join([
+        f"The database (`python -m bench.run --only database`, the `galera` bed): one post "
+        f"written from web1 on a new connection, {db['posts_per_second']} a second for "
+        f"{db['seconds_per_measure']} s; the writer killed 3 s into such a run:", "",
+        "| measure | one db host | Galera, three db hosts |", "|---|---|---|",
+        f"| One post (connect, insert, commit) | {write(one['write'])} direct | "
+        f"{write(three['write'])} through the web host's proxy; {write(three['write_direct'])} "
+        "direct |",
+        f"| Writes again after the writer is killed | {alone} | {resumed} |",
+        f"| Deploy | cold {one['cold_deploy_s']} s | growing 1 → 3: {three['grow_deploy_s']} s |",
+    ])
 
 
 def _http(h: dict) -> str:
@@ -233,6 +260,11 @@ def readme_block(report: dict) -> str:
             f"`{report['deploy_measured']['command']}`, {report['deploy_measured']['date']} "
             f"({report['deploy_measured']['seconds'] // 60} min), after the deploy itself "
             "changed; the other figures are from the run named first."]),
+        *([] if "database_measured" not in report else [
+            "",
+            f"The database table is from `{report['database_measured']['command']}`, "
+            f"{report['database_measured']['date']} "
+            f"({report['database_measured']['seconds'] // 60} min)."]),
     ])
 
 

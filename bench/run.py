@@ -415,37 +415,44 @@ def machine() -> str:
     return f"{cores} cores ({cpu}), {memory} GiB, {platform.system()} {platform.release()}"
 
 
-def deploy_only(quick: bool) -> int:
-    """The deploy figures alone, measured now, into the last full report (which says
-    which figures come from which run)."""
+def only(part: str, quick: bool) -> int:
+    """One part's figures alone (`deploy`, `database`), measured now, into the last full
+    report (which says which figures come from which run)."""
+    from bench import database
+
     began = time.monotonic()
     report = json.loads((RESULTS / "latest.json").read_text())
-    try:
-        _, report["deploy"] = measure_deploy(quick)
-    finally:
-        testbed.down("bench")
-    report["deploy_measured"] = {
+    if part == "deploy":
+        try:
+            _, report["deploy"] = measure_deploy(quick)
+        finally:
+            testbed.down("bench")
+    else:
+        report["database"] = database.measure(quick)
+    report[f"{part}_measured"] = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python -m bench.run --only deploy" + (" --quick" if quick else ""),
+        "command": f"python -m bench.run --only {part}" + (" --quick" if quick else ""),
         "seconds": round(time.monotonic() - began)}
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     from bench.report import write_readme, write_report
 
     write_report(report, RESULTS)
     write_readme(report, Path(__file__).resolve().parent.parent / "README.md")
-    print(f"bench: deploy measured in {report['deploy_measured']['seconds']} s")
+    print(f"bench: {part} measured in {report[f'{part}_measured']['seconds']} s")
     return 0
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer, shorter runs")
-    parser.add_argument("--only", choices=["deploy"],
+    parser.add_argument("--only", choices=["deploy", "database"],
                         help="measure only the deploy (cold, re-runs, status, each host "
-                             "alone) and put it into the last full report")
+                             "alone) or the database (one host vs a Galera cluster: a "
+                             "post's latency, writes after the writer is killed) and put "
+                             "it into the last full report")
     args = parser.parse_args(argv)
-    if args.only == "deploy":
-        return deploy_only(args.quick)
+    if args.only:
+        return only(args.only, args.quick)
     if not shutil.which("wrk"):
         raise SystemExit("bench: wrk is not installed (apt-get install wrk)")
     began = time.monotonic()
@@ -484,6 +491,10 @@ def main(argv=None) -> int:
         testbed.down("bench")
         print("bench: the mesh with 2, 4 and 6 web hosts", flush=True)
         report["scale"] = measure_scale(args.quick)
+        print("bench: the database, one host and a Galera cluster", flush=True)
+        from bench import database
+
+        report["database"] = database.measure(args.quick)
     finally:
         testbed.down("bench")
     report["bench_seconds"] = round(time.monotonic() - began)

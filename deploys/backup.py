@@ -10,6 +10,10 @@ a directory named after its UTC time holding `database.sql.gz`, `wp-content.tar.
 `backup.json` and `SHA256SUMS`; the newest `backup_keep` stay. With `backup_target`
 (`user@host:path`) each one is copied there over SSH with another key of its own (its
 public half is written beside the hosts file: `hosts.backup.pub`).
+
+With a Galera cluster one node takes them (`plan.backup_host`, the last db host: the
+least likely writer), and `backup.json` records the cluster's position (`uuid:seqno`)
+read before the dump's snapshot: every transaction up to it is in the dump.
 """
 
 from __future__ import annotations
@@ -105,7 +109,7 @@ def backups() -> None:
         table_prefix_json=shlex.quote(json.dumps(site.table_prefix)),
         target=target, target_sh=shlex.quote(str(target or "")),
         target_key=f"{KEYS}/target_ed25519", target_known_hosts=f"{KEYS}/target_known_hosts",
-        target_pinned=bool(s.backup_target_host_key))
+        target_pinned=bool(s.backup_target_host_key), galera=bool(plan.galera))
     service = files.template(
         name="Install wordpress-backup.service", mode="644",
         src=templates.path("systemd/wordpress-backup.service.j2"),

@@ -9,7 +9,9 @@ the web hosts show WordPress's maintenance page, the database is replaced, every
 host's shared wp-content is made exactly the backup's (its archive passes through this
 machine, in a private temporary directory removed when the run ends), the maintenance
 page goes, the balancers' page caches are emptied, what paused runs again, and the site
-is checked. A restore that fails leaves the paused units stopped on the host that failed
+is checked. With a Galera cluster the backups are on one node (`plan.backup_host`): the
+dump is loaded there and replicates, and the other nodes wait until they have applied
+it before the maintenance page goes. A restore that fails leaves the paused units stopped on the host that failed
 (no backup of a half-loaded database rotates a good one out); the next restore or deploy
 starts them again.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from gevent.lock import Semaphore
 from pyinfra import host
-from pyinfra.api import StringCommand, deploy
+from pyinfra.api import Host, StringCommand, deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import files, server
@@ -50,12 +52,7 @@ def chosen() -> str:
     found = run().restore
     if found:
         return found
-    dbs = group_hosts("db")
-    if len(dbs) != 1:
-        raise RestoreRefused("restore.py needs exactly one host in group `db`: restoring "
-                             "onto a Galera cluster is not supported yet (restore onto one "
-                             "node with the others stopped, then let them rejoin by SST)")
-    db = dbs[0]
+    db = _backup_host()
     name = mine().backup
     if not name:
         complete = [b["name"] for b in host_fact(db, Backups) if b["complete"]]
@@ -81,11 +78,18 @@ def local_archive(name: str) -> str:
 _FETCHING = Semaphore()
 
 
+def _backup_host() -> Host:
+    """The db host holding the backups (with a Galera cluster, the node that takes
+    them: the restore is loaded there and replicates to the others)."""
+    name = cluster().backup_host
+    return next(h for h in group_hosts("db") if h.name == name)
+
+
 def _fetch(name: str) -> str:
     cached = run().restore_archive
     if cached:
         return cached
-    db = group_hosts("db")[0]
+    db = _backup_host()
     folder = Path(tempfile.mkdtemp(prefix="pwlb-restore-"))
     atexit.register(shutil.rmtree, folder, True)  # once the run is over, uploaded or not
     local = folder / f"wp-content-{name}.tar.gz"
@@ -145,11 +149,14 @@ def maintenance(on: bool) -> None:
 
 @deploy("Restore")
 def replace() -> None:
-    name = chosen()
-    if "db" in host.groups:
+    name, plan = chosen(), cluster()
+    if host.name == plan.backup_host:
         backup_ops.restore_database(
             name=f"Replace the database with backup {name}",
-            dump=f"{backup.BACKUP_DIR}/{name}/database.sql.gz", database=cluster().site.db_name)
+            dump=f"{backup.BACKUP_DIR}/{name}/database.sql.gz", database=plan.site.db_name)
+    elif "db" in host.groups:  # another Galera node: the load reaches it by replication
+        backup_ops.caught_up(name=f"Wait until this node has applied backup {name}'s load",
+                             database=plan.site.db_name)
     if "web" in host.groups:
         archive = f"{STAGING}/wp-content.tar.gz"
         files.directory(name="Create the restore's staging directory", path=STAGING, mode="700")

@@ -37,6 +37,27 @@ def restore_database(dump: str, database: str):
 
 
 @operation(is_idempotent=False)
+def caught_up(database: str):
+    """
+    Wait until this Galera node has applied every write the cluster had committed when
+    it asks (``wsrep_sync_wait``: a restore loaded on another node), then check that
+    the database holds tables; fails if it does not.
+
+    + database: the database the load replaced
+
+    **Example:**
+
+    .. code:: python
+
+        backup.caught_up(name="Wait for the restore", database="wordpress")
+    """
+    literal = "'" + database.replace("\\", "\\\\").replace("'", "''") + "'"
+    sql = ("SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*) FROM information_schema.tables "
+           f"WHERE table_schema = {literal}")
+    yield f"mariadb -N -B -e {shlex.quote(sql)} | grep -qvx 0"
+
+
+@operation(is_idempotent=False)
 def restore_content(archive: str, root: str, user: str = "wordpress"):
     """
     Make a shared ``wp-content`` tree hold exactly what an archive holds (files added

@@ -35,3 +35,21 @@ def test_deploy_figures_measured_later_are_named_as_such():
     text = readme_block(later)
     assert "`python -m bench.run --only deploy`, 2026-12-02 03:00 UTC (10 min)" in text
     assert "from a later run of the deploy part alone" not in readme_block(sample)
+
+
+def test_the_database_table_sets_one_host_beside_the_cluster():
+    from bench.report import database_table
+
+    write = {"posts": 300, "ok": 300, "p50_ms": 2.1, "p95_ms": 3.4, "max_ms": 9.0}
+    db = {"posts_per_second": 20, "seconds_per_measure": 15,
+          "single": {"cold_deploy_s": 120.0, "write": write,
+                     "kill": {"resumed_s": None, "watched_s": 12.0, "failed": 240, "posts": 300}},
+          "galera": {"grow_deploy_s": 90.0, "write": {**write, "p50_ms": 4.0},
+                     "write_direct": write, "resumed_max_s": 3.9,
+                     "kills": [{"resumed_s": 3.8}, {"resumed_s": 3.9}]}}
+    text = table({**SAMPLE, "database": db})
+    assert "| One post (connect, insert, commit) | p50 2.1 ms, p95 3.4 ms (300 of 300) direct " \
+           "| p50 4.0 ms, p95 3.4 ms (300 of 300) through the web host's proxy" in text
+    assert "| Writes again after the writer is killed | none for the 12.0 s watched " \
+           "(until db1 is back) | 3.8 s, 3.9 s |" in text
+    assert database_table(db) in text

@@ -132,6 +132,43 @@ def test_a_restore_pauses_backups_mesh_and_cron_until_the_site_is_back(tmp_path,
     assert loads.startswith("bash -o pipefail -c ")
 
 
+def test_a_restore_onto_a_galera_cluster_loads_on_the_backup_node_and_waits_on_the_others(
+        tmp_path, monkeypatch):
+    """The backups live on the last db node: the dump is loaded there (it replicates),
+    the other nodes then wait until they have applied it before the maintenance page
+    goes."""
+    from pyinfra_wordpress_lb.deploys import restore
+
+    archive = tmp_path / "wp-content.tar.gz"
+    archive.write_bytes(b"")
+    monkeypatch.setattr(restore, "local_archive", lambda name: str(archive))
+    answers = {"backup=": "backup=20261130T040000Z 5242880", "SHA256SUMS": "ok"}
+    groups = {"lb": ["lb1"], "web": ["web1", "web2"], "db": ["db1", "db2", "db3"]}
+    result = plan(groups, tmp_path / "s.json", deploy_file="restore.py", fake_responses=answers)
+    load = "Restore | Replace the database with backup 20261130T040000Z"
+    wait = "Restore | Wait until this node has applied backup 20261130T040000Z's load"
+    names = {h: [n for n, _ in result[h]] for h in ("db1", "db2", "db3")}
+    assert load in names["db3"] and wait not in names["db3"]
+    for other in ("db1", "db2"):
+        assert wait in names[other] and load not in names[other], other
+        waits = dict(result[other])[wait]
+        assert waits == ["mariadb -N -B -e 'SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*) "
+                         "FROM information_schema.tables WHERE table_schema = "
+                         "'\"'\"'wordpress'\"'\"'' | grep -qvx 0"], waits
+    order = result.order
+    assert order.index(load) < order.index(wait) < order.index(
+        "Restore | Remove the maintenance page")
+
+
+def test_a_galera_backup_records_the_clusters_position(tmp_path):
+    groups = {"lb": ["lb1"], "web": ["web1", "web2"], "db": ["db1", "db2", "db3"]}
+    script = dict(plan(groups, tmp_path / "s.json")["db3"])["Backups | Install the backup script"]
+    text = "\n".join(script)
+    assert "WSREP_LAST_COMMITTED" in text and '"galera_position": $galera_position_json' in text
+    single = dict(plan(SPLIT, tmp_path / "t.json")["db1"])["Backups | Install the backup script"]
+    assert "WSREP" not in "\n".join(single) and "galera_position_json=null" in "\n".join(single)
+
+
 def test_status_exits_with_its_verdict(cli):
     """status.py's exit status is its verdict (pyinfra itself knows only 0 and 1): here
     the fake cluster runs nothing, so 1 (attention), with no failed host; and the

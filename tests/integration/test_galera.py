@@ -1,55 +1,24 @@
 """The database as a Galera cluster of three, on a bed of its own (nodes are killed):
 formed by the deploy, written through each web host's local proxy to one node at a
-time, the writer killed under write load, every node killed at once."""
+time, the writer killed under write load, every node killed at once, a backup restored
+onto the cluster, and last the cluster cut to two nodes and an arbitrator."""
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import threading
 import time
 
 import pytest
 
 from tests.integration import wp
+from tests.integration.galera import (
+    DBS, count_posts, read_file, status, through_proxy, wait_synced, write_posts,
+)
 from tests.integration.load import get_load
 from tests.runner import pyinfra
 
 pytestmark = pytest.mark.own_bed("galera")
-
-DBS = ("db1", "db2", "db3")
-STATUS = ("SELECT LOWER(VARIABLE_NAME), VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
-          "WHERE LOWER(VARIABLE_NAME) IN ('wsrep_cluster_size', 'wsrep_cluster_status', "
-          "'wsrep_local_state_comment', 'wsrep_ready', 'wsrep_last_committed')")
-
-# Posts written from web1 through its proxy, a new connection each (as PHP does per
-# request), `rate` a second for `seconds`: one JSON line per post, acknowledged (its
-# commit returned) or not, with the time it was attempted.
-WRITER = r"""<?php
-$c = json_decode(file_get_contents('/root/galera-writer.json'), true);
-$out = fopen('/root/galera-writes.jsonl', 'w');
-$end = microtime(true) + $c['seconds'];
-$i = 0;
-mysqli_report(MYSQLI_REPORT_OFF);
-while (microtime(true) < $end && !file_exists('/root/galera-writer.stop')) {
-    $i++;
-    $t = microtime(true);
-    $ok = false;
-    $db = mysqli_init();
-    $db->options(MYSQLI_OPT_CONNECT_TIMEOUT, 1);
-    $db->options(MYSQLI_OPT_READ_TIMEOUT, 2);
-    if (@$db->real_connect($c['host'], $c['user'], $c['password'], $c['database'], $c['port'])) {
-        $title = $db->real_escape_string("galera-" . $c['tag'] . "-" . $i);
-        $ok = $db->query("INSERT INTO wp_posts (post_author, post_date, post_date_gmt, post_content, post_title, post_excerpt, post_status, post_name, to_ping, pinged, post_modified, post_modified_gmt, post_content_filtered, post_type) VALUES (1, NOW(), UTC_TIMESTAMP(), 'load', '$title', '', 'publish', '$title', '', '', NOW(), UTC_TIMESTAMP(), '', 'post')") === true;
-        $db->close();
-    }
-    fwrite($out, json_encode(['i' => $i, 't' => $t, 'ok' => $ok]) . "\n");
-    $wait = 1.0 / $c['rate'] - (microtime(true) - $t);
-    if ($wait > 0) usleep((int) ($wait * 1e6));
-}
-fclose($out);
-"""
 
 
 @pytest.fixture(scope="module")
@@ -95,76 +64,6 @@ def galera(beds):
     second = pyinfra(bed.hosts_file)
     assert second.returncode == 0, second.output[-6000:]
     return bed, grown, second, reads["load"], attempts
-
-
-def status(bed, host: str) -> dict:
-    code, out = bed.exec(host, f'mariadb -N -B -e "{STATUS}"', check=False)
-    if code != 0:
-        return {}
-    return dict(line.split("\t", 1) for line in out.strip().splitlines() if "\t" in line)
-
-
-def wait_synced(bed, hosts, size: int, timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    found = {}
-    while time.monotonic() < deadline:
-        found = {h: status(bed, h) for h in hosts}
-        if all(s.get("wsrep_local_state_comment") == "Synced"
-               and s.get("wsrep_cluster_size") == str(size) for s in found.values()):
-            return found
-        time.sleep(1)
-    raise AssertionError(f"not synced after {timeout} s: {found}")
-
-
-def through_proxy(bed, web: str, sql: str) -> tuple[int, str]:
-    password = wp.secrets(bed)["db_password"]
-    return wp.mariadb_as(bed, web, "wordpress", password, "127.0.0.1 -P 3307", sql)
-
-
-def count_posts(bed, host: str, tag: str) -> set[str]:
-    bed.exec(host, "mariadb -N -B wordpress -e \"SELECT post_title FROM wp_posts "
-                   f"WHERE post_title LIKE 'galera-{tag}-%'\" > /root/galera-titles.txt")
-    out = read_file(bed, host, "/root/galera-titles.txt")
-    return {line.strip() for line in out.splitlines() if line.strip()}
-
-
-def write_posts(bed, tag: str, seconds: float, rate: int = 20, during=None,
-                host: str = "127.0.0.1", port: int = 3307, until=None) -> list[dict]:
-    """Write posts from web1 for `seconds` (through its proxy unless `host` and `port`
-    say otherwise); `during(elapsed)` is called about every 0.2 s meanwhile, `until()`
-    ends it early. Returns each attempt."""
-    config = {"user": "wordpress", "password": wp.secrets(bed)["db_password"],
-              "database": "wordpress", "host": host, "port": port, "seconds": seconds,
-              "rate": rate, "tag": tag}
-    bed.exec("web1", f"cat > /root/galera-writer.json <<'EOF'\n{json.dumps(config)}\nEOF")
-    bed.exec("web1", f"cat > /root/galera-writer.php <<'EOF'\n{WRITER}\nEOF\n"
-                     "rm -f /root/galera-writer.stop")
-    container = bed.container("web1")
-    container.exec_run(["php", "/root/galera-writer.php"], detach=True)
-    began = time.monotonic()
-    while time.monotonic() - began < seconds + 5:
-        if during:
-            during(time.monotonic() - began)
-        if until and until():
-            bed.exec("web1", "touch /root/galera-writer.stop")
-            break
-        time.sleep(0.2)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        code, _ = bed.exec("web1", "pgrep -f galera-writer.php", check=False)
-        if code != 0:
-            break
-        time.sleep(0.5)
-    out = read_file(bed, "web1", "/root/galera-writes.jsonl")
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-
-def read_file(bed, host: str, path: str) -> str:
-    """A file of a host, as a tar stream (an exec's output of tens of kB came back with
-    docker's stream headers in it)."""
-    stream, _ = bed.container(host).get_archive(path)
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-        return tar.extractfile(path.rsplit("/", 1)[-1]).read().decode()
 
 
 def test_one_db_host_grows_to_three_on_a_live_site(galera):
@@ -319,3 +218,78 @@ def test_every_node_killed_at_once_the_deploy_brings_the_cluster_back(galera, be
     again = beds.run(bed)
     assert again.returncode == 0 and again.changed == 0, again.changed_ops
     assert wp.get(bed.site_url, "/", bed).status_code == 200
+
+
+def newest_backup(bed, host: str = "db3") -> dict:
+    _, name = bed.exec(host, "ls -1d /var/backups/wordpress/2*Z | tail -n 1")
+    return json.loads(read_file(bed, host, f"{name.strip()}/backup.json"))
+
+
+def test_a_backup_from_the_last_node_restores_onto_the_cluster(galera, beds):
+    """Backups come from db3 (not the writer) with the cluster's position; restore.py
+    loads one there, the load replicates: every node has the site as it was, posts
+    written after the backup are gone from every node, and a deploy then changes
+    nothing."""
+    bed = galera[0]
+    before = {f"galera-before-{a['i']}" for a in write_posts(bed, "before", 2, rate=5)
+              if a["ok"]}
+    assert before
+    bed.exec("db3", "systemctl start wordpress-backup.service")
+    taken = newest_backup(bed)
+    uuid, _, seqno = str(taken["galera_position"]).partition(":")
+    assert uuid == status(bed, "db1")["wsrep_local_state_uuid"] and int(seqno) > 0, taken
+    after = {f"galera-after-{a['i']}" for a in write_posts(bed, "after", 2, rate=5) if a["ok"]}
+    assert after
+    run = pyinfra(bed.hosts_file, deploy="restore.py", timeout=600)
+    assert run.returncode == 0, run.output[-6000:]
+    assert f"Restore | Replace the database with backup {taken['name']}" in run.changed_ops
+    for host in DBS:
+        assert before <= count_posts(bed, host, "before"), host
+        assert not count_posts(bed, host, "after"), host
+    wait_synced(bed, DBS, 3, timeout=30)
+    assert wp.get(bed.site_url, "/", bed).status_code == 200
+    again = beds.run(bed)
+    assert again.returncode == 0 and again.changed == 0, again.changed_ops
+
+
+def test_two_db_hosts_and_an_arbitrator_keep_taking_writes_when_the_writer_dies(galera):
+    """Going from three db hosts to two (README: db3's MariaDB stopped, db3 out of the
+    inventory) with `db_arbitrator` on the balancer: garbd gives the pair a majority,
+    so when db1, the writer, is killed, db2 goes on taking the writes."""
+    bed = galera[0]
+    bed.exec("db3", "systemctl stop mariadb")
+    sections = bed.hosts_file.read_text().split("\n[hosts.")
+    bed.hosts_file.write_text("\n[hosts.".join(p for p in sections if not p.startswith("db3]")))
+    arbitrator = ("--data", "db_arbitrator=lb1")
+    run = pyinfra(bed.hosts_file, *arbitrator)
+    assert run.returncode == 0, run.output[-6000:]
+    again = pyinfra(bed.hosts_file, *arbitrator)
+    assert again.returncode == 0 and again.changed == 0, again.changed_ops
+    wait_synced(bed, ("db1", "db2"), 3, timeout=60)  # two nodes and garbd
+    _, active = bed.exec("lb1", "systemctl is-active garbd", check=False)
+    assert active.strip() == "active", active
+    killed = {}
+
+    def kill_db1(elapsed):
+        if elapsed >= 3 and not killed:
+            bed.container("db1").kill()
+            killed["at"] = time.time()
+
+    try:
+        attempts = write_posts(bed, "arbiter", seconds=12, during=kill_db1)
+    finally:
+        if killed:
+            bed.container("db1").start()
+    ok = [a for a in attempts if a["ok"]]
+    after = [a for a in ok if a["t"] >= killed["at"]]
+    assert after, "no write succeeded after the writer was killed"
+    resumed = after[0]["t"] - killed["at"]
+    assert resumed <= 5, f"writes resumed {resumed:.1f} s after the kill"
+    assert status(bed, "db2").get("wsrep_cluster_status") == "Primary"
+    acknowledged = {f"galera-arbiter-{a['i']}" for a in ok}
+    missing = acknowledged - count_posts(bed, "db2", "arbiter")
+    assert not missing, sorted(missing)[:5]
+    bed.wait_booted("db1")
+    wait_synced(bed, ("db1", "db2"), 3)
+    print(f"two nodes and an arbitrator: writes resumed {resumed:.2f} s after the writer "
+          f"was killed; {len(acknowledged)} posts acknowledged, all on db2")

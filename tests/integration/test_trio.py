@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration import wp
 from tests.integration.load import get_load
-from tests.integration.test_galera import status, wait_synced
+from tests.integration.galera import status, wait_synced
 
 pytestmark = pytest.mark.own_bed("trio")
 
