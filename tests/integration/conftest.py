@@ -5,7 +5,8 @@ current one down first. Tests that only read a deployed cluster share it; destru
 tests ask for a bed of their own name.
 Set PWLB_KEEP_BED=1 to leave the last bed running for a look after the tests, and
 PWLB_REUSE_BED=1 to reuse a bed of the same name that is still up (a faster edit-test
-loop; CI never sets it).
+loop; CI never sets it). PWLB_GALERA_RELEASE=12 runs the galera bed's tests on Debian 12
+(MariaDB 10.11) instead of 13.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ onto the cluster, and last the cluster cut to two nodes and an arbitrator."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -26,7 +27,7 @@ def galera(beds):
     """The site deployed with db1 alone, then grown to three db hosts while it is read
     (anonymous GETs through the balancer) and written (posts to db1): (bed, the growing
     run, the run after it, the GET load, the write attempts)."""
-    bed = beds.get("galera", "13")
+    bed = beds.get("galera", os.environ.get("PWLB_GALERA_RELEASE", "13"))
     full = bed.hosts_file.read_text()
     sections = full.split("\n[hosts.")
     one = "\n[hosts.".join(part for part in sections
