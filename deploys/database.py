@@ -162,10 +162,12 @@ def _galera(config) -> None:
         dest=f"/etc/systemd/system/{CHECK_UNIT}@.service", mode="644", script=CHECK_SCRIPT)
     systemd.daemon_reload(name="Reload systemd for the check's units",
                           _if=lambda: socket.did_change() or service.did_change())
-    systemd.service(name="Listen for the proxies' checks", service=f"{CHECK_UNIT}.socket",
-                    running=True, enabled=True)
+    # Restarted (or started) first when its unit changed: the next step then finds it
+    # running (a first run starts it once, not twice).
     systemd.service(name="Listen on the check's new address", service=f"{CHECK_UNIT}.socket",
                     restarted=True, _if=socket.did_change)
+    systemd.service(name="Listen for the proxies' checks", service=f"{CHECK_UNIT}.socket",
+                    running=True, enabled=True)
 
 
 @deploy("Database proxy")
