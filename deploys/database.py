@@ -34,6 +34,8 @@ PACKAGES = ["mariadb-server"]
 GALERA_PACKAGES = ["galera-4", "mariadb-backup", "socat"]  # socat: the SST stream
 PROXY_PACKAGES = ["haproxy"]  # web hosts, with a Galera cluster
 ARBITRATOR_PACKAGES = ["galera-arbitrator-4"]
+ARBITRATOR_CONFIG = "/etc/default/garb"  # what garb-systemd (garbd.service) reads
+ARBITRATOR_DIR = "/var/lib/wordpress-lb/garbd"
 CHECK_SCRIPT = "/usr/local/sbin/wordpress-lb-db-check"
 CHECK_UNIT = "wordpress-lb-db-check"
 CLUSTER_NAME = "wordpress-lb"
@@ -202,15 +204,21 @@ def arbitrator() -> None:
         return
     apt.packages(name="Install Galera's arbitrator", packages=ARBITRATOR_PACKAGES,
                  no_recommends=True)
+    # Its state (the last primary component it saw) in a directory of its own: the
+    # service runs as `_galera`, whose home does not exist.
+    files.directory(name="Create the arbitrator's working directory", path=ARBITRATOR_DIR,
+                    user="_galera", group="nogroup", mode="700")
     config = files.template(
         name="Point the arbitrator at the database hosts",
-        src=templates.path("default/garbd.j2"), dest="/etc/default/garbd", mode="644",
+        src=templates.path("default/garb.j2"), dest=ARBITRATOR_CONFIG, mode="644",
         nodes=[f"{a}:4567" for a in plan.addresses("db")], cluster_name=CLUSTER_NAME,
-        address=here().address)
-    systemd.service(name="Keep the arbitrator running and enabled", service="garbd.service",
-                    running=True, enabled=True)
+        address=here().address, work_dir=ARBITRATOR_DIR, **EVS_TIMEOUTS)
+    # Restarted (or started) first when its configuration changed: the next step then
+    # finds it running.
     systemd.service(name="Restart the arbitrator for its new configuration",
                     service="garbd.service", restarted=True, _if=config.did_change)
+    systemd.service(name="Keep the arbitrator running and enabled", service="garbd.service",
+                    running=True, enabled=True)
 
 
 @deploy("Database")

@@ -828,8 +828,14 @@ def test_two_db_hosts_and_an_arbitrator_vote_together(secrets_file):
                   data={"db_arbitrator": "@fake/lb1"})
     garbd = upload(result["lb1"], "Database arbitrator | Point the arbitrator at the "
                                   "database hosts")
-    assert 'GALERA_NODES="10.0.0.13:4567 10.0.0.14:4567"' in garbd
+    assert 'GALERA_NODES="10.0.0.13:4567,10.0.0.14:4567"' in garbd
     assert 'GALERA_GROUP="wordpress-lb"' in garbd
+    # Where garb-systemd reads it, with a working directory its user may write.
+    steps = dict(result["lb1"])
+    assert any("/etc/default/garb " in c or c.endswith("/etc/default/garb")
+               for c in steps["Database arbitrator | Point the arbitrator at the database "
+                              "hosts"]), steps
+    assert "Database arbitrator | Create the arbitrator's working directory" in steps
     assert not any(n.startswith("Database arbitrator") for h in ("web1", "db1", "db2")
                    for n in names(result[h]))
     rules = upload(result["db1"], "Firewall | Write the firewall rules")
