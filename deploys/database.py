@@ -34,7 +34,8 @@ PACKAGES = ["mariadb-server"]
 GALERA_PACKAGES = ["galera-4", "mariadb-backup", "socat"]  # socat: the SST stream
 PROXY_PACKAGES = ["haproxy"]  # web hosts, with a Galera cluster
 ARBITRATOR_PACKAGES = ["galera-arbitrator-4"]
-ARBITRATOR_CONFIG = "/etc/default/garb"  # what garb-systemd (garbd.service) reads
+ARBITRATOR_CONFIG = "/etc/default/garb"  # what garb-systemd (garb.service) reads
+ARBITRATOR_UNIT = "garb.service"  # (garbd.service is its alias: systemctl will not enable it)
 ARBITRATOR_DIR = "/var/lib/wordpress-lb/garbd"
 CHECK_SCRIPT = "/usr/local/sbin/wordpress-lb-db-check"
 CHECK_UNIT = "wordpress-lb-db-check"
@@ -216,8 +217,8 @@ def arbitrator() -> None:
     # Restarted (or started) first when its configuration changed: the next step then
     # finds it running.
     systemd.service(name="Restart the arbitrator for its new configuration",
-                    service="garbd.service", restarted=True, _if=config.did_change)
-    systemd.service(name="Keep the arbitrator running and enabled", service="garbd.service",
+                    service=ARBITRATOR_UNIT, restarted=True, _if=config.did_change)
+    systemd.service(name="Keep the arbitrator running and enabled", service=ARBITRATOR_UNIT,
                     running=True, enabled=True)
 
 

@@ -267,7 +267,7 @@ def test_two_db_hosts_and_an_arbitrator_keep_taking_writes_when_the_writer_dies(
     again = pyinfra(bed.hosts_file, *arbitrator)
     assert again.returncode == 0 and again.changed == 0, again.changed_ops
     wait_synced(bed, ("db1", "db2"), 3, timeout=60)  # two nodes and garbd
-    _, active = bed.exec("lb1", "systemctl is-active garbd", check=False)
+    _, active = bed.exec("lb1", "systemctl is-active garb", check=False)
     assert active.strip() == "active", active
     killed = {}
 
