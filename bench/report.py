@@ -119,7 +119,8 @@ def database_table(db: dict) -> str:
         f"{write(three['write'])} through the web host's proxy; {write(three['write_direct'])} "
         "direct |",
         f"| Writes again after the writer is killed | {alone} | {resumed} |",
-        f"| Deploy | cold {one['cold_deploy_s']} s | growing 1 → 3: {three['grow_deploy_s']} s |",
+        f"| Deploy (lb1, web1, web2 and the db hosts) | cold {one['cold_deploy_s']} s | "
+        f"growing 1 → 3: {three['grow_deploy_s']} s |",
     ])
 
 
