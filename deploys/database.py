@@ -36,7 +36,7 @@ PROXY_PACKAGES = ["haproxy"]  # web hosts, with a Galera cluster
 ARBITRATOR_PACKAGES = ["galera-arbitrator-4"]
 ARBITRATOR_CONFIG = "/etc/default/garb"  # what garb-systemd (garb.service) reads
 ARBITRATOR_UNIT = "garb.service"  # (garbd.service is its alias: systemctl will not enable it)
-ARBITRATOR_DIR = "/var/lib/wordpress-lb/garbd"
+ARBITRATOR_DIR = "/var/lib/wordpress-lb-garbd"  # (systemd's StateDirectory)
 CHECK_SCRIPT = "/usr/local/sbin/wordpress-lb-db-check"
 CHECK_UNIT = "wordpress-lb-db-check"
 CLUSTER_NAME = "wordpress-lb"
@@ -205,10 +205,15 @@ def arbitrator() -> None:
         return
     apt.packages(name="Install Galera's arbitrator", packages=ARBITRATOR_PACKAGES,
                  no_recommends=True)
-    # Its state (the last primary component it saw) in a directory of its own: the
-    # service runs as `_galera`, whose home does not exist.
-    files.directory(name="Create the arbitrator's working directory", path=ARBITRATOR_DIR,
-                    user="_galera", group="nogroup", mode="700")
+    # Its state (the last primary component it saw) in a directory of its own, which
+    # systemd makes for the package's user (its home does not exist).
+    dropin = files.template(
+        name="Give the arbitrator a working directory",
+        src=templates.path("systemd/garb.service.d/wordpress-lb.conf.j2"),
+        dest=f"/etc/systemd/system/{ARBITRATOR_UNIT}.d/wordpress-lb.conf", mode="644",
+        state_directory=ARBITRATOR_DIR.removeprefix("/var/lib/"))
+    systemd.daemon_reload(name="Reload systemd for the arbitrator's drop-in",
+                          _if=dropin.did_change)
     config = files.template(
         name="Point the arbitrator at the database hosts",
         src=templates.path("default/garb.j2"), dest=ARBITRATOR_CONFIG, mode="644",
@@ -217,7 +222,8 @@ def arbitrator() -> None:
     # Restarted (or started) first when its configuration changed: the next step then
     # finds it running.
     systemd.service(name="Restart the arbitrator for its new configuration",
-                    service=ARBITRATOR_UNIT, restarted=True, _if=config.did_change)
+                    service=ARBITRATOR_UNIT, restarted=True,
+                    _if=lambda: config.did_change() or dropin.did_change())
     systemd.service(name="Keep the arbitrator running and enabled", service=ARBITRATOR_UNIT,
                     running=True, enabled=True)
 

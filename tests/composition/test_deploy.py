@@ -835,7 +835,10 @@ def test_two_db_hosts_and_an_arbitrator_vote_together(secrets_file):
     assert any("/etc/default/garb " in c or c.endswith("/etc/default/garb")
                for c in steps["Database arbitrator | Point the arbitrator at the database "
                               "hosts"]), steps
-    assert "Database arbitrator | Create the arbitrator's working directory" in steps
+    dropin = upload(result["lb1"], "Database arbitrator | Give the arbitrator a working "
+                                   "directory")
+    assert "StateDirectory=wordpress-lb-garbd" in dropin
+    assert 'WORK_DIR="/var/lib/wordpress-lb-garbd"' in garbd
     assert not any(n.startswith("Database arbitrator") for h in ("web1", "db1", "db2")
                    for n in names(result[h]))
     rules = upload(result["db1"], "Firewall | Write the firewall rules")
