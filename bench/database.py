@@ -17,7 +17,9 @@ import statistics
 import time
 
 from tests import testbed
-from tests.integration.galera import DBS, wait_synced, write_posts
+from tests.integration.galera import (
+    DBS, kill_while_writing, resumed_after, wait_synced, without_hosts, write_posts,
+)
 from tests.runner import pyinfra
 
 BED, PORT = "bench-galera", 18280
@@ -33,21 +35,10 @@ def _latency(attempts: list[dict]) -> dict:
 
 def _kill_writer(bed: testbed.Bed, seconds: float, **where) -> dict:
     """db1 killed 3 s into `seconds` of posts; when posts succeeded again after it."""
-    killed: dict = {}
-
-    def kill(elapsed):
-        if elapsed >= 3 and not killed:
-            bed.container("db1").kill()
-            killed["at"] = time.time()
-
-    try:
-        attempts = write_posts(bed, f"kill{int(time.time())}", seconds=seconds, during=kill,
-                               **where)
-    finally:
-        if killed:
-            bed.container("db1").start()
-    after = [a for a in attempts if a["ok"] and a["t"] >= killed["at"]]
-    return {"resumed_s": round(after[0]["t"] - killed["at"], 2) if after else None,
+    attempts, killed_at = kill_while_writing(bed, "db1", f"kill{int(time.time())}", seconds,
+                                             **where)
+    resumed = resumed_after(attempts, killed_at)
+    return {"resumed_s": round(resumed, 2) if resumed is not None else None,
             "watched_s": round(seconds - 3, 1),
             "failed": sum(1 for a in attempts if not a["ok"]), "posts": len(attempts)}
 
@@ -65,9 +56,7 @@ def measure(quick: bool) -> dict:
     bed = testbed.up("galera", "13", name=BED, port=PORT)
     try:
         full = bed.hosts_file.read_text()
-        sections = full.split("\n[hosts.")
-        bed.hosts_file.write_text("\n[hosts.".join(
-            p for p in sections if not p.startswith(("db2]", "db3]"))))
+        bed.hosts_file.write_text(without_hosts(full, "db2", "db3"))
         single: dict = {"cold_deploy_s": _deploy(bed)}
         direct = {"host": bed.host("db1").address, "port": 3306}
         single["write"] = _latency(write_posts(bed, "one", seconds, **direct))

@@ -119,7 +119,7 @@ class SchemaPrivileges(FactBase[dict]):
     def command(self, user: str, hostname: str) -> str:
         grantee = "'" + user.replace("'", "''") + "'@'" + hostname.replace("'", "''") + "'"
         sql = ("SELECT TABLE_SCHEMA, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES "
-               f"WHERE GRANTEE = {_sql_literal(grantee)}")
+               f"WHERE GRANTEE = {sql_literal(grantee)}")
         return f"mariadb --batch --skip-column-names -e {shlex.quote(sql)}"
 
     def process(self, output: list[str]) -> dict[str, list[str]]:
@@ -131,7 +131,8 @@ class SchemaPrivileges(FactBase[dict]):
         return {schema: sorted(privileges) for schema, privileges in found.items()}
 
 
-def _sql_literal(value: str) -> str:
+def sql_literal(value: str) -> str:
+    """A string as a MariaDB string literal."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -221,7 +222,7 @@ class RiskyTables(FactBase[dict]):
     requires_command = "mariadb"
 
     def command(self, database: str) -> str:
-        schema = _sql_literal(database)
+        schema = sql_literal(database)
         sql = (f"SELECT 'not_innodb', TABLE_NAME FROM information_schema.TABLES "
                f"WHERE TABLE_SCHEMA = {schema} AND TABLE_TYPE = 'BASE TABLE' "
                "AND ENGINE <> 'InnoDB' UNION ALL "

@@ -6,6 +6,8 @@ import shlex
 
 from pyinfra.api import operation
 
+from pyinfra_wordpress_lb.facts.mariadb import sql_literal
+
 
 @operation(is_idempotent=False)
 def restore_database(dump: str, database: str):
@@ -51,9 +53,8 @@ def caught_up(database: str):
 
         backup.caught_up(name="Wait for the restore", database="wordpress")
     """
-    literal = "'" + database.replace("\\", "\\\\").replace("'", "''") + "'"
     sql = ("SET SESSION wsrep_sync_wait = 1; SELECT COUNT(*) FROM information_schema.tables "
-           f"WHERE table_schema = {literal}")
+           f"WHERE table_schema = {sql_literal(database)}")
     yield f"mariadb -N -B -e {shlex.quote(sql)} | grep -qvx 0"
 
 

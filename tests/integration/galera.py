@@ -115,3 +115,35 @@ def read_file(bed, host: str, path: str) -> str:
     stream, _ = bed.container(host).get_archive(path)
     with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
         return tar.extractfile(path.rsplit("/", 1)[-1]).read().decode()
+
+
+def without_hosts(hosts_toml: str, *names: str) -> str:
+    """The bed's hosts file with these hosts left out."""
+    sections = hosts_toml.split("\n[hosts.")
+    return "\n[hosts.".join(p for p in sections if not p.startswith(tuple(f"{n}]" for n in names)))
+
+
+def kill_while_writing(bed, victim: str, tag: str, seconds: float, at: float = 3,
+                       **where) -> tuple[list[dict], float]:
+    """Posts written for `seconds` (see write_posts) while `victim` is killed `at` s in
+    and started again afterwards: (the attempts, when it was killed)."""
+    killed: dict = {}
+
+    def kill(elapsed):
+        if elapsed >= at and not killed:
+            bed.container(victim).kill()
+            killed["at"] = time.time()
+
+    try:
+        attempts = write_posts(bed, tag, seconds=seconds, during=kill, **where)
+    finally:
+        if killed:
+            bed.container(victim).start()
+    assert killed, f"{victim} was not killed"
+    return attempts, killed["at"]
+
+
+def resumed_after(attempts: list[dict], killed_at: float) -> float | None:
+    """Seconds from the kill to the first post that succeeded after it (None: none did)."""
+    after = [a for a in attempts if a["ok"] and a["t"] >= killed_at]
+    return after[0]["t"] - killed_at if after else None

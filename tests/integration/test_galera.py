@@ -14,7 +14,8 @@ import pytest
 
 from tests.integration import wp
 from tests.integration.galera import (
-    DBS, count_posts, read_file, status, through_proxy, wait_synced, write_posts,
+    DBS, count_posts, kill_while_writing, read_file, resumed_after, status, through_proxy,
+    wait_synced, without_hosts, write_posts,
 )
 from tests.integration.load import get_load
 from tests.runner import pyinfra
@@ -29,10 +30,7 @@ def galera(beds):
     run, the run after it, the GET load, the write attempts)."""
     bed = beds.get("galera", os.environ.get("PWLB_GALERA_RELEASE", "13"))
     full = bed.hosts_file.read_text()
-    sections = full.split("\n[hosts.")
-    one = "\n[hosts.".join(part for part in sections
-                           if not part.startswith(("db2]", "db3]")))
-    bed.hosts_file.write_text(one)
+    bed.hosts_file.write_text(without_hosts(full, "db2", "db3"))
     alone = pyinfra(bed.hosts_file)
     assert alone.returncode == 0, alone.output[-6000:]
     bed.hosts_file.write_text(full)
@@ -259,8 +257,7 @@ def test_two_db_hosts_and_an_arbitrator_keep_taking_writes_when_the_writer_dies(
     so when db1, the writer, is killed, db2 goes on taking the writes."""
     bed = galera[0]
     bed.exec("db3", "systemctl stop mariadb")
-    sections = bed.hosts_file.read_text().split("\n[hosts.")
-    bed.hosts_file.write_text("\n[hosts.".join(p for p in sections if not p.startswith("db3]")))
+    bed.hosts_file.write_text(without_hosts(bed.hosts_file.read_text(), "db3"))
     arbitrator = ("--data", "db_arbitrator=lb1")
     run = pyinfra(bed.hosts_file, *arbitrator)
     assert run.returncode == 0, run.output[-6000:]
@@ -269,22 +266,10 @@ def test_two_db_hosts_and_an_arbitrator_keep_taking_writes_when_the_writer_dies(
     wait_synced(bed, ("db1", "db2"), 3, timeout=60)  # two nodes and garbd
     _, active = bed.exec("lb1", "systemctl is-active garb", check=False)
     assert active.strip() == "active", active
-    killed = {}
-
-    def kill_db1(elapsed):
-        if elapsed >= 3 and not killed:
-            bed.container("db1").kill()
-            killed["at"] = time.time()
-
-    try:
-        attempts = write_posts(bed, "arbiter", seconds=12, during=kill_db1)
-    finally:
-        if killed:
-            bed.container("db1").start()
+    attempts, killed_at = kill_while_writing(bed, "db1", "arbiter", 12)
     ok = [a for a in attempts if a["ok"]]
-    after = [a for a in ok if a["t"] >= killed["at"]]
-    assert after, "no write succeeded after the writer was killed"
-    resumed = after[0]["t"] - killed["at"]
+    resumed = resumed_after(attempts, killed_at)
+    assert resumed is not None, "no write succeeded after the writer was killed"
     assert resumed <= 5, f"writes resumed {resumed:.1f} s after the kill"
     assert status(bed, "db2").get("wsrep_cluster_status") == "Primary"
     acknowledged = {f"galera-arbiter-{a['i']}" for a in ok}
