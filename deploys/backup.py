@@ -101,7 +101,7 @@ def backups() -> None:
         schedule=s.backup_schedule, db_name=site.db_name,
         web_addresses=[n.address for n in webs],
         web_ssh={n.address: ssh_options(n) for n in webs},
-        web_user=s.wordpress_user, key=f"{KEYS}/backup_ed25519",
+        web_user=site.user, key=f"{KEYS}/backup_ed25519",
         known_hosts=f"{KEYS}/known_hosts", site_url=site.url,
         site_url_json=shlex.quote(json.dumps(site.url)),
         db_name_json=shlex.quote(json.dumps(site.db_name)),

@@ -11,7 +11,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, systemd
 
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys.plan import cluster, mine
+from pyinfra_wordpress_lb.deploys.plan import cluster
 
 RUNNER = "/usr/local/lib/wordpress-lb/wordpress-cron.php"
 UNIT = "wordpress-cron"
@@ -22,7 +22,7 @@ SETTINGS = ()
 @deploy("WP-Cron")
 def cron() -> None:
     site = cluster().site
-    user = mine().wordpress_user
+    user = site.user
     files.template(name="Install the WP-Cron runner", mode="644",
                             src=templates.path("wordpress/wordpress-cron.php.j2"),
                             dest=RUNNER, site_host=templates.php_string(site.hostname))

@@ -9,12 +9,15 @@ Planning is pure: `build()` takes plain values (`HostInput`, one per host) and r
 needs: a host's private address when its data has none, the releases a web host holds).
 Tests call `build()` directly (tests/test_plan.py).
 
-The site (its URL, database, docroot, release, TLS) is a value of the plan, `Site`: the
-cluster serves one today, and several sites will be a list of them.
+The site (its URL, database, docroot, release, TLS, Unix user) is a value of the plan,
+`Site`. `sites` in the data lists them (`site_entries`); without it the one-site settings
+describe the one site (the shorthand). The tiers serve one site today: validate refuses a
+second until they serve several.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -29,6 +32,21 @@ from pyinfra_wordpress_lb.operations.wordpress import SHARED_CONTENT, release_id
 
 ROLES = ("lb", "web", "db")
 HSTS_DEFAULT = 365 * 86400  # a year, with a certificate browsers trust
+SHORTHAND = "main"  # the name of the one site the one-site settings describe
+SITE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
+
+# What an entry of `sites` may set (besides `name`), and the one-site setting each key
+# stands for: that setting's value is the default for every site, except for a site's
+# identity (its files, database, account and Unix user), which follows its name
+# (`identity`): two sites never share them by default.
+SITE_ENTRY_KEYS = {
+    "site_url": "site_url", "site_title": "site_title", "admin_user": "admin_user",
+    "admin_email": "admin_email", "db_name": "db_name", "db_user": "db_user",
+    "table_prefix": "table_prefix", "docroot": "docroot", "user": "wordpress_user",
+    "auto_updates": "auto_updates", "wordpress_version": "wordpress_version",
+    "wordpress_checksum": "wordpress_checksum", "wordpress_url": "wordpress_url",
+    "keep_releases": "keep_releases",
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +61,7 @@ class HostInput:
     releases: Mapping[str, Any] | None = None  # facts.wordpress.Releases (web hosts)
     galera: Mapping[str, Any] | None = None  # facts.mariadb.GaleraNode (db hosts, Galera)
     reachable: bool = True
+    unclaimed: str | None = None  # a docroot serving a site `sites` does not list
 
 
 @dataclass(frozen=True)
@@ -92,6 +111,8 @@ class Site:
     auto_updates: str
     release: Release
     tls: Tls
+    user: str = "wordpress"  # the Unix user its PHP, files and mesh run as
+    home: str = "/var/lib/wordpress"  # that user's home (the mesh's state, SSH keys)
 
     @property
     def hostname(self) -> str:
@@ -267,7 +288,10 @@ class Cluster:
     lb_backends: tuple[str, ...] | None  # servers this deploy does not manage
     secrets_file: Path  # the cluster's secrets store (deploys/secrets.py)
     secret_overrides: Mapping[str, str]  # `secrets` in the data (validate: the same for all)
-    sites: tuple[Site, ...] = field(default=())
+    sites: tuple[Site, ...] = field(default=())  # the first is `site`
+    # web host -> a docroot holding releases that no site names (with `sites`: the
+    # one-site settings' site, left out of the list; validate refuses to go on)
+    unclaimed: Mapping[str, str] = field(default_factory=dict)
 
     def node(self, name: str) -> Node:
         return self.nodes[name]
@@ -339,8 +363,42 @@ def _tls(s: Settings, url: str) -> Tls:
                trust=s.tls_trust)
 
 
-def _site(web: Settings, edge: Settings, first_lb, first_web) -> Site:
-    """The site: WordPress's settings as the web hosts have them, TLS as the balancers
+def identity(name: str) -> dict[str, str]:
+    """A listed site's own files, database, account and Unix user (the one-site
+    settings' values belong to the shorthand site alone)."""
+    db = "wp_" + name.replace("-", "_")
+    return {"docroot": f"/var/www/{name}", "db_name": db, "db_user": db,
+            "wordpress_user": f"wp-{name}", "wordpress_home": f"/var/lib/wp-{name}"}
+
+
+def site_entries(data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each site as an overlay of a host's data: `name`, and the one-site settings its
+    entry of `sites` sets (its identity following its name unless it sets it). Without
+    `sites`: the shorthand, one site the one-site settings describe. Entries are
+    assumed valid (validate checks them first)."""
+    listed = data.get("sites")
+    if not listed:
+        return [{"name": SHORTHAND}]
+    found = []
+    for entry in listed:
+        name = str(entry["name"])
+        overlay: dict[str, Any] = {"name": name, **identity(name)}
+        for key, given in entry.items():
+            if key in SITE_ENTRY_KEYS and given is not None:
+                overlay[SITE_ENTRY_KEYS[key]] = given
+        overlay["wordpress_home"] = f"/var/lib/{overlay['wordpress_user']}"
+        found.append(overlay)
+    return found
+
+
+def first_site(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A host's data as the first site sees it (its entry's keys over the host's)."""
+    overlay = site_entries(data)[0]
+    return {**data, **{k: v for k, v in overlay.items() if k != "name"}}
+
+
+def _site(name: str, web: Settings, edge: Settings, first_lb, first_web) -> Site:
+    """A site: WordPress's settings as the web hosts have them, TLS as the balancers
     do (validate checks that hosts of a role agree)."""
     first = first_lb or first_web
     url = site_url(edge, str(first.data.get("ssh_hostname") or first.name))
@@ -349,11 +407,12 @@ def _site(web: Settings, edge: Settings, first_lb, first_web) -> Site:
                       url=str(web.wordpress_url
                               or f"https://wordpress.org/wordpress-{version}.tar.gz"),
                       keep=int(web.keep_releases))
-    return Site(name="main", url=url, title=str(web.site_title),
+    return Site(name=name, url=url, title=str(web.site_title),
                 admin_user=str(web.admin_user), admin_email=str(web.admin_email),
                 db_name=str(web.db_name), db_user=str(web.db_user),
                 table_prefix=str(web.table_prefix), docroot=str(web.docroot).rstrip("/"),
-                auto_updates=str(web.auto_updates), release=release, tls=_tls(edge, url))
+                auto_updates=str(web.auto_updates), release=release, tls=_tls(edge, url),
+                user=str(web.wordpress_user), home=str(web.wordpress_home))
 
 
 def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) -> Cluster:
@@ -370,9 +429,15 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
         raise ValueError("no hosts")
     # The site's settings as its web hosts have them (a balancer alone in front of
     # backends it does not manage, `lb_backends`, has none: its own then).
-    web_settings = settings[(first["web"] or first["lb"] or hosts[0]).name]
-    edge = settings[(first["lb"] or first["web"] or hosts[0]).name]
-    site = _site(web_settings, edge, first["lb"], first["web"] or hosts[0])
+    web_host = first["web"] or first["lb"] or hosts[0]
+    edge_host = first["lb"] or first["web"] or hosts[0]
+    web_settings, edge = settings[web_host.name], settings[edge_host.name]
+    sites = tuple(
+        _site(overlay["name"], settings_of({**web_host.data, **overlay}),
+              settings_of({**edge_host.data, **overlay}), first["lb"],
+              first["web"] or hosts[0])
+        for overlay in site_entries(web_host.data))
+    site = sites[0]
 
     nodes = {}
     for h in hosts:
@@ -428,7 +493,8 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
         secrets_file=store_of(web_settings.secrets_file),
         secret_overrides=_freeze({k: str(v) for k, v in (web_settings.secrets or {}).items()
                                   if v}),
-        sites=(site,))
+        sites=sites,
+        unclaimed=_freeze({h.name: h.unclaimed for h in hosts if h.unclaimed}))
 
 
 # The pyinfra side: what the plan is built from, and where deploys find it.
@@ -444,19 +510,25 @@ def gather(inventory) -> list[HostInput]:
     found = []
     for h in sorted(inventory, key=lambda h: h.name):
         data = h.data.dict()
+        site = settings_of(first_site(data))
         up = reachable(h)
-        address = releases = galera = None
+        address = releases = galera = unclaimed = None
         if up and not data.get("private_address"):
             address = host_fact(h, PrivateAddress)
         if up and "db" in h.groups and _galera_wanted(inventory):
-            galera = host_fact(h, GaleraNode, database=str(data.get("db_name") or "wordpress"),
-                               config=GALERA_CONFIG)
+            galera = host_fact(h, GaleraNode, database=str(site.db_name), config=GALERA_CONFIG)
         if up and "web" in h.groups:
-            docroot = str(data.get("docroot") or "/var/www/wordpress").rstrip("/")
-            releases = host_fact(h, Releases, base=docroot)
+            releases = host_fact(h, Releases, base=str(site.docroot).rstrip("/"))
+            if data.get("sites"):  # the one-site settings' site, when no entry names it
+                shorthand = str(settings_of(data).docroot).rstrip("/")
+                claimed = {str(o["docroot"]).rstrip("/") for o in site_entries(data)}
+                if shorthand not in claimed:
+                    held = host_fact(h, Releases, base=shorthand)
+                    if held and (held.get("current") or held.get("legacy")):
+                        unclaimed = shorthand
         found.append(HostInput(name=h.name, groups=frozenset(h.groups), data=_freeze(data),
                                address=address, releases=releases, galera=galera,
-                               reachable=up))
+                               reachable=up, unclaimed=unclaimed))
     return found
 
 

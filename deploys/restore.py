@@ -163,7 +163,7 @@ def replace() -> None:
         files.put(name=f"Upload backup {name}'s wp-content", src=local_archive(name),
                   dest=archive, mode="600")
         backup_ops.restore_content(name=f"Make wp-content backup {name}'s", archive=archive,
-                                   root=mesh_root(), user=mine().wordpress_user)
+                                   root=mesh_root(), user=cluster().site.user)
         files.file(name="Remove the uploaded archive", path=archive, present=False)
 
 

@@ -164,7 +164,7 @@ def _web_row() -> dict:
         if mesh.get("errors"):
             problems.append(f"the mesh reports {mesh['errors']} errors: "
                             f"`journalctl -u {sync.UNIT}`")
-    cron = host.get_fact(Cron, docroot=f"{base}/current", user=s.wordpress_user)
+    cron = host.get_fact(Cron, docroot=f"{base}/current", user=cluster().site.user)
     checks["cron"] = ("timer on" if cron.get("timer") else "timer off") + (
         f", last run {_age(datetime.datetime.fromisoformat(cron['last_run']))} ago"
         if cron.get("last_run") else ", never ran")

@@ -96,9 +96,9 @@ def mesh_root(node: Node | None = None) -> str:
     return cluster().site.content
 
 
-def home(node: Node | None = None) -> str:
+def home() -> str:
     """syncthing's home (identity, index database, its copy of the configuration)."""
-    return f"{(here() if node is None else node).settings.wordpress_home}/syncthing"
+    return f"{cluster().site.home}/syncthing"
 
 
 def _hmac(secret: str, purpose: str, name: str) -> bytes:
@@ -187,7 +187,7 @@ def _config(devices: list[dict]) -> HiddenValue:
 def sync() -> None:
     plan = cluster()
     s = here().settings
-    user = s.wordpress_user
+    user = plan.site.user
     root = mesh_root()
     peers = [n for n in plan.group("web") if n.name != host.name]
     leaving = departing()
@@ -277,7 +277,7 @@ def _retire_lsyncd() -> None:
     """The lsyncd mesh of earlier versions (its unit, configuration, status and key) goes."""
     if not host_fact(host, File, path=LEGACY_FILES[0]):
         return
-    home_dir = here().settings.wordpress_home
+    home_dir = cluster().site.home
     server.shell(
         name="Retire the lsyncd mesh of earlier versions",
         commands=[f"systemctl disable --now {LEGACY_UNIT} || true",
@@ -290,7 +290,7 @@ def _retire_lsyncd() -> None:
 def backup_access(user: str, root: str):
     """The database host's backups read the shared tree over SSH (a key of their own,
     read-only, from that host only)."""
-    ssh_dir = f"{here().settings.wordpress_home}/.ssh"
+    ssh_dir = f"{cluster().site.home}/.ssh"
     files.directory(name="Create the SSH directory for the backups' access", path=ssh_dir,
                     user=user, group=user, mode="700")
     return files.template(
@@ -312,7 +312,7 @@ def unshare_departed_hosts() -> None:
     devices = [_device(n.name, n.address) for n in plan.group("web")]
     config = syncthing.config(name="Share the mesh with the current web hosts only",
                               path=CONFIG, content=_config(devices),
-                              group=here().settings.wordpress_user)
+                              group=cluster().site.user)
     systemd.service(name="Restart the mesh without the departed hosts", service=UNIT,
                     restarted=True, _if=config.did_change)
 

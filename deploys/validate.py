@@ -30,7 +30,9 @@ from pyinfra_wordpress_lb.deploys import balancer, secrets, wordpress
 from pyinfra_wordpress_lb.deploys import _facts as kept_facts
 from pyinfra_wordpress_lb.deploys._failures import report_failures
 from pyinfra_wordpress_lb.deploys._run import run
-from pyinfra_wordpress_lb.deploys.plan import Cluster, cluster, site_url
+from pyinfra_wordpress_lb.deploys.plan import (
+    SITE_ENTRY_KEYS, SITE_NAME, Cluster, cluster, first_site, site_entries, site_url,
+)
 from pyinfra_wordpress_lb.deploys._util import (
     host_fact, interface_of, private_address, reachable, unreachable,
 )
@@ -50,6 +52,8 @@ OWN_PREFIX = "x_"  # host data of the operator's own deploys, beside ours
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)"
                        r"(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$")
 _EMAIL = re.compile(r"^[^@\s]+@([a-zA-Z0-9-]+\.)+[a-zA-Z0-9-]{2,}$")
+_UNIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_SQL_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
 class InvalidDeploy(PyinfraError, CliError):
@@ -260,7 +264,7 @@ SITE_KEYS = {
                "keep_releases"),
     ("web", "db"): ("db_name", "db_user"),
     ("lb", "web"): ("tls",),
-    ("lb", "web", "db"): ("site_url",),
+    ("lb", "web", "db"): ("site_url", "sites"),
 }
 
 
@@ -283,6 +287,101 @@ def _check_site(problems: list[str]) -> None:
                  "is not a site address; use http(s)://<domain or IP>[:port][/path]")
     _bad_setting(problems, _hosts(), "admin_email", lambda v: not _EMAIL.match(str(v)),
                  "is not an email address")
+
+
+# What a site's own values must be (the one-site settings' checks, for an entry of `sites`).
+SITE_VALUES = {
+    "site_url": (lambda v: v is None or _bad_site_url(v),
+                 "is not a site address; use http(s)://<domain or IP>[:port][/path]"),
+    "admin_email": (lambda v: not _EMAIL.match(str(v)), "is not an email address"),
+    "wordpress_checksum": (lambda v: _bad_checksum(v),
+                           "is not 'sha1:<40 hex digits>' or 'sha256:<64 hex digits>'"),
+    "auto_updates": (lambda v: v not in wordpress.AUTO_UPDATES,
+                     f"is not one of {', '.join(wordpress.AUTO_UPDATES)}"),
+    "keep_releases": (lambda v: not _number(v, True) or v < 1,
+                      "is not a number of releases (1 or more: the served one counts)"),
+    "docroot": (lambda v: not (isinstance(v, str) and v.startswith("/") and len(v) > 1
+                               and ".." not in v.split("/")),
+                "is not an absolute directory"),
+    "wordpress_user": (lambda v: not (isinstance(v, str) and _UNIX_USER.match(v)),
+                       "is not a Unix user name (lower-case letters, digits, `_`, `-`)"),
+    "db_name": (lambda v: not (isinstance(v, str) and _SQL_NAME.match(v)),
+                "is not a database name (letters, digits, `_`; at most 64)"),
+    "db_user": (lambda v: not (isinstance(v, str) and _SQL_NAME.match(v) and len(v) <= 32),
+                "is not a database account name (letters, digits, `_`; at most 32)"),
+}
+
+
+def _check_sites(problems: list[str]) -> None:
+    """`sites`: a list of tables, each a valid name and valid values of its own, no two
+    sharing a name, an address, files, a database, an account or a Unix user."""
+    given = (_group("web") or _hosts())[0].data.get("sites") if _hosts() else None
+    if given is None:
+        return
+    found: list[str] = []
+    _site_entries(given, found)
+    problems.extend(found)
+
+
+def _site_entries(given, problems: list[str]) -> None:
+    if not isinstance(given, (list, tuple)) or not given or not all(
+            hasattr(e, "items") for e in given):
+        problems.append("sites is not a list of tables (one per site: `name`, `site_url`, ...)")
+        return
+    own = SITE_ENTRY_KEYS
+    for index, entry in enumerate(given, 1):
+        name = entry.get("name")
+        label = f"sites entry {index}" + (f" ({name})" if isinstance(name, str) else "")
+        if not (isinstance(name, str) and SITE_NAME.match(name)):
+            problems.append(f"{label}: name {name!r} is not a site name (a lower-case letter, "
+                            "then letters, digits or `-`; at most 24)")
+        for key in entry:
+            if key != "name" and key not in own:
+                close = difflib.get_close_matches(key, list(own), n=1, cutoff=0.8)
+                problems.append(f"{label}: unknown key {key!r}" + (
+                    f": did you mean {close[0]!r}?" if close else
+                    f"; a site takes name, {', '.join(own)} (README.md, Sites)"))
+        if entry.get("site_url") is None:
+            problems.append(f"{label}: site_url is missing (each site has its own address)")
+    if problems:
+        return
+    overlays = site_entries({"sites": given})
+    data = dict((_group("web") or _hosts())[0].data.dict())
+    seen: dict[tuple[str, str], str] = {}
+    for overlay in overlays:
+        name = overlay["name"]
+        values = settings_of({**data, **overlay})
+        for setting, (bad, text) in SITE_VALUES.items():
+            v = getattr(values, setting)
+            if bad(v):
+                key = next(k for k, s in own.items() if s == setting)
+                problems.append(f"sites entry {name}: {key} {v!r} {text}")
+        host = urlsplit(str(values.site_url or "")).netloc.lower()
+        for what, v in (("name", name), ("site_url's host", host),
+                        ("docroot", str(values.docroot).rstrip("/")),
+                        ("db_name", values.db_name), ("db_user", values.db_user),
+                        ("user", values.wordpress_user)):
+            other = seen.setdefault((what, str(v)), name)
+            if other != name:
+                problems.append(f"sites {other} and {name} have the same {what} {v!r}: "
+                                "each site has its own")
+    if len(overlays) > 1 and not problems:
+        problems.append(
+            f"sites lists {len(overlays)} sites ({', '.join(o['name'] for o in overlays)}); "
+            "this version serves one site per cluster: list one (several sites per "
+            "cluster are not built yet)")
+
+
+def _check_unclaimed(problems: list[str]) -> None:
+    """With `sites`, a web host that serves a site no entry names (the one-site settings'
+    site, left out of the list): going on would leave it unserved, its data orphaned."""
+    if problems:
+        return  # the plan needs a valid inventory
+    for name, docroot in sorted(cluster().unclaimed.items()):
+        problems.append(
+            f"{name}: serves a site from {docroot} that no entry of `sites` names: to keep "
+            f"it, give its entry docroot = {docroot!r} (and its db_name, db_user and user: "
+            "see README.md, Sites); to stop serving it, move that directory away first")
 
 
 def _check_ca_file(h, key: str, problem) -> None:
@@ -311,7 +410,7 @@ def _check_tls(problems: list[str]) -> None:
             problem(f"{h.name}: tls {mode!r} is not one of {', '.join(TLS_MODES)}")
             continue
         first = (_group("lb") or _group("web"))[0]
-        url = site_url(settings_of(h.data.dict()),
+        url = site_url(settings_of(first_site(h.data.dict())),
                        str(first.data.get("ssh_hostname") or first.name))
         scheme, name = urlsplit(url).scheme, urlsplit(url).hostname or ""
         if scheme in ("http", "https") and (mode == "off") != (scheme == "http"):
@@ -615,10 +714,10 @@ def _check_galera(problems: list[str]) -> None:
 
 
 CHECKS = (_check_reachable, _check_roles, _check_addresses, _check_ports, _check_releases_and_pool,
-          _check_numbers, _check_site, _check_agreement,
+          _check_numbers, _check_site, _check_sites, _check_agreement,
           _check_keys,
           _check_secrets, _check_releases, _check_tls, _check_vip, _check_firewall,
-          _check_galera)
+          _check_galera, _check_unclaimed)
 
 
 def problems() -> list[str]:

@@ -22,6 +22,7 @@ from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.operations import php, wordpress
 
 FPM_SOCKET = "/run/php/wordpress-fpm.sock"
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # wp-config.php's PWLB_CA_BUNDLE
 PHP_LOG = "/var/log/php-fpm-wordpress.log"  # the pool's PHP errors (rotated weekly)
 LOGROTATE = "/etc/logrotate.d/wordpress-lb"
 
@@ -77,14 +78,27 @@ def max_children() -> int:
     return max(2, min(int(memory - reserve) // 64, 8 * int(cpus)))
 
 
+def open_basedir(docroot: str, content: str) -> list[str]:
+    """What a site's PHP may open: its own directory (releases, shared content,
+    wp-config.php) and the tree the mesh mirrors if elsewhere, temporary files (PHP-FPM
+    has a private /tmp), the CA bundle WordPress's HTTPS requests trust, PHP's sessions.
+    Another site's files, and the rest of the system, stay out of its reach."""
+    allowed = [f"{docroot}/"]
+    if not content.startswith(f"{docroot}/"):
+        allowed.append(f"{content}/")
+    return allowed + ["/tmp/", CA_BUNDLE, "/var/lib/php/sessions/"]
+
+
 @deploy("Web")
 def web() -> None:
     """nginx and PHP-FPM serving `<docroot>/current` (after the WordPress tier put a
     release there)."""
+    from pyinfra_wordpress_lb.deploys.sync import mesh_root  # (sync builds on this tier)
+
     apt.packages(name="Install nginx and PHP-FPM", packages=PACKAGES, no_recommends=True)
     plan, me = cluster(), here()
     s, site = me.settings, plan.site
-    user = s.wordpress_user
+    user = site.user
     docroot = site.docroot
 
     php.fpm(
@@ -92,6 +106,7 @@ def web() -> None:
         pool="wordpress",
         pool_config=templates.render(
             "php/pool.conf.j2", pool="wordpress", user=user, socket=FPM_SOCKET, error_log=PHP_LOG,
+            open_basedir=open_basedir(site.docroot, mesh_root()),
             max_children=max_children(), memory_limit=s.php_memory_limit,
             upload_max_size=s.upload_max_size,
         ),

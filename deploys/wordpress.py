@@ -23,7 +23,7 @@ from pyinfra.api import HiddenValue, deploy
 from pyinfra.operations import files, server, systemd
 
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys import secrets
+from pyinfra_wordpress_lb.deploys import secrets, web
 from pyinfra_wordpress_lb.deploys._util import any_failed, renamed
 from pyinfra_wordpress_lb.deploys.plan import Site, cluster, here, mine
 from pyinfra_wordpress_lb.deploys.settings import Setting
@@ -35,6 +35,13 @@ CACHE_DIR = "/var/cache/wordpress-lb"
 MESH_UNIT = "lsyncd-wordpress.service"
 
 SETTINGS = (
+    Setting("sites", None,
+            "the cluster's sites, a list of tables: each a `name` (lower-case letters, "
+            "digits, `-`) and the keys of README's \"Sites\" section; its files, "
+            "database, account and Unix user follow its name (`/var/www/<name>`, "
+            "`wp_<name>`, `wp-<name>`), its other keys default to the one-site settings. "
+            "Default: one site, the one-site settings below. The tiers serve one site "
+            "today: a second is refused"),
     Setting("site_url", None,
             "the site's public URL; default `https://<lb_vip>`, else `https://<first lb host>` "
             "(`http://` with `tls = \"off\"`)"),
@@ -85,7 +92,7 @@ def wp_config(site: Site) -> HiddenValue:
     plan = cluster()
     return HiddenValue(templates.render(
         "wordpress/wp-config.php.j2",
-        user=mine().wordpress_user,
+        user=site.user,
         db_name=site.db_name,
         db_user=site.db_user,
         db_password=secrets.raw("db_password"),
@@ -99,6 +106,7 @@ def wp_config(site: Site) -> HiddenValue:
         content_dir=site.content,
         base=site.docroot,
         auto_updates=site.auto_updates,
+        ca_bundle=web.CA_BUNDLE,
     ))
 
 
@@ -106,7 +114,7 @@ def wp_config(site: Site) -> HiddenValue:
 def serve_release() -> None:
     """The release served by this web host, and its configuration."""
     site = cluster().site
-    user = mine().wordpress_user
+    user = site.user
     root = site.docroot
     release = site.release
     version, checksum = release.version, release.checksum
@@ -180,7 +188,7 @@ def install_site() -> None:
     if host.name != plan.web[0]:
         return
     site = plan.site
-    user = mine().wordpress_user
+    user = site.user
     wordpress.install(
         name="Install WordPress unattended (once per database)",
         docroot=f"{site.docroot}/current",

@@ -197,3 +197,45 @@ def test_a_balancer_alone_in_front_of_backends_it_does_not_manage():
     assert plan.site.url == "http://shop.example"
     assert plan.backends() == ("192.0.2.1:8080",)
     assert plan.switch.hosts == () and plan.newcomers == ()
+
+
+# Sites: `sites` lists them; without it the one-site settings describe one (the shorthand).
+
+def test_a_listed_site_has_an_identity_of_its_own_and_the_one_site_settings_as_defaults():
+    plan = build(hosts(SPLIT, data={
+        "admin_email": "ops@example.com", "wordpress_version": "6.8.3",
+        "wordpress_checksum": SHA1, "db_name": "wordpress",
+        "sites": [{"name": "shop-2", "site_url": "https://shop.example.com"}]}))
+    (site,) = plan.sites
+    assert site is plan.site and site.name == "shop-2"
+    assert site.url == "https://shop.example.com"
+    # Its own files, database, account and Unix user, from its name...
+    assert (site.docroot, site.db_name, site.db_user, site.user, site.home) == (
+        "/var/www/shop-2", "wp_shop_2", "wp_shop_2", "wp-shop-2", "/var/lib/wp-shop-2")
+    # ...the rest from the one-site settings.
+    assert site.admin_email == "ops@example.com" and site.release.version == "6.8.3"
+
+
+def test_a_listed_site_may_keep_the_shorthand_sites_identity():
+    """Moving from the one-site settings to `sites`: the entry names the same files,
+    database, account and user, and the plan is the same but for the site's name."""
+    shorthand = build(hosts(SPLIT, data={"site_url": "https://blog.example.com"}))
+    listed = build(hosts(SPLIT, data={"sites": [{
+        "name": "blog", "site_url": "https://blog.example.com", "docroot": "/var/www/wordpress",
+        "db_name": "wordpress", "db_user": "wordpress", "user": "wordpress"}]}))
+    assert shorthand.site.name == "main"
+    assert dataclasses.replace(listed.site, name="main") == shorthand.site
+    assert listed.db_endpoint == shorthand.db_endpoint and listed.switch == shorthand.switch
+
+
+def test_the_shorthand_site_is_named_main_and_runs_as_the_wordpress_user():
+    site = build(hosts(SPLIT, data={"wordpress_user": "wp", "wordpress_home": "/srv/wp-home"})).site
+    assert (site.name, site.user, site.home) == ("main", "wp", "/srv/wp-home")
+    assert build(hosts(SPLIT)).site.user == "wordpress"
+
+
+def test_a_web_host_serving_a_site_no_entry_names_is_unclaimed():
+    found = hosts(SPLIT, data={"sites": [{"name": "shop", "site_url": "https://shop.example"}]})
+    found = [dataclasses.replace(h, unclaimed="/var/www/wordpress") if h.name == "web1" else h
+             for h in found]
+    assert dict(build(found).unclaimed) == {"web1": "/var/www/wordpress"}

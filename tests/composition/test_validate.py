@@ -383,3 +383,47 @@ def test_two_balancers_need_a_way_to_fail_over(secrets_file, tmp_path):
 def test_auto_updates_is_one_of_its_words(secrets_file):
     message = rejected(SPLIT, secrets_file, data={"auto_updates": "yes"})
     assert "auto_updates 'yes' is not one of off, translations, chosen, all" in message
+
+
+# Sites.
+
+def test_sites_entries_are_checked(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"sites": [
+        {"name": "Shop", "site_url": "https://shop.example"},
+        {"name": "blog", "site_url": "https://blog.example", "db_nmae": "x"},
+        {"name": "news"},
+    ]})
+    assert "sites entry 1 (Shop): name 'Shop' is not a site name" in message
+    assert "sites entry 2 (blog): unknown key 'db_nmae': did you mean 'db_name'?" in message
+    assert "sites entry 3 (news): site_url is missing" in message
+
+
+def test_sites_values_and_overlaps_are_checked(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"sites": [
+        {"name": "shop", "site_url": "https://shop.example", "keep_releases": 0,
+         "user": "Root!"},
+        {"name": "blog", "site_url": "https://shop.example", "db_name": "wp_shop"},
+    ]})
+    assert "sites entry shop: keep_releases 0 is not a number of releases" in message
+    assert "sites entry shop: user 'Root!' is not a Unix user name" in message
+    assert "sites shop and blog have the same site_url's host 'shop.example'" in message
+    assert "sites shop and blog have the same db_name 'wp_shop'" in message
+
+
+def test_a_second_site_is_refused_until_the_tiers_serve_several(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"sites": [
+        {"name": "shop", "site_url": "https://shop.example"},
+        {"name": "blog", "site_url": "https://blog.example"}]})
+    assert "sites lists 2 sites (shop, blog); this version serves one site per cluster" \
+        in message
+
+
+def test_one_listed_site_is_deployed_with_its_own_identity(secrets_file):
+    result = plan(SPLIT, secrets_file, data={"sites": [
+        {"name": "shop", "site_url": "https://shop.example", "admin_email": "o@shop.example"}]},
+        show_secrets=True)
+    web = " ".join(c for _, commands in result["web1"] for c in commands)
+    assert "/var/www/shop/releases/" in web and "/var/www/wordpress" not in web
+    assert "useradd" in web and "wp-shop" in web
+    db = " ".join(c for _, commands in result["db1"] for c in commands)
+    assert "wp_shop" in db and "CREATE DATABASE" in db.upper()

@@ -102,6 +102,48 @@ def test_php_fpm_pool_runs_as_wordpress_with_opcache(split):
         split.exec("web1", f"rm -f {probe}")
 
 
+def test_the_pools_php_opens_files_of_its_own_site_only(split):
+    """open_basedir: the site's PHP reads its own wp-config.php and writes its uploads,
+    and cannot read the rest of the host."""
+    probe = "/var/www/wordpress/current/pwlb-basedir.php"
+    split.exec("web1", "printf '%s' " + shlex.quote(
+        "<?php echo json_encode(array("
+        "@file_get_contents('/etc/passwd') !== false, "
+        "@file_get_contents('/etc/nginx/nginx.conf') !== false, "
+        "@file_get_contents('/var/www/wordpress/wp-config.php') !== false, "
+        "@file_put_contents(sys_get_temp_dir() . '/pwlb-basedir', 'x') !== false, "
+        "ini_get('open_basedir')));") + f" > {probe} && chown wordpress: {probe}")
+    try:
+        response = wp.get(backends(split)["web1"], "/pwlb-basedir.php", bed=split)
+        passwd, nginx, config, temp, allowed = response.json()
+        assert (passwd, nginx) == (False, False), response.text
+        assert (config, temp) == (True, True), response.text
+        assert allowed.split(":")[0] == "/var/www/wordpress/", allowed
+    finally:
+        split.exec("web1", f"rm -f {probe}")
+
+
+def test_moving_the_site_into_sites_with_its_identity_changes_nothing(split, beds):
+    entry = {"name": "blog", "site_url": split.site_url, "docroot": "/var/www/wordpress",
+             "db_name": "wordpress", "db_user": "wordpress", "user": "wordpress"}
+    run = beds.run(split, "--data", "sites=" + json.dumps([entry]))
+    assert run.returncode == 0 and run.changed == 0, run.output[-3000:]
+
+
+def test_a_sites_list_that_leaves_out_the_served_site_is_refused(split, beds):
+    """Listed under a new name with its own (new) identity, the served site would be
+    left behind: refused before any change, naming the hosts and the docroot."""
+    entry = {"name": "shop", "site_url": split.site_url}
+    run = beds.run(split, "--data", "sites=" + json.dumps([entry]))
+    assert run.returncode != 0 and run.changed == 0
+    for web in ("web1", "web2"):
+        assert (f"{web}: serves a site from /var/www/wordpress that no entry of `sites` "
+                "names") in run.output, run.output[-3000:]
+    assert "nothing was changed" in run.output
+    _, ls = split.exec("web1", "ls /var/www")
+    assert "shop" not in ls.split()
+
+
 def test_no_secret_in_the_output_at_vv_and_diff(split, beds):
     run = beds.run(split, "-vv", "--diff")
     assert run.returncode == 0 and run.changed == 0
