@@ -89,6 +89,7 @@ def vhost(what: str, held_back: tuple[str, ...]) -> None:
         dh_params=tls.DH_PARAMS,
         hsts_max_age=site.tls.hsts_max_age,
         site_netloc=site.netloc,
+        aliases=list(site.aliases),
         acme=acme,
         acme_webroot=tls.ACME_WEBROOT,
         acme_peers=[f"{n.address}:{s.lb_port}" for n in plan.group("lb")

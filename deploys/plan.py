@@ -40,7 +40,7 @@ SITE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 # identity (its files, database, account and Unix user), which follows its name
 # (`identity`): two sites never share them by default.
 SITE_ENTRY_KEYS = {
-    "site_url": "site_url", "site_title": "site_title", "admin_user": "admin_user",
+    "site_url": "site_url", "aliases": "site_aliases", "site_title": "site_title", "admin_user": "admin_user",
     "admin_email": "admin_email", "db_name": "db_name", "db_user": "db_user",
     "table_prefix": "table_prefix", "docroot": "docroot", "user": "wordpress_user",
     "auto_updates": "auto_updates", "wordpress_version": "wordpress_version",
@@ -113,6 +113,7 @@ class Site:
     tls: Tls
     user: str = "wordpress"  # the Unix user its PHP, files and mesh run as
     home: str = "/var/lib/wordpress"  # that user's home (the mesh's state, SSH keys)
+    aliases: tuple[str, ...] = ()  # other host names, redirected to `hostname`
 
     @property
     def hostname(self) -> str:
@@ -352,7 +353,7 @@ def site_url(s: Settings, first: str) -> str:
 def _tls(s: Settings, url: str) -> Tls:
     mode = str(s.tls)
     hsts = s.hsts_max_age
-    names = [urlsplit(url).hostname or ""]
+    names = [urlsplit(url).hostname or ""] + [str(a).lower() for a in s.site_aliases]
     if mode == "self-signed" and s.lb_vip and str(s.lb_vip) not in names:
         names.append(str(s.lb_vip))
     return Tls(mode=mode,
@@ -412,7 +413,8 @@ def _site(name: str, web: Settings, edge: Settings, first_lb, first_web) -> Site
                 db_name=str(web.db_name), db_user=str(web.db_user),
                 table_prefix=str(web.table_prefix), docroot=str(web.docroot).rstrip("/"),
                 auto_updates=str(web.auto_updates), release=release, tls=_tls(edge, url),
-                user=str(web.wordpress_user), home=str(web.wordpress_home))
+                user=str(web.wordpress_user), home=str(web.wordpress_home),
+                aliases=tuple(str(a).lower() for a in edge.site_aliases))
 
 
 def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) -> Cluster:

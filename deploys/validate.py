@@ -264,7 +264,7 @@ SITE_KEYS = {
                "keep_releases"),
     ("web", "db"): ("db_name", "db_user"),
     ("lb", "web"): ("tls",),
-    ("lb", "web", "db"): ("site_url", "sites"),
+    ("lb", "web", "db"): ("site_url", "site_aliases", "sites"),
 }
 
 
@@ -282,9 +282,27 @@ def _check_agreement(problems: list[str]) -> None:
                                 "or the same on every host)")
 
 
+def _bad_aliases(aliases) -> bool:
+    return not (isinstance(aliases, (list, tuple)) and all(
+        isinstance(a, str) and (_HOSTNAME.match(a) or _is_ip(a)) for a in aliases)
+        and len({a.lower() for a in aliases}) == len(aliases))
+
+
+def _alias_problems(url, aliases) -> list[str]:
+    """A site's aliases against its own host name (the rest: `_bad_aliases`)."""
+    own = (urlsplit(str(url or "")).hostname or "").lower()
+    return [f"site_aliases {a!r} is the host of site_url itself: list only other names"
+            for a in aliases if isinstance(a, str) and a.lower() == own]
+
+
 def _check_site(problems: list[str]) -> None:
     _bad_setting(problems, _hosts(), "site_url", _bad_site_url,
                  "is not a site address; use http(s)://<domain or IP>[:port][/path]")
+    _bad_setting(problems, _hosts(), "site_aliases", _bad_aliases,
+                 "is not a list of distinct host names (no scheme, no port)")
+    if _hosts() and not _bad_aliases(value(_hosts()[0], "site_aliases")):
+        problems.extend(_alias_problems(value(_hosts()[0], "site_url"),
+                                        value(_hosts()[0], "site_aliases")))
     _bad_setting(problems, _hosts(), "admin_email", lambda v: not _EMAIL.match(str(v)),
                  "is not an email address")
 
@@ -294,6 +312,7 @@ SITE_VALUES = {
     "site_url": (lambda v: v is None or _bad_site_url(v),
                  "is not a site address; use http(s)://<domain or IP>[:port][/path]"),
     "admin_email": (lambda v: not _EMAIL.match(str(v)), "is not an email address"),
+    "site_aliases": (_bad_aliases, "is not a list of distinct host names (no scheme, no port)"),
     "wordpress_checksum": (lambda v: _bad_checksum(v),
                            "is not 'sha1:<40 hex digits>' or 'sha256:<64 hex digits>'"),
     "auto_updates": (lambda v: v not in wordpress.AUTO_UPDATES,
@@ -356,7 +375,16 @@ def _site_entries(given, problems: list[str]) -> None:
             if bad(v):
                 key = next(k for k, s in own.items() if s == setting)
                 problems.append(f"sites entry {name}: {key} {v!r} {text}")
+        problems.extend(f"sites entry {name}: {p}".replace("site_aliases", "aliases")
+                        for p in _alias_problems(values.site_url, values.site_aliases))
         host = urlsplit(str(values.site_url or "")).netloc.lower()
+        names = [urlsplit(str(values.site_url or "")).hostname or ""] + [
+            str(a).lower() for a in values.site_aliases if isinstance(a, str)]
+        for other_name in names:
+            other = seen.setdefault(("host name", other_name), name)
+            if other != name:
+                problems.append(f"sites {other} and {name} both answer {other_name!r} (a "
+                                "site_url's host or an alias): each name belongs to one site")
         for what, v in (("name", name), ("site_url's host", host),
                         ("docroot", str(values.docroot).rstrip("/")),
                         ("db_name", values.db_name), ("db_user", values.db_user),
@@ -413,6 +441,8 @@ def _check_tls(problems: list[str]) -> None:
         url = site_url(settings_of(first_site(h.data.dict())),
                        str(first.data.get("ssh_hostname") or first.name))
         scheme, name = urlsplit(url).scheme, urlsplit(url).hostname or ""
+        given = settings_of(first_site(h.data.dict())).site_aliases
+        aliases = [str(a) for a in given] if not _bad_aliases(given) else []
         if scheme in ("http", "https") and (mode == "off") != (scheme == "http"):
             wanted = "http://" if mode == "off" else "https://"
             other = '"self-signed", "acme" or "files"' if scheme == "https" else '"off"'
@@ -431,11 +461,15 @@ def _check_tls(problems: list[str]) -> None:
             if _is_ip(name):
                 problem(f"{h.name}: tls = \"acme\" needs a DNS name in site_url, not the "
                         f"address {name} (use tls = \"self-signed\" or \"files\")")
+            for alias in aliases:
+                if _is_ip(alias):
+                    problem(f"{h.name}: tls = \"acme\" needs DNS names in site_aliases, not "
+                            f"the address {alias}")
             server = urlsplit(str(value(h, "acme_server")))
             if server.scheme != "https" or not server.hostname:
                 problem(f"{h.name}: acme_server {value(h, 'acme_server')!r} is not an https URL")
         elif mode == "files":
-            _check_files_mode(h, name, problem)
+            _check_files_mode(h, [name, *aliases], problem)
 
 
 def _read_pem(path: str, key: str, problem) -> str | None:
@@ -468,7 +502,7 @@ def _covers(cert: x509.Certificate, name: str) -> bool:
     return False
 
 
-def _check_files_mode(h, name: str, problem) -> None:
+def _check_files_mode(h, names: list[str], problem) -> None:
     cert_path, key_path = value(h, "tls_certificate"), value(h, "tls_key")
     if not cert_path or not key_path:
         problem(f"{h.name}: tls = \"files\" needs tls_certificate and tls_key (files on this "
@@ -500,8 +534,10 @@ def _check_files_mode(h, name: str, problem) -> None:
     elif leaf.not_valid_before_utc > now:
         problem(f"tls_certificate {cert_path} is not valid before "
                 f"{leaf.not_valid_before_utc:%Y-%m-%d}")
-    if not _covers(leaf, name):
-        problem(f"tls_certificate {cert_path} does not cover {name} (the host of site_url)")
+    for name in names:
+        if not _covers(leaf, name):
+            what = "the host of site_url" if name == names[0] else "an alias of the site"
+            problem(f"tls_certificate {cert_path} does not cover {name} ({what})")
 
 
 def _check_vip(problems: list[str]) -> None:

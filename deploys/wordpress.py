@@ -45,6 +45,10 @@ SETTINGS = (
     Setting("site_url", None,
             "the site's public URL; default `https://<lb_vip>`, else `https://<first lb host>` "
             "(`http://` with `tls = \"off\"`)"),
+    Setting("site_aliases", (),
+            "other host names of the site (`example.com` beside `www.example.com`): the "
+            "balancers answer them with a permanent redirect to `site_url`'s host, same path, "
+            "over HTTPS too (the certificate covers them)"),
     Setting("site_title", "WordPress on pyinfra", "site title, set by the unattended install"),
     Setting("admin_user", "admin", "the first WordPress administrator"),
     Setting("admin_email", "admin@example.com", "the administrator's email address"),

@@ -239,3 +239,13 @@ def test_a_web_host_serving_a_site_no_entry_names_is_unclaimed():
     found = [dataclasses.replace(h, unclaimed="/var/www/wordpress") if h.name == "web1" else h
              for h in found]
     assert dict(build(found).unclaimed) == {"web1": "/var/www/wordpress"}
+
+
+def test_the_sites_aliases_are_in_its_certificate():
+    site = build(hosts(SPLIT, data={"site_url": "https://www.example.com",
+                                    "site_aliases": ["Example.com"]})).site
+    assert site.aliases == ("example.com",)
+    assert site.tls.names == ("www.example.com", "example.com")
+    listed = build(hosts(SPLIT, data={"sites": [{"name": "shop", "site_url": "https://shop.example",
+                                                 "aliases": ["www.shop.example"]}]})).site
+    assert listed.aliases == ("www.shop.example",)

@@ -75,6 +75,7 @@ TOPOLOGIES["scale"] = ([("lb1", ["lb"])] + [(f"web{i}", ["web"]) for i in range(
 SHARED_ADDRESS = {"split", "edge", "trio"}
 # The site's name on the edge bed (pebble resolves it to the shared address).
 EDGE_SITE = "www.pwlb.test"
+EDGE_ALIAS = "pwlb.test"  # the edge bed's site also answers it (a redirect to EDGE_SITE)
 
 PACKAGES = [
     "systemd", "systemd-sysv", "dbus", "openssh-server", "sudo", "ca-certificates",
@@ -617,6 +618,7 @@ def edge_settings(bed: Bed) -> dict:
             "acme_email": "webmaster@pwlb.test",
             "acme_server_ca": str(bed.dir / "pebble-api.pem"),
             "tls_trust": str(bed.ca_file),
+            "site_aliases": [EDGE_ALIAS],
             # A floating-IP hook that records its calls (tests/integration/test_edge.py).
             "lb_vip_notify": str(_notify_recorder(bed)),
         })
@@ -641,7 +643,7 @@ cat > config.json <<CONFIG
   "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "",
   "externalAccountBindingRequired": false}}}}
 CONFIG
-echo "{vip} {site}" >> /etc/hosts
+echo "{vip} {site} {alias}" >> /etc/hosts
 # Pebble rejects 5% of nonces by default to test clients' retries; a deploy whose
 # certbot met two in a row failed once in CI. Our tests are about the cluster.
 systemd-run --unit pebble --setenv=PEBBLE_VA_NOSLEEP=1 --setenv=PEBBLE_WFE_NONCEREJECT=0 \
@@ -655,7 +657,8 @@ done
 
 def start_pebble(bed: Bed) -> None:
     acme = next(h for h in bed.hosts if "acme" in h.groups)
-    bed.exec(acme.name, PEBBLE_SETUP.format(address=acme.address, vip=bed.vip, site=EDGE_SITE))
+    bed.exec(acme.name, PEBBLE_SETUP.format(address=acme.address, vip=bed.vip, site=EDGE_SITE,
+                                            alias=EDGE_ALIAS))
     _, api = bed.exec(acme.name, "cat /etc/pebble/cert.pem")
     (bed.dir / "pebble-api.pem").write_text(api)
     _, roots = bed.exec(acme.name, "curl -sf --cacert /etc/pebble/cert.pem "

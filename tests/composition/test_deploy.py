@@ -408,6 +408,29 @@ def test_hsts_by_default_only_with_a_publicly_trusted_certificate(secrets_file, 
     assert "Strict-Transport-Security" not in off
 
 
+def test_the_sites_other_names_redirect_to_its_own(secrets_file):
+    data = {"site_url": "https://www.example.com", "site_aliases": ["example.com", "example.org"]}
+    result = plan(TOPOLOGIES["split"], secrets_file, data=data)
+    conf = upload(result["lb1"], "Balancer | Write the balancer vhost")
+    alias = conf[conf.index("server_name example.com example.org;") - 200:]
+    assert "listen 443 ssl;" in alias and "ssl_certificate /etc/wordpress-lb/tls/site.crt;" in alias
+    assert "return 301 https://www.example.com$request_uri;" in alias
+    assert "proxy_pass" not in alias  # the alias never reaches WordPress
+    # The certificate covers them (self-signed: and the shared address).
+    from cryptography import x509
+    cert = x509.load_pem_x509_certificate(
+        json.loads(secrets_file.read_text())["site_tls_cert"].encode())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["www.example.com", "example.com",
+                                                        "example.org"]
+    # Plain HTTP: the same redirect on the public port.
+    off = upload(plan(TOPOLOGIES["split"], secrets_file, data={
+        **data, "tls": "off", "site_url": "http://www.example.com"})["lb1"],
+        "Balancer | Write the balancer vhost")
+    alias = off[off.index("server_name example.com example.org;") - 60:]
+    assert "listen 80;" in alias and "return 301 http://www.example.com$request_uri;" in alias
+
+
 def test_tls_off_is_plain_http(secrets_file):
     result = plan(TOPOLOGIES["split"], secrets_file,
                   data={"tls": "off", "site_url": "http://www.example.com"})

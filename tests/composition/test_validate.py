@@ -250,6 +250,10 @@ def test_files_mode_certificate_for_another_name(secrets_file, tmp_path):
     assert "does not cover www.example.com (the host of site_url)" in message
     # A wildcard covers one level.
     plan(SPLIT, secrets_file, data=make_certificate(tmp_path, names=("*.example.com",)))
+    # An alias the certificate does not cover.
+    message = rejected(SPLIT, secrets_file, data={
+        **make_certificate(tmp_path, names=("*.example.com",)), "site_aliases": ["example.com"]})
+    assert "does not cover example.com (an alias of the site)" in message
 
 
 HA = {"lb": ["lb1", "lb2"], "web": ["web1", "web2"], "db": ["db1"]}
@@ -427,3 +431,29 @@ def test_one_listed_site_is_deployed_with_its_own_identity(secrets_file):
     assert "useradd" in web and "wp-shop" in web
     db = " ".join(c for _, commands in result["db1"] for c in commands)
     assert "wp_shop" in db and "CREATE DATABASE" in db.upper()
+
+
+@pytest.mark.parametrize("aliases, expected", [
+    ("example.com", "site_aliases 'example.com' is not a list of distinct host names"),
+    (["https://example.com"], "is not a list of distinct host names"),
+    (["example.com", "example.com"], "is not a list of distinct host names"),
+    (["www.example.com"], "site_aliases 'www.example.com' is the host of site_url itself"),
+])
+def test_bad_site_aliases_are_refused(secrets_file, aliases, expected):
+    message = rejected(SPLIT, secrets_file, data={"site_url": "https://www.example.com",
+                                                  "site_aliases": aliases})
+    assert expected in message
+
+
+def test_acme_aliases_must_be_dns_names(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={
+        "tls": "acme", "site_url": "https://www.example.com", "acme_email": "a@example.com",
+        "site_aliases": ["192.0.2.7"]}).replace("@fake/", "")
+    assert "needs DNS names in site_aliases, not the address 192.0.2.7" in message
+
+
+def test_two_sites_may_not_answer_the_same_name(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"sites": [
+        {"name": "shop", "site_url": "https://shop.example", "aliases": ["www.shop.example"]},
+        {"name": "blog", "site_url": "https://www.shop.example"}]})
+    assert "sites shop and blog both answer 'www.shop.example'" in message

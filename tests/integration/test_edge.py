@@ -152,13 +152,13 @@ def acme_host(bed):
     return next(h for h in bed.hosts if "acme" in h.groups)
 
 
-def served_certificate(bed, address: str) -> str:
-    """What a balancer's certificate says, checked against pebble's root, from the
-    ACME server's own host (as a client elsewhere on the network)."""
+def served_certificate(bed, address: str, name: str = testbed.EDGE_SITE) -> str:
+    """What a balancer's certificate says for `name`, checked against pebble's root, from
+    the ACME server's own host (as a client elsewhere on the network)."""
     _, out = bed.exec(acme_host(bed).name,
-                      f"openssl s_client -connect {address}:443 -servername {testbed.EDGE_SITE} "
+                      f"openssl s_client -connect {address}:443 -servername {name} "
                       "-CAfile /tmp/roots.pem -verify_return_error -verify_hostname "
-                      f"{testbed.EDGE_SITE} </dev/null 2>&1", check=False)
+                      f"{name} </dev/null 2>&1", check=False)
     return out
 
 
@@ -186,6 +186,25 @@ def test_acme_certificates_on_both_balancers(edge, beds):
     response = wp.http(edge).get(edge.site_url + "/", timeout=30)
     assert response.status_code == 200 and wp.title(response.text) == TITLE
     assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+@pytest.mark.own_bed("edge")
+def test_the_sites_other_name_is_certified_and_redirected_to_its_own(edge):
+    """site_aliases: the ACME certificate covers the alias too, and a visitor who types
+    it lands on the site's own name, same path, over HTTPS."""
+    acme = acme_host(edge).name
+    edge.exec(acme, f"cat > /tmp/roots.pem <<'EOF'\n{edge.ca_file.read_text()}EOF")
+    for lb in edge.group("lb"):
+        out = served_certificate(edge, lb.address, testbed.EDGE_ALIAS)
+        assert "Verify return code: 0 (ok)" in out, (lb.name, out[-800:])
+    for scheme in ("https", "http"):
+        _, out = edge.exec(acme, "curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "
+                                 f"--cacert /tmp/roots.pem '{scheme}://{testbed.EDGE_ALIAS}"
+                                 "/hello-world/?x=1'")
+        assert out == f"301 https://{testbed.EDGE_SITE}/hello-world/?x=1", (scheme, out)
+    # HSTS on the redirect too (the alias is HTTPS-only for browsers from then on).
+    _, headers = edge.exec(acme, f"curl -sI --cacert /tmp/roots.pem https://{testbed.EDGE_ALIAS}/")
+    assert "strict-transport-security: max-age=31536000" in headers.lower(), headers
 
 
 @pytest.mark.own_bed("edge")
