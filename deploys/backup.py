@@ -52,6 +52,9 @@ SETTINGS = (
     Setting("backup", None,
             "`restore.py` only: the backup to restore (its name, a UTC time such as "
             "`20261130T040000Z`); default: the newest"),
+    Setting("site", None,
+            "`restore.py` only: the site to restore, by its name (`main` without `sites`); "
+            "default: the cluster's one site"),
 )
 
 

@@ -168,6 +168,7 @@ def _web_row() -> dict:
     checks["cron"] = ("timer on" if cron.get("timer") else "timer off") + (
         f", last run {_age(datetime.datetime.fromisoformat(cron['last_run']))} ago"
         if cron.get("last_run") else ", never ran")
+    row["cron_last"] = cron.get("last_run")  # for the site's row (report_rows)
     if not cron.get("timer"):
         problems.append("wordpress-cron.timer is not active: scheduled posts and jobs wait; "
                         "`systemctl enable --now wordpress-cron.timer`")
@@ -361,9 +362,40 @@ def report_rows() -> list[dict]:
                 r["problems"].append("no database node may take writes: the site cannot "
                                      "save anything; see the Galera rows")
     for r in rows:
+        if r["role"] == "cluster":
+            _site_summary(r, rows)
+    for r in rows:
+        r.pop("cron_last", None)
         r["verdict"] = ("unreachable" if r.get("unreachable")
                         else "attention" if r["problems"] else "ok")
     return rows
+
+
+def _site_summary(site: dict, rows: list[dict]) -> None:
+    """The site's row also says what the host rows say of it: the release its web hosts
+    serve, when WP-Cron last ran (on any web host), its last backup, and how long the
+    balancers' certificate lasts (the shortest)."""
+    checks = site["checks"]
+    webs = [r for r in rows if r["role"] == "web" and not r.get("unreachable")]
+    releases = sorted({r["checks"].get("release") or "none" for r in webs})
+    if releases:
+        checks["release"] = releases[0] if len(releases) == 1 else \
+            f"mixed ({', '.join(releases)})"
+    runs = [(r["cron_last"], r["host"]) for r in webs if r.get("cron_last")]
+    if webs:
+        last = max(runs) if runs else None
+        checks["cron"] = (f"last run {_age(datetime.datetime.fromisoformat(last[0]))} ago "
+                          f"on {last[1]}" if last else "never ran")
+    backups = [r["checks"]["backup"] for r in rows if r["role"] == "db"
+               and "backup" in r["checks"] and not r["checks"]["backup"].startswith("taken on")]
+    if backups:
+        checks["backup"] = backups[0]
+    days = [r["checks"]["certificate"] for r in rows if r["role"] == "lb"
+            and "certificate" in r["checks"]]
+    if days:
+        numbers = [int(d.split()[0]) for d in days if d.split()[0].lstrip("-").isdigit()]
+        checks["certificate"] = "missing" if len(numbers) < len(days) else \
+            f"{min(numbers)} days left"
 
 
 def _exit_with(code: int) -> None:

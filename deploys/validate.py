@@ -152,6 +152,50 @@ def _check_ports(problems: list[str]) -> None:
                     f"lb_port ({public}): the backend needs another port than the balancer's")
 
 
+def _listening(h, galera: bool) -> dict[int, list[str]]:
+    """The TCP ports a host's roles listen on -> what listens there."""
+    from pyinfra_wordpress_lb.deploys.database import GALERA_PORTS
+    from pyinfra_wordpress_lb.deploys.sync import API_PORT
+
+    roles, found = set(h.groups), {}
+
+    def add(port, what):
+        if isinstance(port, int) and not isinstance(port, bool):
+            found.setdefault(port, []).append(what)
+
+    if "lb" in roles:
+        add(value(h, "lb_port"), "lb_port")
+        if value(h, "tls") != "off":
+            add(value(h, "lb_https_port"), "lb_https_port")
+    if "web" in roles:
+        web = "colocated_web_port" if "lb" in roles and value(h, "web_port") == \
+            value(h, "lb_port") else "web_port"
+        add(value(h, web), web)
+        add(value(h, "mesh_port"), "mesh_port")
+        add(API_PORT, "the mesh's local API")
+        if galera:
+            add(value(h, "db_proxy_port"), "db_proxy_port")
+    if "db" in roles:
+        add(value(h, "db_port"), "db_port")
+        if galera:
+            add(value(h, "db_check_port"), "db_check_port")
+            for port in GALERA_PORTS["tcp"]:
+                add(port, "Galera")
+    return found
+
+
+def _check_port_clash(problems: list[str]) -> None:
+    """Two services of one host on one port: the second could not start."""
+    from pyinfra_wordpress_lb.deploys.plan import is_galera
+
+    galera = is_galera(len(_group("db")), any(value(h, "db_arbitrator") for h in _hosts()))
+    for h in _hosts():
+        for port, users in sorted(_listening(h, galera).items()):
+            if len(set(users)) > 1:
+                problems.append(f"{h.name}: {' and '.join(sorted(set(users)))} are both port "
+                                f"{port}: each service of a host needs a port of its own")
+
+
 def _check_releases_and_pool(problems: list[str]) -> None:
     for h in _group("web"):
         keep = value(h, "keep_releases")
@@ -398,6 +442,18 @@ def _site_entries(given, problems: list[str]) -> None:
             f"sites lists {len(overlays)} sites ({', '.join(o['name'] for o in overlays)}); "
             "this version serves one site per cluster: list one (several sites per "
             "cluster are not built yet)")
+
+
+def _check_site_named(problems: list[str]) -> None:
+    """`site` (restore.py): a site of this cluster."""
+    if problems:
+        return
+    named = {value(h, "site") for h in _hosts()} - {None}
+    sites = [s.name for s in cluster().sites]
+    for name in sorted(map(str, named)):
+        if name not in sites:
+            problems.append(f"site {name!r} is not a site of this cluster (its sites: "
+                            f"{', '.join(sites)}); nothing was changed")
 
 
 def _check_unclaimed(problems: list[str]) -> None:
@@ -749,11 +805,12 @@ def _check_galera(problems: list[str]) -> None:
                             "group data")
 
 
-CHECKS = (_check_reachable, _check_roles, _check_addresses, _check_ports, _check_releases_and_pool,
+CHECKS = (_check_reachable, _check_roles, _check_addresses, _check_ports, _check_port_clash,
+          _check_releases_and_pool,
           _check_numbers, _check_site, _check_sites, _check_agreement,
           _check_keys,
           _check_secrets, _check_releases, _check_tls, _check_vip, _check_firewall,
-          _check_galera, _check_unclaimed)
+          _check_galera, _check_unclaimed, _check_site_named)
 
 
 def problems() -> list[str]:

@@ -457,3 +457,24 @@ def test_two_sites_may_not_answer_the_same_name(secrets_file):
         {"name": "shop", "site_url": "https://shop.example", "aliases": ["www.shop.example"]},
         {"name": "blog", "site_url": "https://www.shop.example"}]})
     assert "sites shop and blog both answer 'www.shop.example'" in message
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({"mesh_port": 8384}, "web1: mesh_port and the mesh's local API are both port 8384"),
+    ({"lb_https_port": 80}, "lb1: lb_https_port and lb_port are both port 80"),
+    ({"web_port": 22000}, "web1: mesh_port and web_port are both port 22000"),
+])
+def test_two_services_of_a_host_on_one_port_are_refused(secrets_file, data, expected):
+    message = rejected(SPLIT, secrets_file, data=data).replace("@fake/", "")
+    assert expected in message
+
+
+def test_trio_ports_do_not_clash_by_default(secrets_file):
+    trio = {"lb": ["h1", "h2", "h3"], "web": ["h1", "h2", "h3"], "db": ["h1", "h2", "h3"]}
+    plan(trio, secrets_file, data={"lb_vip": "10.0.0.100"})
+
+
+def test_a_site_named_for_a_restore_must_be_one_of_the_cluster(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"site": "shop"})
+    assert "site 'shop' is not a site of this cluster (its sites: main)" in message
+    plan(SPLIT, secrets_file, data={"site": "main"})

@@ -5,6 +5,7 @@ right again before the next); 2 when a host is down."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -58,8 +59,16 @@ def test_a_healthy_cluster_exits_0_and_changes_nothing(split):
     holders = [h for h in ("lb1", "lb2") if found[(h, "lb")]["checks"]["address"] == split.vip]
     assert len(holders) == 1
     assert found[("web1", "web")]["checks"]["release"] == found[("web2", "web")]["checks"]["release"]
-    assert found[("(site)", "cluster")]["checks"]["answer"].startswith("HTTP 200 in ")
     assert found[("db1", "db")]["checks"]["backup"].endswith("MB")
+    # The site's row: what a visitor gets, and what the host rows say of the site.
+    site = found[("(site)", "cluster")]["checks"]
+    assert site["answer"].startswith("HTTP 200 in ")
+    assert site["release"] == found[("web1", "web")]["checks"]["release"]
+    assert site["backup"] == found[("db1", "db")]["checks"]["backup"]
+    assert site["certificate"] == min((found[(h, "lb")]["checks"]["certificate"]
+                                       for h in ("lb1", "lb2")), key=lambda d: int(d.split()[0]))
+    assert re.fullmatch(r"last run \d+ (s|min|h|d) ago on web[12]", site["cron"]), site["cron"]
+    assert all("cron_last" not in row for row in found.values())
 
 
 def test_php_fpm_stopped_on_a_web_host(split):
