@@ -37,11 +37,12 @@ SITE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 
 # What an entry of `sites` may set (besides `name`), and the one-site setting each key
 # stands for: that setting's value is the default for every site, except for a site's
-# identity (its files, database, account and Unix user), which follows its name
-# (`identity`): two sites never share them by default.
+# identity (its files, database, account, Unix user and other names), which follows its
+# name (`identity`): two sites never share them by default.
 SITE_ENTRY_KEYS = {
-    "site_url": "site_url", "aliases": "site_aliases", "site_title": "site_title", "admin_user": "admin_user",
-    "admin_email": "admin_email", "db_name": "db_name", "db_user": "db_user",
+    "site_url": "site_url", "aliases": "site_aliases", "site_title": "site_title",
+    "admin_user": "admin_user", "admin_email": "admin_email", "db_name": "db_name",
+    "db_user": "db_user",
     "table_prefix": "table_prefix", "docroot": "docroot", "user": "wordpress_user",
     "auto_updates": "auto_updates", "wordpress_version": "wordpress_version",
     "wordpress_checksum": "wordpress_checksum", "wordpress_url": "wordpress_url",
@@ -364,12 +365,12 @@ def _tls(s: Settings, url: str) -> Tls:
                trust=s.tls_trust)
 
 
-def identity(name: str) -> dict[str, str]:
-    """A listed site's own files, database, account and Unix user (the one-site
-    settings' values belong to the shorthand site alone)."""
+def identity(name: str) -> dict[str, Any]:
+    """A listed site's own files, database, account, Unix user and other names (the
+    one-site settings' values of these belong to the shorthand site alone)."""
     db = "wp_" + name.replace("-", "_")
     return {"docroot": f"/var/www/{name}", "db_name": db, "db_user": db,
-            "wordpress_user": f"wp-{name}", "wordpress_home": f"/var/lib/wp-{name}"}
+            "wordpress_user": f"wp-{name}", "site_aliases": ()}
 
 
 def site_entries(data: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -387,7 +388,7 @@ def site_entries(data: Mapping[str, Any]) -> list[dict[str, Any]]:
         for key, given in entry.items():
             if key in SITE_ENTRY_KEYS and given is not None:
                 overlay[SITE_ENTRY_KEYS[key]] = given
-        overlay["wordpress_home"] = f"/var/lib/{overlay['wordpress_user']}"
+        overlay["wordpress_home"] = f"/var/lib/{overlay['wordpress_user']}"  # its own
         found.append(overlay)
     return found
 

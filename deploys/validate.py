@@ -411,12 +411,13 @@ def _site_entries(given, problems: list[str]) -> None:
     overlays = site_entries({"sites": given})
     data = dict((_group("web") or _hosts())[0].data.dict())
     seen: dict[tuple[str, str], str] = {}
-    for overlay in overlays:
+    for entry, overlay in zip(given, overlays):
         name = overlay["name"]
         values = settings_of({**data, **overlay})
+        set_here = {own[k] for k in entry if k in own}  # the rest: checked as one-site settings
         for setting, (bad, text) in SITE_VALUES.items():
             v = getattr(values, setting)
-            if bad(v):
+            if setting in set_here and bad(v):
                 key = next(k for k, s in own.items() if s == setting)
                 problems.append(f"sites entry {name}: {key} {v!r} {text}")
         problems.extend(f"sites entry {name}: {p}".replace("site_aliases", "aliases")

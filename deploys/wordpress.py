@@ -39,7 +39,8 @@ SETTINGS = (
             "the cluster's sites, a list of tables: each a `name` (lower-case letters, "
             "digits, `-`) and the keys of README's \"Sites\" section; its files, "
             "database, account and Unix user follow its name (`/var/www/<name>`, "
-            "`wp_<name>`, `wp-<name>`), its other keys default to the one-site settings. "
+            "`wp_<name>`, `wp-<name>`; no aliases), its other keys default to the one-site "
+            "settings. "
             "Default: one site, the one-site settings below. The tiers serve one site "
             "today: a second is refused"),
     Setting("site_url", None,

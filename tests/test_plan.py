@@ -249,3 +249,9 @@ def test_the_sites_aliases_are_in_its_certificate():
     listed = build(hosts(SPLIT, data={"sites": [{"name": "shop", "site_url": "https://shop.example",
                                                  "aliases": ["www.shop.example"]}]})).site
     assert listed.aliases == ("www.shop.example",)
+
+
+def test_a_listed_site_does_not_inherit_the_shorthands_aliases():
+    site = build(hosts(SPLIT, data={"site_aliases": ["example.com"], "sites": [
+        {"name": "shop", "site_url": "https://shop.example"}]})).site
+    assert site.aliases == () and site.tls.names == ("shop.example",)
