@@ -114,6 +114,9 @@ def web() -> None:
             "php/wordpress.ini.j2", opcache_memory=s.opcache_memory,
             opcache_revalidate_freq=s.opcache_revalidate_freq,
         ),
+        # A reload, one web host at a time: the balancers retry a request cut on one
+        # backend on another, which must not be reloading at the same instant (as nginx).
+        _serial=True,
     )
 
     files.template(name="Rotate the pool's PHP error log", src=templates.path(

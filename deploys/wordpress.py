@@ -183,7 +183,8 @@ def serve_release() -> None:
                  commands=["units=$(systemctl list-units --type=service --state=active "
                            "--no-legend --plain 'php*-fpm.service' | awk '{print $1}'); "
                            '[ -z "$units" ] || systemctl reload $units'],
-                 _if=switched.did_change)
+                 _if=switched.did_change,
+                 _serial=True)  # one web host at a time (see web.py)
 
 
 @deploy("WordPress install")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 
@@ -217,6 +218,45 @@ def test_every_node_killed_at_once_the_deploy_brings_the_cluster_back(galera, be
     again = beds.run(bed)
     assert again.returncode == 0 and again.changed == 0, again.changed_ops
     assert wp.get(bed.site_url, "/", bed).status_code == 200
+
+
+def test_a_node_killed_while_it_joins_leaves_the_others_serving_and_comes_back(galera, beds):
+    """db3 must join by a full copy (its Galera state gone, as after a disk replaced) and
+    is killed while it receives it: the run fails for db3 alone, db1 and db2 go on taking
+    writes; db3 started again, the next run brings it in with every post, then a run
+    changes nothing."""
+    bed = galera[0]
+    bed.exec("db3", "systemctl stop mariadb && "
+                    "rm -f /var/lib/mysql/grastate.dat /var/lib/mysql/galera.cache")
+    killed = []
+
+    def kill_db3_joining(line: str) -> None:
+        if not killed and "Starting operation: Database | Join the Galera cluster" in line:
+            time.sleep(1.5)  # into the copy
+            bed.container("db3").kill()
+            killed.append(time.monotonic())
+
+    try:
+        run = beds.run(bed, on_line=kill_db3_joining)
+        assert killed, "the run never reached db3's join"
+        assert run.returncode == 1, run.why()
+        assert "Traceback" not in run.output, run.why()
+        assert re.search(r"db3 failed at '[^']+'", run.output), run.why()
+        assert not re.search(r"db[12] failed at", run.output), run.why()
+        wait_synced(bed, ("db1", "db2"), 2, timeout=60)
+        attempts = write_posts(bed, "join", seconds=3)
+        acknowledged = {f"galera-join-{a['i']}" for a in attempts if a["ok"]}
+        assert len(acknowledged) == len(attempts), [a for a in attempts if not a["ok"]][:3]
+        assert wp.get(bed.site_url, "/", bed).status_code == 200
+    finally:
+        bed.container("db3").start()
+        bed.wait_booted("db3")
+    back = beds.run(bed)
+    assert back.returncode == 0, back.why()
+    wait_synced(bed, DBS, 3)
+    assert not acknowledged - count_posts(bed, "db3", "join")
+    again = beds.run(bed)
+    assert again.returncode == 0 and again.changed == 0, again.changed_ops
 
 
 def newest_backup(bed, host: str = "db3") -> dict:

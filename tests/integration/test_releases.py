@@ -63,6 +63,13 @@ def legacy(beds, tmp_path_factory):
     return bed
 
 
+def server_errors(bed) -> dict[str, str]:
+    """The end of each host's nginx and PHP-FPM error logs (for a failed request's cause)."""
+    return {h.name: bed.exec(h.name, "tail -n 15 /var/log/nginx/error.log; tail -n 15 "
+                                     "/var/log/php*-fpm.log", check=False)[1]
+            for h in bed.hosts}
+
+
 def under_load(bed, *args):
     """Deploy while GETs of the front page and every upload go through the balancer."""
     urls = [bed.site_url + "/", bed.site_url + "/?past-the-cache=1"] + \
@@ -72,7 +79,7 @@ def under_load(bed, *args):
     assert run.returncode == 0, run.why()
     print(f"{' '.join(args) or 'deploy'}: {load.result.sent} GETs, {load.result.failed} failed")
     assert load.result.sent > 50
-    assert load.result.failed == 0, load.result.errors
+    assert load.result.failed == 0, (load.result.errors, server_errors(bed))
     again = pyinfra(bed.hosts_file, *args)
     assert again.returncode == 0 and again.changed == 0, again.changed_ops
     return run
