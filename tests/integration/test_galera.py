@@ -231,14 +231,21 @@ def test_a_node_killed_while_it_joins_leaves_the_others_serving_and_comes_back(g
     killed = []
 
     def kill_db3_joining(line: str) -> None:
-        if not killed and "Starting operation: Database | Join the Galera cluster" in line:
-            time.sleep(1.5)  # into the copy
+        # ("Starting serial operation": the joins run one node at a time.)
+        if not killed and "operation: Database | Join the Galera cluster" in line:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # until the copy is under way
+                if bed.exec("db3", "pgrep -f wsrep_sst", check=False)[0] == 0:
+                    killed.append("during the copy")
+                    break
+                time.sleep(0.1)
             bed.container("db3").kill()
             killed.append(time.monotonic())
 
     try:
         run = beds.run(bed, on_line=kill_db3_joining)
         assert killed, "the run never reached db3's join"
+        assert killed[0] == "during the copy", "db3 was killed before its copy began"
         assert run.returncode == 1, run.why()
         assert "Traceback" not in run.output, run.why()
         assert re.search(r"db3 failed at '[^']+'", run.output), run.why()
