@@ -44,3 +44,23 @@ def test_the_own_hosts_example_plans_as_written(tmp_path):
     result = plan(groups, tmp_path / "hosts.secrets.json", data=settings, host_data=host_data)
     assert sorted(result) == ["db1", "lb1", "lb2", "web1", "web2"]
     assert any(name.startswith("Shared address") for name, _ in result["lb2"])
+
+
+def test_the_sites_example_plans_as_written(tmp_path):
+    """README's `sites` example on @fake hosts: the site is deployed with its own files,
+    database and user."""
+    from tests.fakedeploy import plan
+
+    text = README.read_text()
+    section = text[text.index("## Sites"):text.index("## Operations: changing a running site")]
+    settings: dict = {}
+    exec(re.search(r"```python\n(# group_data/all.py\n.*?)```", section, re.S).group(1),
+         {}, settings)
+    result = plan({"lb": ["lb1"], "web": ["web1", "web2"], "db": ["db1"]},
+                  tmp_path / "hosts.secrets.json", data=settings)
+    web = " ".join(c for _, commands in result["web1"] for c in commands)
+    assert "/var/www/shop/releases/" in web and "wp-shop" in web
+    conf = " ".join(c for name, commands in result["lb1"] for c in commands
+                    if name == "Balancer | Write the balancer vhost")
+    assert "server_name shop.example;" in conf
+    assert "return 301 https://shop.example.com$request_uri;" in conf
