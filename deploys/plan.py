@@ -351,10 +351,10 @@ def site_url(s: Settings, first: str) -> str:
     return f"{scheme}://{first}"
 
 
-def _tls(s: Settings, url: str) -> Tls:
+def _tls(s: Settings, url: str, aliases: tuple[str, ...]) -> Tls:
     mode = str(s.tls)
     hsts = s.hsts_max_age
-    names = [urlsplit(url).hostname or ""] + [str(a).lower() for a in s.site_aliases]
+    names = [urlsplit(url).hostname or ""] + list(aliases)
     if mode == "self-signed" and s.lb_vip and str(s.lb_vip) not in names:
         names.append(str(s.lb_vip))
     return Tls(mode=mode,
@@ -404,6 +404,7 @@ def _site(name: str, web: Settings, edge: Settings, first_lb, first_web) -> Site
     do (validate checks that hosts of a role agree)."""
     first = first_lb or first_web
     url = site_url(edge, str(first.data.get("ssh_hostname") or first.name))
+    aliases = tuple(str(a).lower() for a in edge.site_aliases)
     version = str(web.wordpress_version)
     release = Release(version=version, checksum=str(web.wordpress_checksum),
                       url=str(web.wordpress_url
@@ -413,9 +414,9 @@ def _site(name: str, web: Settings, edge: Settings, first_lb, first_web) -> Site
                 admin_user=str(web.admin_user), admin_email=str(web.admin_email),
                 db_name=str(web.db_name), db_user=str(web.db_user),
                 table_prefix=str(web.table_prefix), docroot=str(web.docroot).rstrip("/"),
-                auto_updates=str(web.auto_updates), release=release, tls=_tls(edge, url),
+                auto_updates=str(web.auto_updates), release=release, tls=_tls(edge, url, aliases),
                 user=str(web.wordpress_user), home=str(web.wordpress_home),
-                aliases=tuple(str(a).lower() for a in edge.site_aliases))
+                aliases=aliases)
 
 
 def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) -> Cluster:

@@ -103,6 +103,7 @@ def _balancer_row() -> dict:
         certificate = host.get_fact(Certificate, path=tls.CERT) or {}
         days = _days_left(certificate.get("not_after"))
         checks["certificate"] = "missing" if days is None else f"{days} days left"
+        row["cert_days"] = days  # for the site's row (report_rows)
         if days is None or days < CERT_DAYS:
             fix = ("`certbot renew` on this host (is certbot.timer running?)" if mode == "acme"
                    else "re-run the deploy (self-signed certificates are renewed then)"
@@ -366,6 +367,7 @@ def report_rows() -> list[dict]:
             _site_summary(r, rows)
     for r in rows:
         r.pop("cron_last", None)
+        r.pop("cert_days", None)
         r["verdict"] = ("unreachable" if r.get("unreachable")
                         else "attention" if r["problems"] else "ok")
     return rows
@@ -390,12 +392,9 @@ def _site_summary(site: dict, rows: list[dict]) -> None:
                and "backup" in r["checks"] and not r["checks"]["backup"].startswith("taken on")]
     if backups:
         checks["backup"] = backups[0]
-    days = [r["checks"]["certificate"] for r in rows if r["role"] == "lb"
-            and "certificate" in r["checks"]]
+    days = [r["cert_days"] for r in rows if r["role"] == "lb" and "cert_days" in r]
     if days:
-        numbers = [int(d.split()[0]) for d in days if d.split()[0].lstrip("-").isdigit()]
-        checks["certificate"] = "missing" if len(numbers) < len(days) else \
-            f"{min(numbers)} days left"
+        checks["certificate"] = "missing" if None in days else f"{min(days)} days left"
 
 
 def _exit_with(code: int) -> None:

@@ -199,9 +199,9 @@ def _check_port_clash(problems: list[str]) -> None:
 def _check_releases_and_pool(problems: list[str]) -> None:
     for h in _group("web"):
         keep = value(h, "keep_releases")
-        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
-            problems.append(f"{h.name}: keep_releases {keep!r} is not a number of releases "
-                            "(1 or more: the served one counts)")
+        bad, text = SITE_VALUES["keep_releases"]
+        if bad(keep):
+            problems.append(f"{h.name}: keep_releases {keep!r} {text}")
         for flag in ("drain", "mesh_watch"):
             if not isinstance(value(h, flag), bool):
                 problems.append(f"{h.name}: {flag} {value(h, flag)!r} is not true or false")
@@ -250,11 +250,8 @@ def _check_numbers(problems: list[str]) -> None:
                  lambda v: v is not None and (not _number(v, True) or not 1 <= v <= 10000),
                  "is not a whole number from 1 to 10000 (or leave it out: sized from the "
                  "host's memory)")
-    _bad_setting(problems, _group("web"), "wordpress_checksum", _bad_checksum,
-                 "is not 'sha1:<40 hex digits>' or 'sha256:<64 hex digits>'")
-    _bad_setting(problems, _group("web"), "auto_updates",
-                 lambda v: v not in wordpress.AUTO_UPDATES,
-                 f"is not one of {', '.join(wordpress.AUTO_UPDATES)}")
+    for key in ("wordpress_checksum", "auto_updates"):
+        _bad_setting(problems, _group("web"), key, *SITE_VALUES[key])
     _bad_setting(problems, _group("lb"), "lb_method", lambda v: v not in balancer.METHODS,
                  f"is not one of {', '.join(balancer.METHODS)}")
     for key in ("login_rate", "xmlrpc_rate"):
@@ -340,24 +337,22 @@ def _alias_problems(url, aliases) -> list[str]:
 
 
 def _check_site(problems: list[str]) -> None:
-    _bad_setting(problems, _hosts(), "site_url", _bad_site_url,
-                 "is not a site address; use http(s)://<domain or IP>[:port][/path]")
-    _bad_setting(problems, _hosts(), "site_aliases", _bad_aliases,
-                 "is not a list of distinct host names (no scheme, no port)")
+    for key in ("site_url", "site_aliases"):
+        _bad_setting(problems, _hosts(), key, *SITE_VALUES[key])
     if _hosts() and not _bad_aliases(value(_hosts()[0], "site_aliases")):
         problems.extend(_alias_problems(value(_hosts()[0], "site_url"),
                                         value(_hosts()[0], "site_aliases")))
-    _bad_setting(problems, _hosts(), "admin_email", lambda v: not _EMAIL.match(str(v)),
-                 "is not an email address")
+    _bad_setting(problems, _hosts(), "admin_email", *SITE_VALUES["admin_email"])
 
 
-# What a site's own values must be (the one-site settings' checks, for an entry of `sites`).
+# What a site's values must be: (is it bad?, what is wrong), for the one-site settings and
+# for what an entry of `sites` sets.
 SITE_VALUES = {
-    "site_url": (lambda v: v is None or _bad_site_url(v),
+    "site_url": (_bad_site_url,
                  "is not a site address; use http(s)://<domain or IP>[:port][/path]"),
     "admin_email": (lambda v: not _EMAIL.match(str(v)), "is not an email address"),
     "site_aliases": (_bad_aliases, "is not a list of distinct host names (no scheme, no port)"),
-    "wordpress_checksum": (lambda v: _bad_checksum(v),
+    "wordpress_checksum": (_bad_checksum,
                            "is not 'sha1:<40 hex digits>' or 'sha256:<64 hex digits>'"),
     "auto_updates": (lambda v: v not in wordpress.AUTO_UPDATES,
                      f"is not one of {', '.join(wordpress.AUTO_UPDATES)}"),
@@ -381,12 +376,12 @@ def _check_sites(problems: list[str]) -> None:
     given = (_group("web") or _hosts())[0].data.get("sites") if _hosts() else None
     if given is None:
         return
-    found: list[str] = []
-    _site_entries(given, found)
+    found: list[str] = []  # (the checks below stop at this list's own problems)
+    _check_site_list(given, found)
     problems.extend(found)
 
 
-def _site_entries(given, problems: list[str]) -> None:
+def _check_site_list(given, problems: list[str]) -> None:
     if not isinstance(given, (list, tuple)) or not given or not all(
             hasattr(e, "items") for e in given):
         problems.append("sites is not a list of tables (one per site: `name`, `site_url`, ...)")
@@ -495,11 +490,10 @@ def _check_tls(problems: list[str]) -> None:
             problem(f"{h.name}: tls {mode!r} is not one of {', '.join(TLS_MODES)}")
             continue
         first = (_group("lb") or _group("web"))[0]
-        url = site_url(settings_of(first_site(h.data.dict())),
-                       str(first.data.get("ssh_hostname") or first.name))
+        site = settings_of(first_site(h.data.dict()))
+        url = site_url(site, str(first.data.get("ssh_hostname") or first.name))
         scheme, name = urlsplit(url).scheme, urlsplit(url).hostname or ""
-        given = settings_of(first_site(h.data.dict())).site_aliases
-        aliases = [str(a) for a in given] if not _bad_aliases(given) else []
+        aliases = [] if _bad_aliases(site.site_aliases) else list(site.site_aliases)
         if scheme in ("http", "https") and (mode == "off") != (scheme == "http"):
             wanted = "http://" if mode == "off" else "https://"
             other = '"self-signed", "acme" or "files"' if scheme == "https" else '"off"'
