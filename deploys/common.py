@@ -98,15 +98,15 @@ def common() -> None:
     else:
         files.file(name="Leave updates to the operator (unattended_upgrades = false)",
                    path="/etc/apt/apt.conf.d/20auto-upgrades", present=False)
-    site = cluster().site
-    user = site.user
-    server.group(name=f"Add the {user} system group", group=user, system=True)
-    server.user(
-        name=f"Add the {user} system user",
-        user=user,
-        group=user,
-        home=site.home,
-        shell="/bin/sh",  # a shell is needed later for the mesh's forced rsync command
-        system=True,
-        create_home=True,
-    )
+    for site in cluster().sites:  # each site's PHP, files (and mesh) run as its own user
+        user = site.user
+        server.group(name=f"Add the {user} system group", group=user, system=True)
+        server.user(
+            name=f"Add the {user} system user",
+            user=user,
+            group=user,
+            home=site.home,
+            shell="/bin/sh",  # a shell is needed later for the mesh's forced rsync command
+            system=True,
+            create_home=True,
+        )

@@ -70,7 +70,6 @@ SETTINGS = (
 @deploy("Database")
 def database() -> None:
     plan, me = cluster(), here()
-    site = plan.site
     apt.packages(name="Install MariaDB", packages=PACKAGES, no_recommends=True)
     config = files.template(
         name="Bind MariaDB to the private address",
@@ -99,28 +98,28 @@ def database() -> None:
     if plan.galera and host.name != plan.galera.applier:
         return  # the site's schema and accounts replicate from the applier
     mariadb.secure_installation(name="No anonymous accounts, remote root or test database")
-    mysql.database(
-        name=f"Create the {site.db_name} database",
-        database=site.db_name,
-        charset="utf8mb4",
-        collate="utf8mb4_unicode_ci",
-    )
-
-    user = site.db_user
-    password = secrets.secret("db_password")
-    for address in plan.addresses("web"):
-        mariadb.account(
-            name=f"Add database account {user}@{address}",
-            user=user,
-            hostname=address,
-            password=password,  # never on a command line, never shown
-        )
-        mariadb.grant_all(
-            name=f"Grant {user}@{address} all on {site.db_name} only",
-            user=user,
-            hostname=address,
+    for site in plan.sites:  # each its own database and account, granted on it alone
+        mysql.database(
+            name=f"Create the {site.db_name} database",
             database=site.db_name,
+            charset="utf8mb4",
+            collate="utf8mb4_unicode_ci",
         )
+        user = site.db_user
+        password = secrets.secret(site.secret("db_password"))
+        for address in plan.addresses("web"):
+            mariadb.account(
+                name=f"Add database account {user}@{address}",
+                user=user,
+                hostname=address,
+                password=password,  # never on a command line, never shown
+            )
+            mariadb.grant_all(
+                name=f"Grant {user}@{address} all on {site.db_name} only",
+                user=user,
+                hostname=address,
+                database=site.db_name,
+            )
 
 
 def _galera(config) -> None:
@@ -235,11 +234,12 @@ def drop_departed_accounts() -> None:
     plan = cluster()
     if plan.galera and host.name != plan.galera.applier:
         return  # replicated from the applier
-    mariadb.accounts_absent(
-        name="Drop database accounts of web hosts no longer in the inventory",
-        user=plan.site.db_user,
-        keep_hosts=list(plan.addresses("web")),
-    )
+    for site in plan.sites:
+        mariadb.accounts_absent(
+            name="Drop database accounts of web hosts no longer in the inventory" + site.tag,
+            user=site.db_user,
+            keep_hosts=list(plan.addresses("web")),
+        )
 
 
 prune_departed = renamed(drop_departed_accounts, "prune_departed")  # the name before 0.2

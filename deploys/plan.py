@@ -60,6 +60,7 @@ class HostInput:
     data: Mapping[str, Any]
     address: str | None = None  # what it reports (facts.network.PrivateAddress)
     releases: Mapping[str, Any] | None = None  # facts.wordpress.Releases (web hosts)
+    site_releases: Mapping[str, Any] | None = None  # site name -> its Releases (web hosts)
     galera: Mapping[str, Any] | None = None  # facts.mariadb.GaleraNode (db hosts, Galera)
     reachable: bool = True
     unclaimed: str | None = None  # a docroot serving a site `sites` does not list
@@ -117,6 +118,25 @@ class Site:
     aliases: tuple[str, ...] = ()  # other host names, redirected to `hostname`
 
     @property
+    def key(self) -> str:
+        """The stem of the names of what this site has on a host (its PHP-FPM pool and
+        socket, nginx site, PHP log, WP-Cron units): `wordpress` for the one-site
+        settings' site (`main`), the names one site always had; `wp-<name>` for others."""
+        return "wordpress" if self.name == SHORTHAND else f"wp-{self.name}"
+
+    @property
+    def tag(self) -> str:
+        """What the names of this site's operations end with: nothing for `main` (the
+        names one site always had), ` (<name>)` for others."""
+        return "" if self.name == SHORTHAND else f" ({self.name})"
+
+    def secret(self, name: str) -> str:
+        """The name of this site's secret `name` in the store: the one-site names for
+        `main`, `<name>@<site>` for others (their own database password, salts, admin
+        password)."""
+        return name if self.name == SHORTHAND else f"{name}@{self.name}"
+
+    @property
     def hostname(self) -> str:
         return urlsplit(self.url).hostname or ""
 
@@ -145,9 +165,10 @@ class Node:
     ssh_hostname: str
     backend_port: int  # the web host's backend vhost (also set, unused, on others)
     serving: bool  # a web host that served a release when the run began
-    current: str | None  # the release id it served then
+    current: str | None  # the release id it served then (the first site's)
     legacy: bool  # it still had the single-docroot layout of earlier versions
     reachable: bool
+    currents: Mapping[str, str | None] = field(default_factory=dict)  # site -> release id
 
     @property
     def backend(self) -> str:
@@ -298,6 +319,14 @@ class Cluster:
     def node(self, name: str) -> Node:
         return self.nodes[name]
 
+    def switch_of(self, site: Site) -> Switch:
+        """The release switch of one site (`switch` is the first site's)."""
+        if site.name == self.site.name:
+            return self.switch
+        return Switch(release=site.release.id, hosts=tuple(
+            n.name for n in self.group("web")
+            if n.name not in self.unreachable and n.currents.get(site.name) != site.release.id))
+
     def group(self, role: str) -> tuple[Node, ...]:
         return tuple(self.nodes[n] for n in getattr(self, role))
 
@@ -367,7 +396,10 @@ def _tls(s: Settings, url: str, aliases: tuple[str, ...]) -> Tls:
 
 def identity(name: str) -> dict[str, Any]:
     """A listed site's own files, database, account, Unix user and other names (the
-    one-site settings' values of these belong to the shorthand site alone)."""
+    one-site settings' values of these belong to the shorthand site alone: a listed
+    site named `main` is that site, its identity the one-site settings')."""
+    if name == SHORTHAND:
+        return {}
     db = "wp_" + name.replace("-", "_")
     return {"docroot": f"/var/www/{name}", "db_name": db, "db_user": db,
             "wordpress_user": f"wp-{name}", "site_aliases": ()}
@@ -388,7 +420,8 @@ def site_entries(data: Mapping[str, Any]) -> list[dict[str, Any]]:
         for key, given in entry.items():
             if key in SITE_ENTRY_KEYS and given is not None:
                 overlay[SITE_ENTRY_KEYS[key]] = given
-        overlay["wordpress_home"] = f"/var/lib/{overlay['wordpress_user']}"  # its own
+        if name != SHORTHAND:
+            overlay["wordpress_home"] = f"/var/lib/{overlay['wordpress_user']}"  # its own
         found.append(overlay)
     return found
 
@@ -456,7 +489,10 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
             backend_port=_backend_port(h.groups, s),
             serving=bool(releases.get("current") or releases.get("legacy")),
             current=releases.get("current"), legacy=bool(releases.get("legacy")),
-            reachable=h.reachable)
+            reachable=h.reachable,
+            currents=_freeze({name: (r or {}).get("current")
+                              for name, r in (h.site_releases or {sites[0].name: releases})
+                              .items()}))
 
     web = [nodes[n] for n in by_role["web"]]
     present = [n for n in web if n.name not in unreachable]  # one that is down joins later
@@ -469,9 +505,11 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
     vip = str(edge.lb_vip) if edge.lb_vip else None
     connect_to = {}
     if lbs:
-        port = lbs[0].settings.lb_https_port if site.https else lbs[0].settings.lb_port
-        own = f"{site.hostname.lower()}:{urlsplit(site.url).port or (443 if site.https else 80)}"
-        connect_to[own] = f"{vip or lbs[0].address}:{port}"
+        for each in sites:  # every site's own name (its loopback requests, WP-Cron's)
+            port = lbs[0].settings.lb_https_port if each.https else lbs[0].settings.lb_port
+            own = (f"{each.hostname.lower()}:"
+                   f"{urlsplit(each.url).port or (443 if each.https else 80)}")
+            connect_to.setdefault(own, f"{vip or lbs[0].address}:{port}")
     db_endpoint = ""
     galera = None
     backup_host = by_role["db"][0] if by_role["db"] else None
@@ -516,13 +554,18 @@ def gather(inventory) -> list[HostInput]:
         data = h.data.dict()
         site = settings_of(first_site(data))
         up = reachable(h)
-        address = releases = galera = unclaimed = None
+        address = releases = galera = unclaimed = site_releases = None
         if up and not data.get("private_address"):
             address = host_fact(h, PrivateAddress)
         if up and "db" in h.groups and _galera_wanted(inventory):
             galera = host_fact(h, GaleraNode, database=str(site.db_name), config=GALERA_CONFIG)
         if up and "web" in h.groups:
             releases = host_fact(h, Releases, base=str(site.docroot).rstrip("/"))
+            overlays = site_entries(data)
+            site_releases = {overlays[0]["name"]: releases}
+            for overlay in overlays[1:]:  # each further site's own releases
+                site_releases[overlay["name"]] = host_fact(
+                    h, Releases, base=str(settings_of({**data, **overlay}).docroot).rstrip("/"))
             if data.get("sites"):  # the one-site settings' site, when no entry names it
                 shorthand = str(settings_of(data).docroot).rstrip("/")
                 claimed = {str(o["docroot"]).rstrip("/") for o in site_entries(data)}
@@ -532,7 +575,9 @@ def gather(inventory) -> list[HostInput]:
                         unclaimed = shorthand
         found.append(HostInput(name=h.name, groups=frozenset(h.groups), data=_freeze(data),
                                address=address, releases=releases, galera=galera,
-                               reachable=up, unclaimed=unclaimed))
+                               reachable=up, unclaimed=unclaimed,
+                               site_releases=_freeze(site_releases) if site_releases
+                               else None))
     return found
 
 

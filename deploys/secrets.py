@@ -162,11 +162,17 @@ def write_beside(suffix: str, text: str, mode: int = 0o644) -> Path:
     return path
 
 
+def env_name(name: str) -> str:
+    """The environment variable that overrides a secret: `PWLB_SECRET_<NAME>`; a site's
+    own secret `<name>@<site>` is `PWLB_SECRET_<NAME>__<SITE>` (`-` as `_`)."""
+    return "PWLB_SECRET_" + name.upper().replace("@", "__").replace("-", "_")
+
+
 def raw(name: str) -> str:
     """The effective value of one secret (environment > host data > file)."""
     from pyinfra_wordpress_lb.deploys.plan import cluster
 
-    env = os.environ.get(f"PWLB_SECRET_{name.upper()}")
+    env = os.environ.get(env_name(name))
     if env:
         return env
     overrides = cluster().secret_overrides

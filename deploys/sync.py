@@ -41,7 +41,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import backup, secrets, web
 from pyinfra_wordpress_lb.deploys._util import TIDY, host_fact, renamed
-from pyinfra_wordpress_lb.deploys.plan import Node, cluster, here
+from pyinfra_wordpress_lb.deploys.plan import Node, Site, cluster, here
 from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.facts.syncthing import Devices
 from pyinfra_wordpress_lb.operations import syncthing, sysctl
@@ -88,12 +88,17 @@ SETTINGS = (
 )
 
 
-def mesh_root(node: Node | None = None) -> str:
-    """The tree the mesh mirrors on a web host: `mesh_root`, else the site's wp-content."""
+def mesh_root(node: Node | None = None, site: Site | None = None) -> str:
+    """The tree the mesh mirrors on a web host for a site (default the first):
+    `mesh_root` for the first site, else the site's wp-content."""
+    first = cluster().site
+    site = first if site is None else site
+    if site.name != first.name:
+        return site.content
     node = here() if node is None else node
     if node.settings.mesh_root:
         return str(node.settings.mesh_root).rstrip("/")
-    return cluster().site.content
+    return site.content
 
 
 def home() -> str:

@@ -17,14 +17,12 @@ from pyinfra.operations import apt, files
 
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys._util import host_fact, nginx_site
-from pyinfra_wordpress_lb.deploys.plan import cluster, here
+from pyinfra_wordpress_lb.deploys.plan import Site, cluster, here
 from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.operations import php, wordpress
 
-FPM_SOCKET = "/run/php/wordpress-fpm.sock"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # wp-config.php's PWLB_CA_BUNDLE
-PHP_LOG = "/var/log/php-fpm-wordpress.log"  # the pool's PHP errors (rotated weekly)
-LOGROTATE = "/etc/logrotate.d/wordpress-lb"
+LOGROTATE = "/etc/logrotate.d/wordpress-lb"  # the first site's (logrotate)
 
 # Raised at boot on a web host with peers, gone once its sync mesh caught up (sync.py).
 MESH_FLAG = "/run/wordpress-lb-mesh/catching-up"
@@ -92,55 +90,80 @@ def open_basedir(docroot: str, content: str) -> list[str]:
 @deploy("Web")
 def web() -> None:
     """nginx and PHP-FPM serving `<docroot>/current` (after the WordPress tier put a
-    release there)."""
-    from pyinfra_wordpress_lb.deploys.sync import mesh_root  # (sync builds on this tier)
-
+    release there); one PHP-FPM pool and vhost per site."""
     apt.packages(name="Install nginx and PHP-FPM", packages=PACKAGES, no_recommends=True)
     plan, me = cluster(), here()
-    s, site = me.settings, plan.site
-    user = site.user
-    docroot = site.docroot
+    for site in plan.sites:
+        _serve(site, plan, me, ini=site is plan.sites[0])
+    if me.legacy:
+        # nginx now serves <docroot>/current: the old single docroot goes (what it held
+        # besides WordPress is kept in <docroot>/legacy-docroot).
+        site = plan.site
+        wordpress.retire_legacy(name="Retire the old single docroot", base=site.docroot,
+                                user=site.user)
 
+
+def fpm_socket(site: Site) -> str:
+    """The unix socket of the site's own PHP-FPM pool."""
+    return f"/run/php/{site.key}-fpm.sock"
+
+
+def php_log(site: Site) -> str:
+    """The site's PHP errors (rotated weekly)."""
+    return f"/var/log/php-fpm-{site.key}.log"
+
+
+def _serve(site: Site, plan, me, ini: bool) -> None:
+    """One site on this web host: its PHP-FPM pool, running as its own user, and its
+    nginx backend vhost (the one-site names for `main`)."""
+    from pyinfra_wordpress_lb.deploys.sync import mesh_root  # (sync builds on this tier)
+
+    s, user = me.settings, site.user
+    main = site is plan.sites[0]
     php.fpm(
         name=f"Run the {user} PHP-FPM pool with OPcache",
-        pool="wordpress",
+        pool=site.key,
         pool_config=templates.render(
-            "php/pool.conf.j2", pool="wordpress", user=user, socket=FPM_SOCKET, error_log=PHP_LOG,
-            open_basedir=open_basedir(site.docroot, mesh_root()),
+            "php/pool.conf.j2", pool=site.key, user=user, socket=fpm_socket(site),
+            error_log=php_log(site),
+            open_basedir=open_basedir(site.docroot, mesh_root(site=site)),
             max_children=max_children(), memory_limit=s.php_memory_limit,
             upload_max_size=s.upload_max_size,
         ),
         ini=templates.render(
             "php/wordpress.ini.j2", opcache_memory=s.opcache_memory,
             opcache_revalidate_freq=s.opcache_revalidate_freq,
-        ),
+        ) if ini else None,
         # A reload, one web host at a time: the balancers retry a request cut on one
         # backend on another, which must not be reloading at the same instant (as nginx).
         _serial=True,
     )
 
-    files.template(name="Rotate the pool's PHP error log", src=templates.path(
-        "logrotate/wordpress-lb.j2"), dest=LOGROTATE, create_remote_dir=False, mode="644",
-        php_log=PHP_LOG, keep=8,
-        log_owner=user)
+    files.template(name="Rotate the pool's PHP error log" + site.tag, src=templates.path(
+        "logrotate/wordpress-lb.j2"), dest=logrotate(site), create_remote_dir=False,
+        mode="644", php_log=php_log(site), keep=8, log_owner=user)
 
     nginx_site(
-        "wordpress", "nginx/wordpress.conf.j2", "nginx backend vhost",
+        site.key, "nginx/wordpress.conf.j2", "nginx backend vhost" + site.tag,
         port=me.backend_port,
+        # The first site answers whatever name the balancers send (as one site always
+        # did); the others their own name only.
+        default=main,
         served_by_header=s.served_by_header,
-        server_name=s.server_name,
+        server_name=s.server_name if main else site.hostname,
         site_host=site.netloc,
-        base=docroot,
+        base=site.docroot,
         content=site.content,
         upload_max_size=s.upload_max_size,
         trusted_proxies=list(plan.addresses("lb")),
-        fpm_socket=FPM_SOCKET,
+        fpm_socket=fpm_socket(site),
         static_expires=s.static_expires,
         fastcgi_read_timeout=s.fastcgi_read_timeout,
         # (deploys/sync.py: raised at boot, gone once the mesh caught up.)
         catching_up_flag=MESH_FLAG if len(plan.web) > 1 else None,
     )
-    if me.legacy:
-        # nginx now serves <docroot>/current: the old single docroot goes (what it held
-        # besides WordPress is kept in <docroot>/legacy-docroot).
-        wordpress.retire_legacy(name="Retire the old single docroot", base=docroot, user=user)
+
+
+def logrotate(site: Site) -> str:
+    """The logrotate file of the site's PHP log."""
+    return LOGROTATE if site.key == "wordpress" else f"{LOGROTATE}-{site.name}"

@@ -81,7 +81,8 @@ def switched_anywhere() -> bool:
     """Whether the web hosts switched releases in this run: the plan says which hosts
     serve another release than the wanted one, and they switch when no web host failed
     (ask once they all ran)."""
-    return bool(cluster().switch.hosts) and cluster_intact()
+    plan = cluster()
+    return any(plan.switch_of(site).hosts for site in plan.sites) and cluster_intact()
 
 
 def cluster_intact() -> bool:
@@ -100,9 +101,9 @@ def wp_config(site: Site) -> HiddenValue:
         user=site.user,
         db_name=site.db_name,
         db_user=site.db_user,
-        db_password=secrets.raw("db_password"),
+        db_password=secrets.raw(site.secret("db_password")),
         db_host=plan.db_endpoint,
-        salts=[(name.removeprefix("wp_").upper(), secrets.raw(name))
+        salts=[(name.removeprefix("wp_").upper(), secrets.raw(site.secret(name)))
                for name in secrets.WP_SALT_NAMES],
         table_prefix=site.table_prefix,
         trusted_proxies=list(plan.addresses("lb")),
@@ -117,74 +118,84 @@ def wp_config(site: Site) -> HiddenValue:
 
 @deploy("WordPress")
 def serve_release() -> None:
-    """The release served by this web host, and its configuration."""
-    site = cluster().site
-    user = site.user
-    root = site.docroot
-    release = site.release
-    version, checksum = release.version, release.checksum
+    """The release each site serves on this web host, and its configuration; then the
+    switches (each site's, every web host or none)."""
+    plan = cluster()
     if here().legacy:
         # The old layout: the mesh mirrored the whole docroot. Stopped while the release
         # layout is made beside it (the sync tier starts it again, on the shared tree).
         systemd.service(name="Stop the mesh while the docroot moves to releases",
                         service=MESH_UNIT, running=False)
         wordpress.adopt_legacy(name="Copy the old docroot's wp-content to the shared tree",
-                               base=root, user=user)
-
-    # The release: downloaded (or uploaded), verified, unpacked beside the others.
-    files.directory(name="Create the archive cache", path=CACHE_DIR, mode="755")
-    archive = f"{CACHE_DIR}/wordpress-{release.id}.tar.gz"
-    source = mine().wordpress_archive  # a file on the controller, this host's
-    if source:
-        files.put(name=f"Upload the WordPress {version} archive", src=source,
-                  dest=archive, mode="644")
-    else:
-        files.download(
-            name=f"Download the WordPress {version} archive",
-            src=release.url,
-            dest=archive,
-            mode="644",
-        )
-    files.directory(name="Create the WordPress directory", path=root, mode="755")
-    files.directory(name="Create the releases directory", path=f"{root}/releases", mode="755")
-    wordpress.release(
-        name=f"Unpack the verified WordPress {version} beside the served release",
-        archive=archive, checksum=checksum, version=version, base=root, user=user,
-    )
-    wordpress.config(
-        name="Write wp-config.php (secrets; never shown)",
-        path=f"{root}/wp-config.php",
-        content=wp_config(site),
-        user=user,
-    )
-    files.directory(name="Create the uploads directory",
-                    path=f"{site.content}/uploads", user=user, group=user,
-                    mode="755")
-    mu_plugins = f"{site.content}/mu-plugins"
-    files.directory(name="Create the must-use plugins directory", path=mu_plugins, user=user,
-                    group=user, mode="755")
-    files.template(name="Install the must-use plugin for WordPress behind the balancers",
-                   src=templates.path("wordpress/wordpress-lb.php.j2"),
-                   dest=f"{mu_plugins}/wordpress-lb.php", create_remote_dir=False,
-                   user=user, group=user, mode="644")
+                               base=plan.site.docroot, user=plan.site.user)
+    fetched: set[str] = set()
+    for site in plan.sites:
+        _unpack(site, fetch=site.release.id not in fetched)  # each archive once
+        fetched.add(site.release.id)
     # A web host that died since its last command would look alive (its answers are
     # kept until a command runs on it): each answers afresh before the cluster decides.
     cluster_ops.roll_call(name="Every web host answers before the switch",
                           reason="the release switch")
-    # Only when every web host got this far (see cluster_intact).
-    switched = wordpress.current(
-        name=f"Serve WordPress {version} (one atomic switch)",
-        base=root, version=version, checksum=checksum, keep=release.keep,
-        _if=cluster_intact,
-    )
+    switched = [_switch(site) for site in plan.sites]
     # OPcache never mixes releases: PHP-FPM's workers finish, then start on the new one.
     # (nginx needs no reload: it finds core through `current` on every request.)
     server.shell(name="Reload PHP-FPM gracefully for the new release",
                  commands=["units=$(systemctl list-units --type=service --state=active "
                            "--no-legend --plain 'php*-fpm.service' | awk '{print $1}'); "
                            '[ -z "$units" ] || systemctl reload $units'],
-                 _if=switched.did_change,
+                 _if=lambda: any(op.did_change() for op in switched),
                  _serial=True)  # one web host at a time (see web.py)
+
+
+def _unpack(site: Site, fetch: bool = True) -> None:
+    """A site's release downloaded (or uploaded), verified and unpacked beside the ones
+    it has; its wp-config.php and shared content."""
+    user, root, release = site.user, site.docroot, site.release
+    version, checksum, tag = release.version, release.checksum, site.tag
+    archive = f"{CACHE_DIR}/wordpress-{release.id}.tar.gz"
+    source = mine().wordpress_archive  # a file on the controller, this host's
+    if fetch:
+        files.directory(name="Create the archive cache", path=CACHE_DIR, mode="755")
+        if source:
+            files.put(name=f"Upload the WordPress {version} archive", src=source,
+                      dest=archive, mode="644")
+        else:
+            files.download(name=f"Download the WordPress {version} archive",
+                           src=release.url, dest=archive, mode="644")
+    files.directory(name="Create the WordPress directory" + tag, path=root, mode="755")
+    files.directory(name="Create the releases directory" + tag, path=f"{root}/releases",
+                    mode="755")
+    wordpress.release(
+        name=f"Unpack the verified WordPress {version} beside the served release" + tag,
+        archive=archive, checksum=checksum, version=version, base=root, user=user,
+    )
+    wordpress.config(
+        name="Write wp-config.php (secrets; never shown)" + tag,
+        path=f"{root}/wp-config.php",
+        content=wp_config(site),
+        user=user,
+    )
+    files.directory(name="Create the uploads directory" + tag,
+                    path=f"{site.content}/uploads", user=user, group=user,
+                    mode="755")
+    mu_plugins = f"{site.content}/mu-plugins"
+    files.directory(name="Create the must-use plugins directory" + tag, path=mu_plugins,
+                    user=user, group=user, mode="755")
+    files.template(name="Install the must-use plugin for WordPress behind the balancers" + tag,
+                   src=templates.path("wordpress/wordpress-lb.php.j2"),
+                   dest=f"{mu_plugins}/wordpress-lb.php", create_remote_dir=False,
+                   user=user, group=user, mode="644")
+
+
+def _switch(site: Site):
+    """The site's switch to its release: only when every web host got this far (see
+    cluster_intact)."""
+    release = site.release
+    return wordpress.current(
+        name=f"Serve WordPress {release.version} (one atomic switch)" + site.tag,
+        base=site.docroot, version=release.version, checksum=release.checksum,
+        keep=release.keep, _if=cluster_intact,
+    )
 
 
 @deploy("WordPress install")
@@ -193,31 +204,36 @@ def install_site() -> None:
     plan = cluster()
     if host.name != plan.web[0]:
         return
-    site = plan.site
-    user = site.user
+    for site in plan.sites:
+        _install(site)
+
+
+def _install(site: Site) -> None:
+    user, tag, docroot = site.user, site.tag, f"{site.docroot}/current"
+    password = secrets.secret(site.secret("admin_password"))
     wordpress.install(
-        name="Install WordPress unattended (once per database)",
-        docroot=f"{site.docroot}/current",
+        name="Install WordPress unattended (once per database)" + tag,
+        docroot=docroot,
         url=site.url,
         title=site.title,
         admin_user=site.admin_user,
         admin_email=site.admin_email,
-        admin_password=secrets.secret("admin_password"),
+        admin_password=password,
         user=user,
     )
     wordpress.upgrade_database(
-        name="Upgrade the database when the served release needs it (once per database)",
-        docroot=f"{site.docroot}/current",
+        name="Upgrade the database when the served release needs it (once per database)" + tag,
+        docroot=docroot,
         url=site.url,
         user=user,
         _if=cluster_intact,  # every web host serves the new code
     )
     wordpress.admin_password(
-        name="Apply a changed admin_password secret",
-        docroot=f"{site.docroot}/current",
+        name="Apply a changed admin_password secret" + tag,
+        docroot=docroot,
         url=site.url,
         admin_user=site.admin_user,
-        password=secrets.secret("admin_password"),
+        password=password,
         user=user,
     )
 

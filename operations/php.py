@@ -35,7 +35,7 @@ process_control_timeout = 25s
 
 
 @operation()
-def fpm(pool: str, pool_config: str, ini: str, disable_default_pool: bool = True):
+def fpm(pool: str, pool_config: str, ini: str | None = None, disable_default_pool: bool = True):
     """
     Ensure PHP-FPM runs a pool and ini settings of ours, at the host's PHP version
     (found from the installed ``php-fpm`` package at run time, so it works on the first
@@ -46,7 +46,8 @@ def fpm(pool: str, pool_config: str, ini: str, disable_default_pool: bool = True
 
     + pool: pool name; its file is ``/etc/php/<version>/fpm/pool.d/<pool>.conf``
     + pool_config: the pool file's content
-    + ini: content of ``/etc/php/<version>/fpm/conf.d/90-<pool>.ini``
+    + ini: content of ``/etc/php/<version>/fpm/conf.d/90-<pool>.ini`` (PHP-wide: one pool
+      of several sets it); None: no such file is written
     + disable_default_pool: move Debian's ``www`` pool (runs as www-data) aside
 
     **Example:**
@@ -71,9 +72,11 @@ def fpm(pool: str, pool_config: str, ini: str, disable_default_pool: bool = True
     etc = f"/etc/php/{version}/fpm"
     service = f"php{version}-fpm.service"
     commands, written = [], []
-    for path, content in ((f"{etc}/pool.d/{pool}.conf", pool_config),
-                          (f"{etc}/pool.d/00-graceful-stop.conf", GRACEFUL_GLOBAL),
-                          (f"{etc}/conf.d/90-{pool}.ini", ini)):
+    wanted = [(f"{etc}/pool.d/{pool}.conf", pool_config),
+              (f"{etc}/pool.d/00-graceful-stop.conf", GRACEFUL_GLOBAL)]
+    if ini is not None:
+        wanted.append((f"{etc}/conf.d/90-{pool}.ini", ini))
+    for path, content in wanted:
         put = list(put_content(path, content))
         commands += put
         if put:
@@ -99,7 +102,9 @@ def fpm(pool: str, pool_config: str, ini: str, disable_default_pool: bool = True
     if graceful:
         commands += [f"mkdir -p {dropin}", *graceful, "systemctl daemon-reload"]
     if disable_default_pool and pool != "www" and host.get_fact(File, path=f"{etc}/pool.d/www.conf"):
-        commands.append(f"mv -f {etc}/pool.d/www.conf {etc}/pool.d/www.conf.disabled")
+        # (tolerant: the pool of another site may have moved it earlier in the run)
+        commands.append(f"[ ! -e {etc}/pool.d/www.conf ] || "
+                        f"mv -f {etc}/pool.d/www.conf {etc}/pool.d/www.conf.disabled")
 
     running = host.get_fact(SystemdStatus, services=service).get(service)
     enabled = host.get_fact(SystemdEnabled, services=service).get(service)
