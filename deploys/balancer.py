@@ -16,8 +16,8 @@ from pyinfra.operations import apt, files, server
 
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import tls, wordpress
-from pyinfra_wordpress_lb.deploys._util import failed_names, host_fact, nginx_site, renamed
-from pyinfra_wordpress_lb.deploys.plan import cluster, here
+from pyinfra_wordpress_lb.deploys._util import TIDY, failed_names, host_fact, nginx_site, renamed
+from pyinfra_wordpress_lb.deploys.plan import SHORTHAND, Site, cluster, here
 from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.operations import http
 
@@ -74,29 +74,46 @@ def http2_directive() -> bool:
     return (host_fact(host, LinuxDistribution).get("major") or 13) >= 13
 
 
+def cache_dir(site: Site) -> str:
+    """A site's page cache on the balancers (the first site's: `CACHE_DIR`)."""
+    return CACHE_DIR if site.name == SHORTHAND else f"{CACHE_DIR}-{site.name}"
+
+
+def _zones(site: Site) -> str:
+    return "" if site.name == SHORTHAND else "_" + site.name.replace("-", "_")
+
+
+def _served(site: Site, first: bool) -> dict:
+    """What the balancer's nginx site says of one site: its names, certificate, HSTS,
+    its own page cache and login limits."""
+    return {"name": site.name, "default": first, "netloc": site.netloc,
+            "hostname": site.hostname, "aliases": list(site.aliases),
+            "cert": tls.cert_path(site), "key": tls.key_path(site),
+            "hsts_max_age": site.tls.hsts_max_age,
+            "cache_dir": cache_dir(site), "cache_zone": "wordpress_lb_pages" + _zones(site),
+            "login_zone": "wordpress_lb_login" + _zones(site),
+            "xmlrpc_zone": "wordpress_lb_xmlrpc" + _zones(site)}
+
+
 def vhost(what: str, held_back: tuple[str, ...]) -> None:
-    """The balancer's nginx site, with these web hosts held back (not sent new requests)."""
+    """The balancer's nginx site, with these web hosts held back (not sent new requests):
+    one server per site (the first answers any other name), one upstream for all."""
     plan, me = cluster(), here()
     s, site = me.settings, plan.site
-    acme = site.tls.mode == "acme"
+    acme = any(each.tls.mode == "acme" for each in plan.sites)
     nginx_site(
         SITE, "nginx/balancer.conf.j2", what,
-        tls=site.tls.on,
+        sites=[_served(each, each is plan.sites[0]) for each in plan.sites],
+        tls=site.tls.on,  # (validate: every site or none)
         https_port=s.lb_https_port,
         http2_directive=http2_directive(),
-        cert=tls.CERT,
-        key=tls.KEY,
         dh_params=tls.DH_PARAMS,
-        hsts_max_age=site.tls.hsts_max_age,
-        site_netloc=site.netloc,
-        aliases=list(site.aliases),
         acme=acme,
         acme_webroot=tls.ACME_WEBROOT,
         acme_peers=[f"{n.address}:{s.lb_port}" for n in plan.group("lb")
                     if n.address != me.address] if acme else [],
         health_path=HEALTH_PATH,
         cache_ttl=int(s.page_cache_ttl or 0),
-        cache_dir=CACHE_DIR,
         cache_max_size=s.page_cache_max_size,
         method=s.lb_method,  # one of METHODS (deploys/validate.py)
         # Asked when the vhost is written: web hosts that failed by then stay out.
@@ -134,17 +151,23 @@ def balancer() -> None:
     files.line(name="Let each nginx worker hold enough connections",
                path="/etc/nginx/nginx.conf", line=r"^\s*worker_connections .*",
                replace=f"    worker_connections {connections};")
-    files.directory(name="Create the page cache's directory", path=CACHE_DIR, user="www-data",
-                    group="www-data", mode="700")
+    plan = cluster()
+    for site in plan.sites:
+        files.directory(name="Create the page cache's directory" + site.tag,
+                        path=cache_dir(site), user="www-data", group="www-data", mode="700")
     files.template(name="Install the page cache's purge command", src=templates.path(
         "sbin/wordpress-lb-purge-cache.j2"), dest=PURGE, create_remote_dir=False, mode="755",
-        ttl=int(s.page_cache_ttl or 0), cache_dir=CACHE_DIR)
+        ttl=int(s.page_cache_ttl or 0), cache_dir=CACHE_DIR,
+        others={site.name: cache_dir(site) for site in plan.sites if cache_dir(site) != CACHE_DIR},
+        jinja_env_kwargs=TIDY)
     # Web hosts new to a serving cluster get no request until verified (`admit_new_web_hosts`).
     vhost("balancer vhost", held_back=cluster().newcomers)
     # After every web host's tiers (deploy.py's first barrier): a release switch shows
     # at once, never a cached file of the release that was served before.
-    server.shell(name="Empty the page cache: the web hosts switched releases",
-                 commands=[PURGE], _if=wordpress.switched_anywhere)
+    for site in plan.sites:
+        server.shell(name="Empty the page cache: the web hosts switched releases" + site.tag,
+                     commands=[PURGE if len(plan.sites) == 1 else f"{PURGE} {site.name}"],
+                     _if=lambda site=site: wordpress.switched(site))
 
 
 @deploy("Balancer")

@@ -38,6 +38,7 @@ _PASSWORD_ALPHABET = string.ascii_letters + string.digits
 
 
 def _generate(name: str) -> str:
+    name = name.split("@", 1)[0]  # a site's own secret: made as the one-site one is
     if name.endswith("_tls_key"):
         key = ec.generate_private_key(ec.SECP256R1())
         return key.private_bytes(

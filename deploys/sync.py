@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+from dataclasses import dataclass
 import hashlib
 import hmac
 from base64 import b32encode
@@ -41,7 +42,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import backup, secrets, web
 from pyinfra_wordpress_lb.deploys._util import TIDY, host_fact, renamed
-from pyinfra_wordpress_lb.deploys.plan import Node, Site, cluster, here
+from pyinfra_wordpress_lb.deploys.plan import SHORTHAND, Node, Site, cluster, here
 from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.facts.syncthing import Devices
 from pyinfra_wordpress_lb.operations import syncthing, sysctl
@@ -101,9 +102,72 @@ def mesh_root(node: Node | None = None, site: Site | None = None) -> str:
     return site.content
 
 
-def home() -> str:
+def home(site: Site | None = None) -> str:
     """syncthing's home (identity, index database, its copy of the configuration)."""
-    return f"{cluster().site.home}/syncthing"
+    return f"{(site or cluster().site).home}/syncthing"
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """One site's mesh on a web host: its own syncthing (as the site's user), units,
+    configuration, tool, catching-up flag and ports. The one-site names for `main`;
+    the others' follow their name, their ports their place among the other sites
+    (`mesh_port` + 1, + 2, ...)."""
+    site: Site
+    slot: int  # 0 for `main`
+
+    @classmethod
+    def of(cls, site: Site) -> Mesh:
+        others = [s.name for s in cluster().sites if s.name != SHORTHAND]
+        return cls(site, 0 if site.name == SHORTHAND else 1 + others.index(site.name))
+
+    @property
+    def main(self) -> bool:
+        return self.slot == 0
+
+    def _named(self, one: str, stem: str, suffix: str = "") -> str:
+        return one if self.main else f"{stem}-{self.site.name}{suffix}"
+
+    @property
+    def unit(self) -> str:
+        return self._named(UNIT, "syncthing-wordpress", ".service")
+
+    @property
+    def catch_up_unit(self) -> str:
+        return self._named(CATCH_UP_UNIT, "wordpress-lb-mesh-catch-up", ".service")
+
+    @property
+    def watch_unit(self) -> str:
+        return self._named(WATCH_UNIT, "wordpress-lb-mesh-watch", ".service")
+
+    @property
+    def config(self) -> str:
+        return self._named(CONFIG, "/etc/wordpress-lb/syncthing", ".xml")
+
+    @property
+    def tool(self) -> str:
+        return self._named(TOOL, TOOL)
+
+    @property
+    def flag(self) -> str:
+        return web.mesh_flag(self.site)
+
+    @property
+    def tmpfiles(self) -> str:
+        return self._named("/etc/tmpfiles.d/wordpress-lb-mesh.conf",
+                           "/etc/tmpfiles.d/wordpress-lb-mesh", ".conf")
+
+    @property
+    def device(self) -> str:
+        """What a host's device identity is derived from, with its name."""
+        return "" if self.main else f"/{self.site.name}"
+
+    def port(self, node: Node) -> int:
+        return int(node.settings.mesh_port) + self.slot
+
+    @property
+    def api_port(self) -> int:
+        return API_PORT + self.slot
 
 
 def _hmac(secret: str, purpose: str, name: str) -> bytes:
@@ -159,14 +223,16 @@ def device_id(cert_pem: str) -> str:
     return "-".join(checked[i:i + 7] for i in range(0, 56, 7))
 
 
-def _device(name: str, address: str) -> dict:
-    return {"name": name, "address": address, "id": device_id(identity(name)[1])}
+def _device(name: str, address: str, mesh: Mesh | None = None) -> dict:
+    suffix = mesh.device if mesh else ""
+    return {"name": name, "address": address, "id": device_id(identity(name + suffix)[1])}
 
 
-def departing() -> dict[str, str]:
+def departing(mesh: Mesh | None = None) -> dict[str, str]:
     """Devices this host's mesh still has that are no web host any more: {name: address}."""
     current = set(cluster().web)
-    return {name: address for name, address in host_fact(host, Devices, path=CONFIG).items()
+    config = mesh.config if mesh else CONFIG
+    return {name: address for name, address in host_fact(host, Devices, path=config).items()
             if name not in current}
 
 
@@ -175,16 +241,17 @@ def _ignore_patterns() -> list[str]:
     return [str(p).rstrip("/") or "/" for p in here().settings.mesh_excludes]
 
 
-def _config(devices: list[dict]) -> HiddenValue:
+def _config(devices: list[dict], mesh: Mesh) -> HiddenValue:
     major = host_fact(host, LinuxDistribution).get("major") or 13
     version = 36 if major < 13 else 37  # (syncthing 1.19 on Debian 12, 1.29 on 13)
     node = here()
     s = node.settings
     text = templates.render(
-        "syncthing/config.xml.j2", version=version, folder=FOLDER, root=mesh_root(),
+        "syncthing/config.xml.j2", version=version, folder=FOLDER,
+        root=mesh_root(site=mesh.site),
         rescan=int(s.mesh_rescan), delay=int(s.mesh_delay), devices=devices,
-        port=int(s.mesh_port), api_port=API_PORT, address=node.address,
-        api_key=_derived("wordpress-lb syncthing api", host.name).hex()[:32])
+        port=mesh.port(node), api_port=mesh.api_port, address=node.address,
+        api_key=_derived("wordpress-lb syncthing api", host.name + mesh.device).hex()[:32])
     return HiddenValue(text)
 
 
@@ -192,90 +259,104 @@ def _config(devices: list[dict]) -> HiddenValue:
 def sync() -> None:
     plan = cluster()
     s = here().settings
-    user = plan.site.user
-    root = mesh_root()
-    peers = [n for n in plan.group("web") if n.name != host.name]
-    leaving = departing()
-    patterns = _ignore_patterns()
-
     apt.packages(name="Install syncthing", packages=PACKAGES, no_recommends=True)
     # One inotify watch per directory: too few and changes wait for the next rescan.
     sysctl.at_least(name="Let the mesh watch every directory",
                     key="fs.inotify.max_user_watches", value=int(s.mesh_inotify_watches))
-    files.directory(name="Create the mesh's root", path=root, user=user, group=user, mode="755")
+    for site in plan.sites:  # each site its own mesh, as its own user
+        _mesh(Mesh.of(site))
+
+
+def _mesh(mesh: Mesh) -> None:
+    plan = cluster()
+    s = here().settings
+    site, tag = mesh.site, mesh.site.tag
+    user = site.user
+    root = mesh_root(site=site)
+    peers = [n for n in plan.group("web") if n.name != host.name]
+    leaving = departing(mesh)
+    patterns = _ignore_patterns()
+    files.directory(name="Create the mesh's root" + tag, path=root, user=user, group=user,
+                    mode="755")
     # syncthing refuses to sync a folder without its marker (an unmounted disk is never
     # taken for "everything deleted").
-    files.directory(name="Mark the mesh's root for syncthing", path=f"{root}/.stfolder",
+    files.directory(name="Mark the mesh's root for syncthing" + tag, path=f"{root}/.stfolder",
                     user=user, group=user, mode="755")
-    files.template(name="Write what the mesh never syncs", src=templates.path("syncthing/stignore.j2"),
+    files.template(name="Write what the mesh never syncs" + tag,
+                   src=templates.path("syncthing/stignore.j2"),
                    dest=f"{root}/.stignore",
                    create_remote_dir=False, user=user, group=user, mode="644",
                    patterns=patterns, jinja_env_kwargs=TIDY)
-    files.directory(name="Create the mesh's home", path=home(), user=user, group=user, mode="700")
+    files.directory(name="Create the mesh's home" + tag, path=home(site), user=user,
+                    group=user, mode="700")
     files.directory(name="Create the mesh's configuration directory", path="/etc/wordpress-lb",
                     mode="755")
-    key, cert = identity(host.name)
-    ident = syncthing.identity(name="Install this host's mesh identity", home=home(),
-                               key=HiddenValue(key), cert=cert, user=user)
-    devices = [_device(n.name, n.address) for n in plan.group("web")] + \
-        [_device(name, address) for name, address in sorted(leaving.items())]
-    config = syncthing.config(name="Write the mesh configuration", path=CONFIG,
-                              content=_config(devices), group=user)
-    tool = files.template(name="Install the mesh's status, catch-up and watch tool",
-                          src=templates.path("sbin/wordpress-lb-mesh.j2"), dest=TOOL,
+    key, cert = identity(host.name + mesh.device)
+    ident = syncthing.identity(name="Install this host's mesh identity" + tag,
+                               home=home(site), key=HiddenValue(key), cert=cert, user=user)
+    devices = [_device(n.name, n.address, mesh) for n in plan.group("web")] + \
+        [_device(name, address, mesh) for name, address in sorted(leaving.items())]
+    config = syncthing.config(name="Write the mesh configuration" + tag, path=mesh.config,
+                              content=_config(devices, mesh), group=user)
+    tool = files.template(name="Install the mesh's status, catch-up and watch tool" + tag,
+                          src=templates.path("sbin/wordpress-lb-mesh.j2"), dest=mesh.tool,
                           create_remote_dir=False, mode="755",
-                          config=CONFIG, folder=FOLDER, flag=FLAG, root=root,
+                          config=mesh.config, folder=FOLDER, flag=mesh.flag, root=root,
                           excludes=patterns)
-    unit = files.template(name="Install the mesh unit",
+    unit = files.template(name="Install the mesh unit" + tag,
                           src=templates.path("systemd/syncthing-wordpress.service.j2"),
-                          dest=f"/etc/systemd/system/{UNIT}",
+                          dest=f"/etc/systemd/system/{mesh.unit}",
                           create_remote_dir=False, mode="644", run_as=user,
-                          config=CONFIG, home=home())
-    catch_up = files.template(name="Install the unit that holds the backend until it caught up",
-                              src=templates.path("systemd/wordpress-lb-mesh-catch-up.service.j2"),
-                              dest=f"/etc/systemd/system/{CATCH_UP_UNIT}",
-                              create_remote_dir=False, mode="644",
-                              run_as=user, flag=FLAG, mesh_unit=UNIT,
-                              timeout=int(s.mesh_catch_up_timeout))
-    watch = files.template(name="Install the unit that sends each change at once",
+                          config=mesh.config, home=home(site))
+    catch_up = files.template(
+        name="Install the unit that holds the backend until it caught up" + tag,
+        src=templates.path("systemd/wordpress-lb-mesh-catch-up.service.j2"),
+        dest=f"/etc/systemd/system/{mesh.catch_up_unit}",
+        create_remote_dir=False, mode="644",
+        run_as=user, flag=mesh.flag, mesh_unit=mesh.unit, tool=mesh.tool,
+        timeout=int(s.mesh_catch_up_timeout))
+    watch = files.template(name="Install the unit that sends each change at once" + tag,
                            src=templates.path("systemd/wordpress-lb-mesh-watch.service.j2"),
-                           dest=f"/etc/systemd/system/{WATCH_UNIT}",
+                           dest=f"/etc/systemd/system/{mesh.watch_unit}",
                            create_remote_dir=False, mode="644",
-                           run_as=user, mesh_unit=UNIT)
-    files.template(name="Raise the catching-up flag at every boot",
+                           run_as=user, mesh_unit=mesh.unit, tool=mesh.tool)
+    files.template(name="Raise the catching-up flag at every boot" + tag,
                    src=templates.path("tmpfiles/wordpress-lb-mesh.conf.j2"),
-                   dest="/etc/tmpfiles.d/wordpress-lb-mesh.conf",
+                   dest=mesh.tmpfiles,
                    create_remote_dir=False, mode="644",
-                   run_as=user, flag=FLAG, flag_dir=FLAG_DIR)
-    _retire_lsyncd()
-    systemd.daemon_reload(name="Reload systemd for the mesh units",
+                   run_as=user, flag=mesh.flag, flag_dir=FLAG_DIR)
+    if mesh.main:
+        _retire_lsyncd()
+    systemd.daemon_reload(name="Reload systemd for the mesh units" + tag,
                           _if=lambda: unit.did_change() or catch_up.did_change()
                           or watch.did_change())
     restart = lambda: bool(peers) and (  # noqa: E731
         config.did_change() or unit.did_change() or ident.did_change())
-    systemd.service(name="Restart the mesh for its new configuration", service=UNIT,
-                    restarted=True, _if=restart)
-    running = systemd.service(name="Keep the mesh running and enabled" if peers
-                              else "Stop the mesh: there is no other web host",
-                              service=UNIT, running=bool(peers), enabled=bool(peers))
+    systemd.service(name="Restart the mesh for its new configuration" + tag,
+                    service=mesh.unit, restarted=True, _if=restart)
+    running = systemd.service(name=("Keep the mesh running and enabled" if peers
+                                    else "Stop the mesh: there is no other web host") + tag,
+                              service=mesh.unit, running=bool(peers), enabled=bool(peers))
     watching = bool(peers) and s.mesh_watch is True
-    systemd.service(name="Restart the watcher for its new tool or unit", service=WATCH_UNIT,
-                    restarted=True,
+    systemd.service(name="Restart the watcher for its new tool or unit" + tag,
+                    service=mesh.watch_unit, restarted=True,
                     _if=lambda: watching and (tool.did_change() or watch.did_change()))
-    systemd.service(name="Keep the watcher running and enabled" if watching
-                    else "Stop the watcher: there is no other web host" if not peers
-                    else "Stop the watcher (mesh_watch is off)",
-                    service=WATCH_UNIT, running=watching, enabled=watching)
+    systemd.service(name=("Keep the watcher running and enabled" if watching
+                          else "Stop the watcher: there is no other web host" if not peers
+                          else "Stop the watcher (mesh_watch is off)") + tag,
+                    service=mesh.watch_unit, running=watching, enabled=watching)
     # Blocks until this host holds what its peers hold (a new host: every upload); again
     # whenever this run (re)started the mesh (a host re-added with an empty tree).
-    first = systemd.service(name="Wait until this host holds what its peers hold" if peers
-                            else "No catching up without peers",
-                            service=CATCH_UP_UNIT, running=bool(peers), enabled=bool(peers))
-    systemd.service(name="Wait again until this host holds what its peers hold (the mesh restarted)",
-                    service=CATCH_UP_UNIT, restarted=True,
-                    _if=lambda: bool(peers) and not first.did_change()
-                    and (restart() or running.did_change()))
-    backup_access(user, root)
+    first = systemd.service(name=("Wait until this host holds what its peers hold" if peers
+                                  else "No catching up without peers") + tag,
+                            service=mesh.catch_up_unit, running=bool(peers),
+                            enabled=bool(peers))
+    systemd.service(
+        name="Wait again until this host holds what its peers hold (the mesh restarted)" + tag,
+        service=mesh.catch_up_unit, restarted=True,
+        _if=lambda: bool(peers) and not first.did_change()
+        and (restart() or running.did_change()))
+    backup_access(user, root, site)
 
 
 def _retire_lsyncd() -> None:
@@ -292,14 +373,15 @@ def _retire_lsyncd() -> None:
     )
 
 
-def backup_access(user: str, root: str):
+def backup_access(user: str, root: str, site: Site | None = None):
     """The database host's backups read the shared tree over SSH (a key of their own,
     read-only, from that host only)."""
-    ssh_dir = f"{cluster().site.home}/.ssh"
-    files.directory(name="Create the SSH directory for the backups' access", path=ssh_dir,
-                    user=user, group=user, mode="700")
+    site = site or cluster().site
+    ssh_dir = f"{site.home}/.ssh"
+    files.directory(name="Create the SSH directory for the backups' access" + site.tag,
+                    path=ssh_dir, user=user, group=user, mode="700")
     return files.template(
-        name="Let the backups read the shared tree, from the database host only",
+        name="Let the backups read the shared tree, from the database host only" + site.tag,
         src=templates.path("ssh/authorized_keys.j2"),
         dest=f"{ssh_dir}/authorized_keys", create_remote_dir=False,
         user=user, group=user, mode="600",
@@ -312,14 +394,18 @@ def unshare_departed_hosts() -> None:
     """After the balancers stopped sending requests to a web host that left the
     inventory: the mesh shares with it no more."""
     plan = cluster()
-    if not departing() or not [n for n in plan.web if n != host.name]:
+    if not [n for n in plan.web if n != host.name]:
         return
-    devices = [_device(n.name, n.address) for n in plan.group("web")]
-    config = syncthing.config(name="Share the mesh with the current web hosts only",
-                              path=CONFIG, content=_config(devices),
-                              group=cluster().site.user)
-    systemd.service(name="Restart the mesh without the departed hosts", service=UNIT,
-                    restarted=True, _if=config.did_change)
+    for site in plan.sites:
+        mesh = Mesh.of(site)
+        if not departing(mesh):
+            continue
+        devices = [_device(n.name, n.address, mesh) for n in plan.group("web")]
+        config = syncthing.config(name="Share the mesh with the current web hosts only" + site.tag,
+                                  path=mesh.config, content=_config(devices, mesh),
+                                  group=site.user)
+        systemd.service(name="Restart the mesh without the departed hosts" + site.tag,
+                        service=mesh.unit, restarted=True, _if=config.did_change)
 
 
 prune_departed = renamed(unshare_departed_hosts, "prune_departed")  # the name before 0.2

@@ -30,7 +30,7 @@ from pyinfra.operations import apt, files, systemd
 
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import secrets
-from pyinfra_wordpress_lb.deploys.plan import cluster, here
+from pyinfra_wordpress_lb.deploys.plan import SHORTHAND, Site, cluster, here
 from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.facts import nginx as nginx_facts
 from pyinfra_wordpress_lb.operations import tls
@@ -137,13 +137,30 @@ def ca_certificate() -> str:
     return pem
 
 
-def self_signed_certificate(names: list[str]) -> str:
-    """The site's certificate for these names, signed by the cluster's CA; made again
-    when the names or the CA change or when it has less than 30 days left."""
+def cert_path(site: Site) -> str:
+    """Where the balancers keep a site's certificate chain (the first site's: `CERT`)."""
+    return CERT if site.name == SHORTHAND else f"{TLS_DIR}/{site.name}.crt"
+
+
+def key_path(site: Site) -> str:
+    return KEY if site.name == SHORTHAND else f"{TLS_DIR}/{site.name}.key"
+
+
+def cert_name(site: Site) -> str:
+    """certbot's lineage of a site's certificate."""
+    return CERT_NAME if site.name == SHORTHAND else f"{CERT_NAME}-{site.name}"
+
+
+def self_signed_certificate(names: list[str], site: Site | None = None) -> str:
+    """A site's certificate (default the first) for these names, signed by the
+    cluster's CA; made again when the names or the CA change or when it has less than
+    30 days left."""
+    site = cluster().site if site is None else site
     ca_pem = ca_certificate()
     ca = _load_cert(ca_pem)
     ca_key = serialization.load_pem_private_key(secrets.raw("ca_tls_key").encode(), None)
-    key = serialization.load_pem_private_key(secrets.raw("site_tls_key").encode(), None)
+    key = serialization.load_pem_private_key(
+        secrets.raw(site.secret("site_tls_key")).encode(), None)
     wanted = [_general_name(n) for n in names]
 
     def make(current: str | None) -> str:
@@ -168,17 +185,17 @@ def self_signed_certificate(names: list[str]) -> str:
                 .sign(ca_key, hashes.SHA256()))
         return cert.public_bytes(serialization.Encoding.PEM).decode()
 
-    return secrets.kept("site_tls_cert", make)
+    return secrets.kept(site.secret("site_tls_cert"), make)
 
 
 def trusted_pem() -> str | None:
     """What balancers and web hosts trust beyond the system's CAs: the self-signed CA
     and the `tls_trust` file."""
     parts = []
-    if cluster().site.tls.mode == "self-signed":
+    sites = cluster().sites
+    if any(site.tls.mode == "self-signed" for site in sites):
         parts.append(ca_certificate())
-    extra = cluster().site.tls.trust
-    if extra:
+    for extra in dict.fromkeys(site.tls.trust for site in sites if site.tls.trust):
         parts.append(Path(extra).expanduser().read_text())
     return "".join(p if p.endswith("\n") else p + "\n" for p in parts) or None
 
@@ -186,75 +203,90 @@ def trusted_pem() -> str | None:
 # On the hosts.
 
 def certificates() -> None:
-    """The balancer's certificate for nginx, by mode (called by the balancer tier
-    before its vhost; nginx reloads when a certificate it reads changed)."""
-    site = cluster().site
-    tls_mode = site.tls.mode
-    if tls_mode == "off":
+    """The balancer's certificates for nginx, one per site, by its mode (called by the
+    balancer tier before its vhost; nginx reloads when a certificate it reads changed)."""
+    sites = [site for site in cluster().sites if site.tls.on]
+    if not sites:
         return
     files.directory(name="Create the TLS directory", path=TLS_DIR, mode="755")
     files.template(name="Install the DHE parameters (RFC 7919 ffdhe2048)",
                    src=templates.path("tls/ffdhe2048.pem.j2"), dest=DH_PARAMS,
                    create_remote_dir=False, mode="644")
-    if tls_mode == "acme":
-        apt.packages(name="Install certbot", packages=ACME_PACKAGES, no_recommends=True)
-        files.template(name="Install certbot's hook that reloads nginx",
-                       src=templates.path("sbin/wordpress-lb-nginx-reload.j2"),
-                       dest=RELOAD_HOOK,
-                       create_remote_dir=False, mode="755", fingerprint=nginx_facts.FINGERPRINT,
-                       stamp=nginx_facts.STAMP)
-        files.directory(name="Create the ACME challenge webroot", path=ACME_WEBROOT,
-                        mode="755")
+    acme = [site for site in sites if site.tls.mode == "acme"]
+    if acme:
+        _certbot(acme[0])
+    for site in sites:
+        _certificate(site)
+
+
+def _certbot(site: Site) -> None:
+    """certbot, its settings (the ACME server and contact are the cluster's), the hook
+    that reloads nginx, the challenge webroot, its renewal timer."""
+    apt.packages(name="Install certbot", packages=ACME_PACKAGES, no_recommends=True)
+    files.template(name="Install certbot's hook that reloads nginx",
+                   src=templates.path("sbin/wordpress-lb-nginx-reload.j2"),
+                   dest=RELOAD_HOOK,
+                   create_remote_dir=False, mode="755", fingerprint=nginx_facts.FINGERPRINT,
+                   stamp=nginx_facts.STAMP)
+    files.directory(name="Create the ACME challenge webroot", path=ACME_WEBROOT,
+                    mode="755")
+    files.template(name="Write certbot's settings (server, contact)",
+                   src=templates.path("certbot/cli.ini.j2"), dest="/etc/letsencrypt/cli.ini",
+                   mode="644", server=site.tls.acme_server, email=site.tls.acme_email)
+    ca = site.tls.acme_server_ca
+    if ca:  # a setting, not a fact: fixed for the whole run
+        files.put(name="Trust the ACME server's own certificate",
+                  src=str(Path(ca).expanduser()), dest=ACME_SERVER_CA, mode="644")
+    dropin = files.template(
+        name="Let certbot's renewals trust the ACME server",
+        src=templates.path("systemd/certbot.service.d/wordpress-lb.conf.j2"),
+        dest="/etc/systemd/system/certbot.service.d/wordpress-lb.conf", mode="644",
+        ca_bundle=ACME_SERVER_CA if ca else None)
+    systemd.daemon_reload(name="Reload systemd for certbot's settings",
+                          _if=dropin.did_change)
+    systemd.service(name="Keep certbot's renewal timer on", service="certbot.timer",
+                    running=True, enabled=True)
+
+
+def _certificate(site: Site) -> None:
+    if site.tls.mode == "acme":
         tls.placeholder(
-            name="Put a placeholder certificate in place until ACME delivers",
-            cert_path=CERT, key_path=KEY, common_name=site.hostname)
-        files.template(name="Write certbot's settings (server, contact)",
-                       src=templates.path("certbot/cli.ini.j2"), dest="/etc/letsencrypt/cli.ini",
-                       mode="644", server=site.tls.acme_server, email=site.tls.acme_email)
-        ca = site.tls.acme_server_ca
-        if ca:  # a setting, not a fact: fixed for the whole run
-            files.put(name="Trust the ACME server's own certificate",
-                      src=str(Path(ca).expanduser()), dest=ACME_SERVER_CA, mode="644")
-        dropin = files.template(
-            name="Let certbot's renewals trust the ACME server",
-            src=templates.path("systemd/certbot.service.d/wordpress-lb.conf.j2"),
-            dest="/etc/systemd/system/certbot.service.d/wordpress-lb.conf", mode="644",
-            ca_bundle=ACME_SERVER_CA if ca else None)
-        systemd.daemon_reload(name="Reload systemd for certbot's settings",
-                              _if=dropin.did_change)
-        systemd.service(name="Keep certbot's renewal timer on", service="certbot.timer",
-                        running=True, enabled=True)
+            name="Put a placeholder certificate in place until ACME delivers" + site.tag,
+            cert_path=cert_path(site), key_path=key_path(site), common_name=site.hostname)
         return
-    if tls_mode == "files":
+    if site.tls.mode == "files":
         chain = Path(site.tls.certificate).expanduser().read_text()
         key = Path(site.tls.key).expanduser().read_text()
     else:
-        chain = self_signed_certificate(list(site.tls.names))
-        key = secrets.raw("site_tls_key")
+        chain = self_signed_certificate(list(site.tls.names), site)
+        key = secrets.raw(site.secret("site_tls_key"))
     tls.certificate(
-        name="Install the site's certificate and key (key never shown)",
-        cert_path=CERT, key_path=KEY, certificate=chain, key=HiddenValue(key))
+        name="Install the site's certificate and key (key never shown)" + site.tag,
+        cert_path=cert_path(site), key_path=key_path(site), certificate=chain,
+        key=HiddenValue(key))
 
 
 @deploy("ACME certificate")
 def acme() -> None:
-    """Every balancer gets its own certificate (once all balancers serve the challenge
-    location and the shared address is held)."""
-    site = cluster().site
-    if site.tls.mode != "acme" or "lb" not in here().roles:
+    """Every balancer gets its own certificate for each ACME site (once all balancers
+    serve the challenge location and the shared address is held)."""
+    if "lb" not in here().roles:
         return
-    tls.acme_certificate(
-        name=f"Get the site's certificate from {site.tls.acme_server}",
-        cert_name=CERT_NAME,
-        domains=list(site.tls.names),
-        email=site.tls.acme_email,
-        server=site.tls.acme_server,
-        webroot=ACME_WEBROOT,
-        cert_path=CERT,
-        key_path=KEY,
-        reload_command=RELOAD_HOOK,
-        ca_bundle=ACME_SERVER_CA if site.tls.acme_server_ca else None,
-    )
+    for site in cluster().sites:
+        if site.tls.mode != "acme":
+            continue
+        tls.acme_certificate(
+            name=f"Get the site's certificate from {site.tls.acme_server}" + site.tag,
+            cert_name=cert_name(site),
+            domains=list(site.tls.names),
+            email=site.tls.acme_email,
+            server=site.tls.acme_server,
+            webroot=ACME_WEBROOT,
+            cert_path=cert_path(site),
+            key_path=key_path(site),
+            reload_command=RELOAD_HOOK,
+            ca_bundle=ACME_SERVER_CA if site.tls.acme_server_ca else None,
+        )
 
 
 @deploy("Trust")

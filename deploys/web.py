@@ -17,7 +17,7 @@ from pyinfra.operations import apt, files
 
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys._util import host_fact, nginx_site
-from pyinfra_wordpress_lb.deploys.plan import Site, cluster, here
+from pyinfra_wordpress_lb.deploys.plan import SHORTHAND, Site, cluster, here
 from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.operations import php, wordpress
 
@@ -160,8 +160,14 @@ def _serve(site: Site, plan, me, ini: bool) -> None:
         static_expires=s.static_expires,
         fastcgi_read_timeout=s.fastcgi_read_timeout,
         # (deploys/sync.py: raised at boot, gone once the mesh caught up.)
-        catching_up_flag=MESH_FLAG if len(plan.web) > 1 else None,
+        catching_up_flag=mesh_flag(site) if len(plan.web) > 1 else None,
     )
+
+
+def mesh_flag(site: Site) -> str:
+    """Raised at boot on a web host with peers, gone once the site's mesh caught up: the
+    site's backend vhost answers 503 meanwhile (deploys/sync.py)."""
+    return MESH_FLAG if site.name == SHORTHAND else f"{MESH_FLAG}-{site.name}"
 
 
 def logrotate(site: Site) -> str:

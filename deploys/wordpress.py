@@ -85,6 +85,11 @@ def switched_anywhere() -> bool:
     return any(plan.switch_of(site).hosts for site in plan.sites) and cluster_intact()
 
 
+def switched(site: Site) -> bool:
+    """Whether the web hosts switched this site's release in this run."""
+    return bool(cluster().switch_of(site).hosts) and cluster_intact()
+
+
 def cluster_intact() -> bool:
     """No web host has failed in this run so far. A release switch is the cluster's
     decision: every web host switches (each has the release unpacked and verified,
