@@ -27,7 +27,7 @@ from pyinfra.operations import apt, files, systemd
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import secrets
 from pyinfra_wordpress_lb.deploys._util import group_hosts, host_fact, ssh_options
-from pyinfra_wordpress_lb.deploys.plan import cluster, here
+from pyinfra_wordpress_lb.deploys.plan import SHORTHAND, Site, cluster, here
 from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.facts.ssh import HostKeys
 from pyinfra_wordpress_lb.operations import ssh
@@ -73,7 +73,7 @@ def backups() -> None:
     plan, me = cluster(), here()
     if me.name != plan.backup_host:
         return  # with a Galera cluster: one node takes them (plan.backup_host)
-    s, site = me.settings, plan.site
+    s = me.settings
     target = s.backup_target
     apt.packages(name="Install the backup tools", no_recommends=True, packages=PACKAGES)
     files.directory(name="Create the backup keys' directory", path=KEYS, mode="700")
@@ -95,12 +95,38 @@ def backups() -> None:
             ssh.known_hosts(name="Pin the backup target's host key",
                             path=f"{KEYS}/target_known_hosts",
                             hosts={target.split("@")[-1].split(":")[0]: [pinned]})
+    for each in plan.sites:  # each site its own backups, script and timer
+        _site_backups(each, plan, s, target)
+
+
+def directory(site: Site) -> str:
+    """Where a site's backups are kept on the backup host (the first site's: BACKUP_DIR)."""
+    return BACKUP_DIR if site.name == SHORTHAND else f"{BACKUP_DIR}-{site.name}"
+
+
+def unit(site: Site) -> str:
+    """The name of a site's backup units (`wordpress-backup` for `main`)."""
+    return UNIT if site.name == SHORTHAND else f"{UNIT}-{site.name}"
+
+
+def script(site: Site) -> str:
+    return SCRIPT if site.name == SHORTHAND else f"{SCRIPT}-{site.name}"
+
+
+def _site_backups(site: Site, plan, s, target) -> None:
+    webs = plan.group("web")
+    tag, name = site.tag, unit(site)
+    if target and site.name != SHORTHAND:  # beside the first site's, in a directory of its own
+        target = f"{str(target).rstrip('/')}/{site.name}"
+    if site.name != SHORTHAND:  # (the first site's: made with the keys' directory)
+        files.directory(name="Create the backup directory" + tag, path=directory(site),
+                        mode="700")
     files.template(
-        name="Install the backup script", src=templates.path("sbin/wordpress-backup.j2"),
-        dest=SCRIPT,
+        name="Install the backup script" + tag, src=templates.path("sbin/wordpress-backup.j2"),
+        dest=script(site),
         create_remote_dir=False, mode="700",
         jinja_env_kwargs={"trim_blocks": True, "lstrip_blocks": True},
-        backup_dir=BACKUP_DIR, keep=int(s.backup_keep),
+        backup_dir=directory(site), keep=int(s.backup_keep),
         schedule=s.backup_schedule, db_name=site.db_name,
         web_addresses=[n.address for n in webs],
         web_ssh={n.address: ssh_options(n) for n in webs},
@@ -114,16 +140,16 @@ def backups() -> None:
         target_key=f"{KEYS}/target_ed25519", target_known_hosts=f"{KEYS}/target_known_hosts",
         target_pinned=bool(s.backup_target_host_key), galera=bool(plan.galera))
     service = files.template(
-        name="Install wordpress-backup.service", mode="644",
+        name=f"Install {name}.service", mode="644",
         src=templates.path("systemd/wordpress-backup.service.j2"),
-        dest=f"/etc/systemd/system/{UNIT}.service",
-        create_remote_dir=False, backup_dir=BACKUP_DIR, script=SCRIPT)
+        dest=f"/etc/systemd/system/{name}.service",
+        create_remote_dir=False, backup_dir=directory(site), script=script(site))
     timer = files.template(
-        name="Install wordpress-backup.timer", mode="644",
+        name=f"Install {name}.timer", mode="644",
         src=templates.path("systemd/wordpress-backup.timer.j2"),
-        dest=f"/etc/systemd/system/{UNIT}.timer",
+        dest=f"/etc/systemd/system/{name}.timer",
         create_remote_dir=False, schedule=s.backup_schedule)
-    systemd.daemon_reload(name="Reload systemd for the backup units",
+    systemd.daemon_reload(name="Reload systemd for the backup units" + tag,
                           _if=lambda: service.did_change() or timer.did_change())
-    systemd.service(name=f"Take backups {s.backup_schedule}",
-                    service=f"{UNIT}.timer", running=True, enabled=True)
+    systemd.service(name=f"Take backups {s.backup_schedule}" + tag,
+                    service=f"{name}.timer", running=True, enabled=True)

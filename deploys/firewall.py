@@ -65,6 +65,17 @@ def _saddr(networks) -> list[str]:
     return matches
 
 
+def mesh_ports(data) -> list[int]:
+    """Each site's mesh port (`mesh_port` + its slot; deploys/sync.py)."""
+    from pyinfra_wordpress_lb.deploys.sync import Mesh
+
+    return sorted(int(data.mesh_port) + Mesh.of(site).slot for site in cluster().sites)
+
+
+def _ports(ports: list[int]) -> str:
+    return str(ports[0]) if len(ports) == 1 else "{ " + ", ".join(map(str, ports)) + " }"
+
+
 def _cluster(sources, rest: str, keep: dict | None) -> str:
     """A rule admitting cluster hosts (and, with `keep`, those the host admits now)."""
     addresses = sorted(set(sources) | set((keep or {}).get(rest, [])),
@@ -100,7 +111,8 @@ def rules(plan: Cluster, node: Node, keep: dict | None = None) -> list[tuple[str
         peers = [a for a in webs if a != me]
         if peers:
             found.append(("the sync mesh, from the other web hosts",
-                          [_cluster(peers, f"tcp dport {int(data.mesh_port)} accept", keep)]))
+                          [_cluster(peers, f"tcp dport {_ports(mesh_ports(data))} accept",
+                                    keep)]))
         readers = [plan.node(plan.backup_host).address] if plan.backup_host else []
         readers = [a for a in readers if a != me]
         if readers:

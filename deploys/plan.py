@@ -46,7 +46,8 @@ SITE_ENTRY_KEYS = {
     "table_prefix": "table_prefix", "docroot": "docroot", "user": "wordpress_user",
     "auto_updates": "auto_updates", "wordpress_version": "wordpress_version",
     "wordpress_checksum": "wordpress_checksum", "wordpress_url": "wordpress_url",
-    "keep_releases": "keep_releases",
+    "keep_releases": "keep_releases", "tls": "tls", "tls_certificate": "tls_certificate",
+    "tls_key": "tls_key", "hsts_max_age": "hsts_max_age",
 }
 
 
@@ -568,7 +569,8 @@ def gather(inventory) -> list[HostInput]:
                     h, Releases, base=str(settings_of({**data, **overlay}).docroot).rstrip("/"))
             if data.get("sites"):  # the one-site settings' site, when no entry names it
                 shorthand = str(settings_of(data).docroot).rstrip("/")
-                claimed = {str(o["docroot"]).rstrip("/") for o in site_entries(data)}
+                claimed = {str(settings_of({**data, **o}).docroot).rstrip("/")
+                           for o in site_entries(data)}
                 if shorthand not in claimed:
                     held = host_fact(h, Releases, base=shorthand)
                     if held and (held.get("current") or held.get("legacy")):

@@ -35,7 +35,7 @@ from pyinfra_wordpress_lb.deploys import backup, cron, sync
 from pyinfra_wordpress_lb.deploys._run import run
 from pyinfra_wordpress_lb.deploys._util import group_hosts, host_fact
 from pyinfra_wordpress_lb.deploys.balancer import PURGE
-from pyinfra_wordpress_lb.deploys.plan import cluster, mine
+from pyinfra_wordpress_lb.deploys.plan import Site, cluster, mine
 from pyinfra_wordpress_lb.deploys.sync import mesh_root
 from pyinfra_wordpress_lb.facts.backup import Backups, Verified
 from pyinfra_wordpress_lb.operations import backup as backup_ops
@@ -47,6 +47,13 @@ class RestoreRefused(PyinfraError):
     """The backup cannot be restored; nothing was changed."""
 
 
+def restored() -> Site:
+    """The site to restore: `--data site=NAME` (validate: one of the cluster's), else
+    the first."""
+    plan, name = cluster(), mine().site
+    return next((s for s in plan.sites if s.name == name), plan.site)
+
+
 def chosen() -> str:
     """The backup to restore, checked (the same answer for every host)."""
     found = run().restore
@@ -54,13 +61,15 @@ def chosen() -> str:
         return found
     db = _backup_host()
     name = mine().backup
+    where = backup.directory(restored())
     if not name:
-        complete = [b["name"] for b in host_fact(db, Backups) if b["complete"]]
+        complete = [b["name"] for b in host_fact(db, Backups, directory=where)
+                    if b["complete"]]
         if not complete:
-            raise RestoreRefused(f"{db.name} holds no complete backup in {backup.BACKUP_DIR}; "
+            raise RestoreRefused(f"{db.name} holds no complete backup in {where}; "
                                  "nothing was changed")
         name = complete[-1]
-    check = host_fact(db, Verified, backup=str(name))
+    check = host_fact(db, Verified, backup=str(name), directory=where)
     if not check.get("ok"):
         raise RestoreRefused(f"backup {name} on {db.name} cannot be restored: "
                              f"{check.get('problem')}; nothing was changed")
@@ -93,7 +102,7 @@ def _fetch(name: str) -> str:
     folder = Path(tempfile.mkdtemp(prefix="pwlb-restore-"))
     atexit.register(shutil.rmtree, folder, True)  # once the run is over, uploaded or not
     local = folder / f"wp-content-{name}.tar.gz"
-    remote = f"{backup.BACKUP_DIR}/{name}/wp-content.tar.gz"
+    remote = f"{backup.directory(restored())}/{name}/wp-content.tar.gz"
     if not db.get_file(remote, str(local), _sudo=bool(db.data.get("_sudo"))):
         raise RestoreRefused(f"could not fetch {remote} from {db.name}; nothing was changed")
     run().restore_archive = str(local)
@@ -103,15 +112,17 @@ def _fetch(name: str) -> str:
 # What must not run while the site is replaced: it would save a half-restored database
 # as a good backup (and rotate a good one out), spread a half-restored wp-content over
 # the mesh, or run WordPress's scheduled jobs against it. (unit, start it again after)
-PAUSED = {
-    "db": ((f"{backup.UNIT}.timer", True), (f"{backup.UNIT}.service", False)),
-    "web": ((sync.UNIT, True), (f"{cron.UNIT}.timer", True)),
-}
+def paused(site: Site) -> dict[str, tuple[tuple[str, bool], ...]]:
+    """The restored site's units of that kind, by group: (unit, start it again after)."""
+    backups = backup.unit(site)
+    return {"db": ((f"{backups}.timer", True), (f"{backups}.service", False)),
+            "web": ((sync.Mesh.of(site).unit, True), (f"{cron.unit(site)}.timer", True))}
 
 
 def _paused_units() -> list[tuple[str, bool]]:
-    """This host's units of PAUSED that were running when the restore was loaded."""
-    units = [u for group, listed in PAUSED.items() if group in host.groups for u in listed]
+    """This host's units of `paused` that were running when the restore was loaded."""
+    units = [u for group, listed in paused(restored()).items() if group in host.groups
+             for u in listed]
     if not units:
         return []
     running = host_fact(host, SystemdStatus, services=tuple(name for name, _ in units))
@@ -139,7 +150,7 @@ def maintenance(on: bool) -> None:
     """WordPress's own maintenance page on every web host while the site is replaced."""
     if "web" not in host.groups:
         return
-    flag = f"{cluster().site.docroot}/current/.maintenance"
+    flag = f"{restored().docroot}/current/.maintenance"
     if on:
         server.shell(name="Show the maintenance page while the site is restored",
                      commands=[f"echo '<?php $upgrading = time();' > {shlex.quote(flag)}"])
@@ -149,25 +160,27 @@ def maintenance(on: bool) -> None:
 
 @deploy("Restore")
 def replace() -> None:
-    name, plan = chosen(), cluster()
+    name, plan, site = chosen(), cluster(), restored()
     if host.name == plan.backup_host:
         backup_ops.restore_database(
             name=f"Replace the database with backup {name}",
-            dump=f"{backup.BACKUP_DIR}/{name}/database.sql.gz", database=plan.site.db_name)
+            dump=f"{backup.directory(site)}/{name}/database.sql.gz", database=site.db_name)
     elif "db" in host.groups:  # another Galera node: the load reaches it by replication
         backup_ops.caught_up(name=f"Wait until this node has applied backup {name}'s load",
-                             database=plan.site.db_name)
+                             database=site.db_name)
     if "web" in host.groups:
         archive = f"{STAGING}/wp-content.tar.gz"
         files.directory(name="Create the restore's staging directory", path=STAGING, mode="700")
         files.put(name=f"Upload backup {name}'s wp-content", src=local_archive(name),
                   dest=archive, mode="600")
         backup_ops.restore_content(name=f"Make wp-content backup {name}'s", archive=archive,
-                                   root=mesh_root(), user=cluster().site.user)
+                                   root=mesh_root(site=site), user=site.user)
         files.file(name="Remove the uploaded archive", path=archive, present=False)
 
 
 @deploy("Restore")
 def afterwards() -> None:
     if "lb" in host.groups:
-        server.shell(name="Empty the page cache", commands=[PURGE])
+        several = len(cluster().sites) > 1
+        server.shell(name="Empty the page cache",
+                     commands=[f"{PURGE} {restored().name}" if several else PURGE])

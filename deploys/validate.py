@@ -31,7 +31,7 @@ from pyinfra_wordpress_lb.deploys import _facts as kept_facts
 from pyinfra_wordpress_lb.deploys._failures import report_failures
 from pyinfra_wordpress_lb.deploys._run import run
 from pyinfra_wordpress_lb.deploys.plan import (
-    SITE_ENTRY_KEYS, SITE_NAME, Cluster, cluster, first_site, site_entries, site_url,
+    SHORTHAND, SITE_ENTRY_KEYS, SITE_NAME, Cluster, cluster, first_site, site_entries, site_url,
 )
 from pyinfra_wordpress_lb.deploys._util import (
     host_fact, interface_of, private_address, reachable, unreachable,
@@ -171,8 +171,13 @@ def _listening(h, galera: bool) -> dict[int, list[str]]:
         web = "colocated_web_port" if "lb" in roles and value(h, "web_port") == \
             value(h, "lb_port") else "web_port"
         add(value(h, web), web)
-        add(value(h, "mesh_port"), "mesh_port")
-        add(API_PORT, "the mesh's local API")
+        slots = sum(1 for o in site_entries(h.data) if o["name"] != SHORTHAND)
+        mesh = value(h, "mesh_port")
+        for slot in range(1 + slots):  # each site's mesh (deploys/sync.py: Mesh)
+            add(mesh + slot if isinstance(mesh, int) else mesh,
+                "mesh_port" if not slot else f"mesh_port + {slot} (a site's mesh)")
+            add(API_PORT + slot, "the mesh's local API" if not slot
+                else f"a site's mesh's local API ({API_PORT} + {slot})")
         if galera:
             add(value(h, "db_proxy_port"), "db_proxy_port")
     if "db" in roles:
@@ -399,7 +404,7 @@ def _check_site_list(given, problems: list[str]) -> None:
                 problems.append(f"{label}: unknown key {key!r}" + (
                     f": did you mean {close[0]!r}?" if close else
                     f"; a site takes name, {', '.join(own)} (README.md, Sites)"))
-        if entry.get("site_url") is None:
+        if entry.get("site_url") is None and name != SHORTHAND:
             problems.append(f"{label}: site_url is missing (each site has its own address)")
     if problems:
         return
@@ -433,11 +438,6 @@ def _check_site_list(given, problems: list[str]) -> None:
             if other != name:
                 problems.append(f"sites {other} and {name} have the same {what} {v!r}: "
                                 "each site has its own")
-    if len(overlays) > 1 and not problems:
-        problems.append(
-            f"sites lists {len(overlays)} sites ({', '.join(o['name'] for o in overlays)}); "
-            "this version serves one site per cluster: list one (several sites per "
-            "cluster are not built yet)")
 
 
 def _check_site_named(problems: list[str]) -> None:
@@ -485,42 +485,58 @@ def _check_tls(problems: list[str]) -> None:
     for h in sorted(set(_group("lb")) | set(_group("web")), key=lambda h: h.name):
         _check_ca_file(h, "tls_trust", problem)
     for h in _group("lb"):
-        mode = value(h, "tls")
-        if mode not in TLS_MODES:
-            problem(f"{h.name}: tls {mode!r} is not one of {', '.join(TLS_MODES)}")
-            continue
+        data = h.data.dict()
+        overlays = site_entries(data)
         first = (_group("lb") or _group("web"))[0]
-        site = settings_of(first_site(h.data.dict()))
-        url = site_url(site, str(first.data.get("ssh_hostname") or first.name))
-        scheme, name = urlsplit(url).scheme, urlsplit(url).hostname or ""
-        aliases = [] if _bad_aliases(site.site_aliases) else list(site.site_aliases)
-        if scheme in ("http", "https") and (mode == "off") != (scheme == "http"):
-            wanted = "http://" if mode == "off" else "https://"
-            other = '"self-signed", "acme" or "files"' if scheme == "https" else '"off"'
-            problem(f"{h.name}: site_url {url!r} does not match tls {mode!r}: use "
-                    f"{wanted}... or set tls = {other}")
-        hsts = value(h, "hsts_max_age")
-        if hsts is not None and (not isinstance(hsts, int) or isinstance(hsts, bool)
-                                 or hsts < 0):
-            problem(f"{h.name}: hsts_max_age {hsts!r} is not a number of seconds (0: off)")
-        _check_ca_file(h, "acme_server_ca", problem)
-        if mode == "acme":
-            email = value(h, "acme_email")
-            if not email or not _EMAIL.match(str(email)):
-                problem(f"{h.name}: tls = \"acme\" needs acme_email (the ACME account's "
-                        f"contact address); got {email!r}")
-            if _is_ip(name):
-                problem(f"{h.name}: tls = \"acme\" needs a DNS name in site_url, not the "
-                        f"address {name} (use tls = \"self-signed\" or \"files\")")
-            for alias in aliases:
-                if _is_ip(alias):
-                    problem(f"{h.name}: tls = \"acme\" needs DNS names in site_aliases, not "
-                            f"the address {alias}")
-            server = urlsplit(str(value(h, "acme_server")))
-            if server.scheme != "https" or not server.hostname:
-                problem(f"{h.name}: acme_server {value(h, 'acme_server')!r} is not an https URL")
-        elif mode == "files":
-            _check_files_mode(h, [name, *aliases], problem)
+        plain = set()
+        for overlay in overlays:
+            site = settings_of({**data, **overlay})
+            label = h.name if len(overlays) == 1 else f"{h.name} (site {overlay['name']})"
+            mode = site.tls
+            if mode not in TLS_MODES:
+                problem(f"{label}: tls {mode!r} is not one of {', '.join(TLS_MODES)}")
+                continue
+            plain.add(mode == "off")
+            _check_site_tls(h, label, site, str(first.data.get("ssh_hostname") or first.name),
+                            problem)
+        if len(plain) > 1:
+            problem(f"{h.name}: some sites have tls = \"off\" and others not: the balancers "
+                    "serve every site over HTTPS or every site over plain HTTP")
+
+
+def _check_site_tls(h, label: str, site, first_name: str, problem) -> None:
+    """One site's TLS on a balancer (`site`: the host's settings as that site sees them)."""
+    mode = site.tls
+    url = site_url(site, first_name)
+    scheme, name = urlsplit(url).scheme, urlsplit(url).hostname or ""
+    aliases = [] if _bad_aliases(site.site_aliases) else list(site.site_aliases)
+    if scheme in ("http", "https") and (mode == "off") != (scheme == "http"):
+        wanted = "http://" if mode == "off" else "https://"
+        other = '"self-signed", "acme" or "files"' if scheme == "https" else '"off"'
+        problem(f"{label}: site_url {url!r} does not match tls {mode!r}: use "
+                f"{wanted}... or set tls = {other}")
+    hsts = site.hsts_max_age
+    if hsts is not None and (not isinstance(hsts, int) or isinstance(hsts, bool)
+                             or hsts < 0):
+        problem(f"{label}: hsts_max_age {hsts!r} is not a number of seconds (0: off)")
+    _check_ca_file(h, "acme_server_ca", problem)
+    if mode == "acme":
+        email = value(h, "acme_email")
+        if not email or not _EMAIL.match(str(email)):
+            problem(f"{h.name}: tls = \"acme\" needs acme_email (the ACME account's "
+                    f"contact address); got {email!r}")
+        if _is_ip(name):
+            problem(f"{label}: tls = \"acme\" needs a DNS name in site_url, not the "
+                    f"address {name} (use tls = \"self-signed\" or \"files\")")
+        for alias in aliases:
+            if _is_ip(alias):
+                problem(f"{label}: tls = \"acme\" needs DNS names in site_aliases, not "
+                        f"the address {alias}")
+        server = urlsplit(str(value(h, "acme_server")))
+        if server.scheme != "https" or not server.hostname:
+            problem(f"{h.name}: acme_server {value(h, 'acme_server')!r} is not an https URL")
+    elif mode == "files":
+        _check_files_mode(label, site, [name, *aliases], problem)
 
 
 def _read_pem(path: str, key: str, problem) -> str | None:
@@ -553,10 +569,10 @@ def _covers(cert: x509.Certificate, name: str) -> bool:
     return False
 
 
-def _check_files_mode(h, names: list[str], problem) -> None:
-    cert_path, key_path = value(h, "tls_certificate"), value(h, "tls_key")
+def _check_files_mode(label: str, site, names: list[str], problem) -> None:
+    cert_path, key_path = site.tls_certificate, site.tls_key
     if not cert_path or not key_path:
-        problem(f"{h.name}: tls = \"files\" needs tls_certificate and tls_key (files on this "
+        problem(f"{label}: tls = \"files\" needs tls_certificate and tls_key (files on this "
                 "machine)")
         return
     chain_pem, key_pem = (_read_pem(cert_path, "tls_certificate", problem),

@@ -10,7 +10,7 @@ from pyinfra.api import deploy
 
 from pyinfra_wordpress_lb.deploys import secrets
 from pyinfra_wordpress_lb.deploys._util import failed_names
-from pyinfra_wordpress_lb.deploys.plan import cluster, here as this_node
+from pyinfra_wordpress_lb.deploys.plan import Site, cluster, here as this_node
 from pyinfra_wordpress_lb.operations import http
 
 
@@ -21,15 +21,19 @@ def verify() -> None:
     # From the balancers; from the web hosts when there is no balancer.
     if "lb" not in node.roles and (plan.lb or "web" not in node.roles):
         return
-    site = plan.site.url
-    name = plan.site.netloc
-    title = plan.site.title
+    for one in plan.sites:
+        _site(one, plan, node, s)
+
+
+def _site(one: Site, plan, node, s) -> None:
+    """One site answers from each backend, through this balancer, on the shared address."""
+    site, name, title, tag = one.url, one.netloc, one.title, one.tag
     web_hosts = {} if plan.lb_backends else {n.backend: n.name for n in plan.group("web")}
     for backend in plan.backends():
         if backend in web_hosts and web_hosts[backend] in plan.unreachable:
             continue  # out of the pool (see `Cluster.upstream`): nothing to check
         http.responds(
-            name=f"Backend {backend} serves the site",
+            name=f"Backend {backend} serves the site" + tag,
             url=f"http://{backend}/", host_header=name, title=title,
             what=f"the backend {backend}",
             # A web host that failed in this run is out of the pool: nothing to check.
@@ -37,33 +41,33 @@ def verify() -> None:
         )
     if "lb" not in node.roles:
         return
-    tls_on = plan.site.tls.on
+    tls_on = one.tls.on
     here = (f"127.0.0.1:{s.lb_https_port}" if tls_on
             else f"127.0.0.1:{s.lb_port}")
     first = host.name == plan.lb[0]
     vip = plan.vip
     summary = (
-        f"The site answers: {site} (admin: {site}/wp-admin/, user {plan.site.admin_user!r}; "
+        f"The site answers: {site} (admin: {site}/wp-admin/, user {one.admin_user!r}; "
         f"password: `admin_password` in {secrets.secrets_path()})"
         + (f"; its certificate's CA, for clients to trust: {secrets.beside('.ca.crt')}"
-           if plan.site.tls.mode == "self-signed" else "")
+           if one.tls.mode == "self-signed" else "")
     )
     http.responds(
-        name="The site answers through this balancer",
+        name="The site answers through this balancer" + tag,
         url=f"{site}/", connect_to=here, title=title,
         what=f"the balancer {host.name}",
         success_message=summary if first and not vip else None,
     )
     if tls_on:
         http.responds(
-            name="Plain HTTP moves to HTTPS",
-            url=f"http://{plan.site.hostname}/", connect_to=f"127.0.0.1:{s.lb_port}",
+            name="Plain HTTP moves to HTTPS" + tag,
+            url=f"http://{one.hostname}/", connect_to=f"127.0.0.1:{s.lb_port}",
             status=301, location=f"{site}/", what=f"HTTP on the balancer {host.name}",
         )
     if vip and first:
         port = s.lb_https_port if tls_on else s.lb_port
         http.responds(
-            name="The site answers on the shared address",
+            name="The site answers on the shared address" + tag,
             url=f"{site}/", connect_to=f"{vip}:{port}", title=title,
             what=f"the shared address {vip}", success_message=summary,
             # Just started, the balancers take a moment to agree who holds it.

@@ -414,12 +414,27 @@ def test_sites_values_and_overlaps_are_checked(secrets_file):
     assert "sites shop and blog have the same db_name 'wp_shop'" in message
 
 
-def test_a_second_site_is_refused_until_the_tiers_serve_several(secrets_file):
+def test_sites_with_and_without_tls_at_once_are_refused(secrets_file):
     message = rejected(SPLIT, secrets_file, data={"sites": [
         {"name": "shop", "site_url": "https://shop.example"},
-        {"name": "blog", "site_url": "https://blog.example"}]})
-    assert "sites lists 2 sites (shop, blog); this version serves one site per cluster" \
-        in message
+        {"name": "blog", "site_url": "http://blog.example", "tls": "off"}]}).replace("@fake/", "")
+    assert 'lb1: some sites have tls = "off" and others not' in message
+
+
+def test_a_sites_tls_settings_are_checked_as_its_own(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"sites": [
+        {"name": "shop", "site_url": "https://shop.example"},
+        {"name": "blog", "site_url": "https://blog.example", "tls": "files"}]}).replace(
+        "@fake/", "")
+    assert 'lb1 (site blog): tls = "files" needs tls_certificate and tls_key' in message
+    assert "site shop" not in message
+
+
+def test_a_second_site_takes_mesh_ports_beside_the_first(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"web_port": 22001, "sites": [
+        {"name": "main"}, {"name": "shop", "site_url": "https://shop.example"}]}).replace(
+        "@fake/", "")
+    assert "web1: mesh_port + 1 (a site's mesh) and web_port are both port 22001" in message
 
 
 def test_one_listed_site_is_deployed_with_its_own_identity(secrets_file):

@@ -1,0 +1,132 @@
+"""Several sites on one cluster, on @fake hosts: each has its own database and account,
+Unix user, PHP-FPM pool, vhosts, certificate, page cache, mesh, WP-Cron and backups; the
+first site's names are the one-site names, and adding a site leaves them as they were."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.fakedeploy import plan
+
+SPLIT = {"lb": ["lb1"], "web": ["web1", "web2"], "db": ["db1"]}
+FPM = {"php-fpm 2>/dev/null": "install ok installed|php8.4-fpm"}
+SITES = [{"name": "main", "site_url": "https://blog.example"},
+         {"name": "shop", "site_url": "https://shop.example", "aliases": ["www.shop.example"]}]
+
+
+def text(ops, name=None) -> str:
+    return "\n".join(c for n, cs in ops if name is None or n == name for c in cs)
+
+
+def names(ops) -> list[str]:
+    return [n for n, _ in ops]
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory):
+    secrets_file = tmp_path_factory.mktemp("two") / "hosts.secrets.json"
+    return plan(SPLIT, secrets_file, data={"sites": SITES}, fake_responses=FPM,
+                show_secrets=True), secrets_file
+
+
+@pytest.fixture(scope="module")
+def one(tmp_path_factory, two):
+    """The one-site plan of the first site, with the same secrets."""
+    secrets_file = tmp_path_factory.mktemp("one") / "hosts.secrets.json"
+    secrets_file.touch(mode=0o600)
+    secrets_file.write_text(two[1].read_text())
+    return plan(SPLIT, secrets_file, data={"site_url": "https://blog.example"},
+                fake_responses=FPM, show_secrets=True)
+
+
+def test_each_site_has_its_own_database_and_account_granted_on_it_alone(two):
+    result, secrets_file = two
+    db = text(result["db1"])
+    assert "CREATE DATABASE IF NOT EXISTS `wordpress`" in db or "`wordpress`" in db
+    assert "wp_shop" in db
+    for user, database in (("wordpress", "wordpress"), ("wp_shop", "wp_shop")):
+        grant = [n for n in names(result["db1"])
+                 if n == f"Database | Grant {user}@10.0.0.11 all on {database} only"]
+        assert grant, names(result["db1"])
+    stored = json.loads(secrets_file.read_text())
+    assert stored["db_password@shop"] != stored["db_password"]
+    assert stored["wp_auth_key@shop"] != stored["wp_auth_key"]
+    assert stored["admin_password@shop"] != stored["admin_password"]
+
+
+def test_each_site_runs_php_as_its_own_user_confined_to_its_own_files(two):
+    web = two[0]["web1"]
+    pool = text(web, "Web | Run the wp-shop PHP-FPM pool with OPcache")
+    assert "/pool.d/wp-shop.conf" in pool
+    assert "user = wp-shop" in pool and "listen = /run/php/wp-shop-fpm.sock" in pool
+    assert "php_admin_value[open_basedir] = /var/www/shop/:/tmp/" in pool
+    assert "/var/www/wordpress" not in pool
+    assert "useradd" in text(web, "Common base | Add the wp-shop system user")
+    vhost = text(web, "Web | Write the nginx backend vhost (shop)")
+    assert re.search(r"listen 80;\n\s+server_name shop\.example;", vhost), vhost[:800]
+    assert "fastcgi_pass unix:/run/php/wp-shop-fpm.sock;" in vhost
+    assert "root /var/www/shop/current;" in vhost
+    assert "/run/wordpress-lb-mesh/catching-up-shop" in vhost
+    first = text(web, "Web | Write the nginx backend vhost")
+    assert "listen 80 default_server;" in first and "wordpress-fpm.sock" in first
+
+
+def test_each_site_has_its_release_config_install_and_cron(two):
+    web = two[0]["web1"]
+    ops = names(web)
+    for name in ("WordPress | Unpack the verified WordPress {} beside the served release (shop)",
+                 "WordPress | Write wp-config.php (secrets; never shown) (shop)",
+                 "WordPress install | Install WordPress unattended (once per database) (shop)",
+                 "WP-Cron | Install wp-shop-cron.timer"):
+        assert any(re.fullmatch(re.escape(name).replace(r"\{\}", ".+"), n) for n in ops), name
+    # One download of an archive both sites use.
+    assert sum(n.startswith("WordPress | Download the WordPress") for n in ops) == 1
+    assert "/var/www/shop/releases" in text(web)
+
+
+def test_the_balancer_serves_each_site_with_its_certificate_cache_and_limits(two):
+    conf = text(two[0]["lb1"], "Balancer | Write the balancer vhost")
+    assert "ssl_certificate /etc/wordpress-lb/tls/shop.crt;" in conf
+    assert "ssl_certificate /etc/wordpress-lb/tls/site.crt;" in conf
+    assert re.search(r"listen 443 ssl;\n\s+http2 on;\n\s+server_name shop\.example;", conf)
+    assert "server_name www.shop.example;" in conf
+    assert "return 301 https://shop.example$request_uri;" in conf
+    assert "keys_zone=wordpress_lb_pages_shop:32m" in conf
+    assert "zone=wordpress_lb_login_shop:10m" in conf
+    assert "proxy_cache wordpress_lb_pages_shop;" in conf
+    cert = text(two[0]["lb1"], "Balancer | Install the site's certificate and key (key never "
+                              "shown) (shop)")
+    assert "/etc/wordpress-lb/tls/shop.crt" in cert
+    purge = text(two[0]["lb1"], "Balancer | Install the page cache's purge command")
+    assert 'shop) dirs="/var/cache/nginx/wordpress-lb-shop" ;;' in purge
+
+
+def test_each_site_has_its_own_mesh_and_backups(two):
+    result = two[0]
+    web = result["web1"]
+    unit = text(web, "Sync mesh | Install the mesh unit (shop)")
+    assert "syncthing-wordpress-shop.service" in unit and "User=wp-shop" in unit
+    assert "--home=/var/lib/wp-shop/syncthing" in unit
+    assert "ip saddr { 10.0.0.12 } tcp dport { 22000, 22001 } accept" in text(web)
+    db = names(result["db1"])
+    assert "Backups | Install wordpress-backup-shop.timer" in db
+    script = text(result["db1"], "Backups | Install the backup script (shop)")
+    assert "dir=/var/backups/wordpress-shop" in script and "wp_shop" in script
+
+
+def test_adding_a_site_leaves_the_first_sites_files_as_they_were(one, two):
+    """Every operation of the one-site plan that names no other site writes the same."""
+    for host in ("web1", "lb1", "db1"):
+        before = dict(one[host])
+        after = dict(two[0][host])
+        for name, commands in before.items():
+            if name in ("Balancer | Write the balancer vhost",
+                        "Balancer | Install the page cache's purge command",
+                        "Firewall | Write the firewall rules") or "secret" in name.lower():
+                continue  # these hold every site
+            assert name in after, (host, name)
+            if any("upload " in c for c in commands):
+                assert after[name] == commands, (host, name)
