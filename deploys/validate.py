@@ -411,6 +411,7 @@ def _check_site_list(given, problems: list[str]) -> None:
     overlays = site_entries({"sites": given})
     data = dict((_group("web") or _hosts())[0].data.dict())
     seen: dict[tuple[str, str], str] = {}
+    shorthand_docroot = str(settings_of(data).docroot).rstrip("/")
     for entry, overlay in zip(given, overlays):
         name = overlay["name"]
         values = settings_of({**data, **overlay})
@@ -430,6 +431,11 @@ def _check_site_list(given, problems: list[str]) -> None:
             if other != name:
                 problems.append(f"sites {other} and {name} both answer {other_name!r} (a "
                                 "site_url's host or an alias): each name belongs to one site")
+        if name != SHORTHAND and str(values.docroot).rstrip("/") == shorthand_docroot:
+            problems.append(
+                f"sites entry {name}: docroot {shorthand_docroot} is the one-site settings' "
+                f"site's: list that site as `{SHORTHAND}` (it keeps its files, database and "
+                "names), and give this one a docroot of its own")
         for what, v in (("name", name), ("site_url's host", host),
                         ("docroot", str(values.docroot).rstrip("/")),
                         ("db_name", values.db_name), ("db_user", values.db_user),

@@ -414,6 +414,13 @@ def test_sites_values_and_overlaps_are_checked(secrets_file):
     assert "sites shop and blog have the same db_name 'wp_shop'" in message
 
 
+def test_another_name_for_the_one_site_settings_site_is_refused(secrets_file):
+    message = rejected(SPLIT, secrets_file, data={"sites": [
+        {"name": "blog", "site_url": "https://blog.example", "docroot": "/var/www/wordpress"}]})
+    assert ("sites entry blog: docroot /var/www/wordpress is the one-site settings' site's: "
+            "list that site as `main`") in message
+
+
 def test_sites_with_and_without_tls_at_once_are_refused(secrets_file):
     message = rejected(SPLIT, secrets_file, data={"sites": [
         {"name": "shop", "site_url": "https://shop.example"},

@@ -123,9 +123,10 @@ def test_the_pools_php_opens_files_of_its_own_site_only(split):
         split.exec("web1", f"rm -f {probe}")
 
 
-def test_moving_the_site_into_sites_with_its_identity_changes_nothing(split, beds):
-    entry = {"name": "blog", "site_url": split.site_url, "docroot": "/var/www/wordpress",
-             "db_name": "wordpress", "db_user": "wordpress", "user": "wordpress"}
+def test_moving_the_site_into_sites_as_main_changes_nothing(split, beds):
+    """`main` in `sites` is the one-site settings' site: its files, database, account,
+    user and the names of its pool, vhost and units."""
+    entry = {"name": "main", "site_url": split.site_url}
     run = beds.run(split, "--data", "sites=" + json.dumps([entry]))
     assert run.returncode == 0 and run.changed == 0, run.output[-3000:]
 

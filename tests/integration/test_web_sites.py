@@ -1,0 +1,133 @@
+"""Two sites on the split bed: a second site added under load on the first (no GET of it
+fails), served by its own name and certificate, its PHP, files, database account and
+mesh its own. The last tests of the shared split bed (the file sorts after the others):
+the bed keeps the second site."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+
+import pytest
+import urllib3
+
+from tests.integration import wp
+from tests.integration.load import Background
+
+SHOP = "shop.pwlb.test"
+SHOP_TITLE = "The shop on pyinfra"
+
+
+@pytest.fixture(scope="module")
+def two_sites(beds):
+    """The split bed with a second site `shop` added, under GETs of the first."""
+    bed, _, _ = beds.deployed("split", "13")
+    sites = [{"name": "main", "site_url": bed.site_url},
+             {"name": "shop", "site_url": f"https://{SHOP}", "site_title": SHOP_TITLE}]
+    args = ("--data", "sites=" + json.dumps(sites))
+    urls = [bed.site_url + "/", bed.site_url + "/?past-the-cache=1"]
+    with Background(urls, verify=wp.verify(bed), fresh=True) as load:
+        added = beds.run(bed, *args)
+    again = beds.run(bed, *args)
+    return bed, added, again, load.result
+
+
+def shop_get(bed, path: str = "/") -> urllib3.BaseHTTPResponse:
+    """GET the shop through the shared address by its own name (SNI and Host), its
+    certificate checked against the bed's CA for that name."""
+    pool = urllib3.HTTPSConnectionPool(bed.vip, 443, server_hostname=SHOP,
+                                       assert_hostname=SHOP, ca_certs=str(bed.ca_file),
+                                       cert_reqs="CERT_REQUIRED", retries=False, timeout=30)
+    return pool.request("GET", path, headers={"Host": SHOP}, redirect=False)
+
+
+def test_a_second_site_is_added_without_failing_a_get_of_the_first(two_sites):
+    bed, added, again, load = two_sites
+    assert added.returncode == 0, added.output[-6000:]
+    assert added.changed > 0
+    print(f"adding a site: {load.sent} GETs of the first, {load.failed} failed")
+    assert load.sent > 50 and load.failed == 0, load.errors
+    assert again.returncode == 0 and again.changed == 0, again.output[-6000:]
+
+
+def test_each_site_answers_by_its_own_name_with_its_own_certificate(two_sites):
+    bed = two_sites[0]
+    shop = shop_get(bed)
+    assert shop.status == 200, shop.data[:500]
+    assert wp.title(shop.data.decode()) == SHOP_TITLE
+    main = wp.get(bed.site_url, "/", bed=bed)
+    assert main.status_code == 200 and wp.title(main.text) != SHOP_TITLE
+    # Each site's page cache is its own: a cached page of one never answers the other.
+    assert wp.title(shop_get(bed).data.decode()) == SHOP_TITLE
+    assert wp.title(wp.get(bed.site_url, "/", bed=bed).text) != SHOP_TITLE
+
+
+def test_a_sites_php_cannot_read_another_sites_files(two_sites):
+    bed = two_sites[0]
+    probe = "/var/www/shop/current/pwlb-isolation.php"
+    bed.exec("web1", "printf '%s' " + shlex.quote(
+        "<?php echo json_encode(array("
+        "@file_get_contents('/var/www/shop/wp-config.php') !== false, "
+        "@file_get_contents('/var/www/wordpress/wp-config.php') !== false, "
+        "@scandir('/var/www/wordpress/shared/wp-content/uploads') !== false, "
+        "get_current_user(), posix_geteuid()));") + f" > {probe} && chown wp-shop: {probe}")
+    try:
+        web1 = next(h for h in bed.group("web") if h.name == "web1")
+        response = wp.get(f"http://{web1.address}", "/pwlb-isolation.php",
+                          headers={"Host": SHOP})
+        own, other, other_uploads, _, _ = response.json()
+        assert (own, other, other_uploads) == (True, False, False), response.text
+    finally:
+        bed.exec("web1", f"rm -f {probe}")
+    # Below PHP's own limits too: the shop's Unix user cannot read the other's config.
+    code, _ = bed.exec("web1", "runuser -u wp-shop -- cat /var/www/wordpress/wp-config.php",
+                       check=False)
+    assert code != 0
+
+
+def test_a_sites_database_account_cannot_read_another_sites_database(two_sites):
+    bed = two_sites[0]
+    password = wp.secrets(bed)["db_password@shop"]
+    db1 = next(h for h in bed.group("db") if h.name == "db1")
+    script = "/root/pwlb-db-isolation.php"
+    php = ("<?php mysqli_report(MYSQLI_REPORT_OFF); "
+           f"$db = new mysqli({json.dumps(db1.address)}, 'wp_shop', "
+           f"file_get_contents('/root/pwlb-db-isolation.pw'), 'wp_shop'); "
+           "$own = $db->query('SELECT COUNT(*) FROM wp_shop.wp_options'); "
+           "$other = $db->query('SELECT COUNT(*) FROM wordpress.wp_options'); "
+           "echo json_encode(array($own !== false, $other !== false, $db->error));")
+    bed.exec("web1", f"umask 077; printf '%s' {shlex.quote(password)} > /root/pwlb-db-isolation.pw"
+                     f" && printf '%s' {shlex.quote(php)} > {script}")
+    try:
+        _, out = bed.exec("web1", f"php {script}")
+    finally:
+        bed.exec("web1", f"rm -f {script} /root/pwlb-db-isolation.pw")
+    own, other, error = json.loads(out)
+    assert own and not other, out
+    assert "denied" in error, error
+
+
+def test_a_sites_mesh_carries_its_uploads_to_the_other_web_host(two_sites):
+    bed = two_sites[0]
+    for unit in ("syncthing-wordpress-shop.service", "wp-shop-cron.timer"):
+        _, state = bed.exec("web2", f"systemctl is-active {unit}", check=False)
+        assert state.strip() == "active", unit
+    _, state = bed.exec("db1", "systemctl is-active wordpress-backup-shop.timer", check=False)
+    assert state.strip() == "active"
+    path = "/var/www/shop/shared/wp-content/uploads/pwlb-mesh-shop.txt"
+    bed.exec("web1", f"runuser -u wp-shop -- sh -c 'echo shop > {path}'")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        code, owner = bed.exec("web2", f"stat -c %U {path}", check=False)
+        if code == 0:
+            break
+        time.sleep(0.5)
+    assert code == 0 and owner.strip() == "wp-shop", owner
+    # The other site's tree has no such file: each mesh carries its own site's.
+    code, _ = bed.exec("web2", "test -e /var/www/wordpress/shared/wp-content/uploads/"
+                               "pwlb-mesh-shop.txt", check=False)
+    assert code != 0
+    bed.exec("web1", f"rm -f {path}")
+    _, out = bed.exec("lb1", "/usr/local/sbin/wordpress-lb-purge-cache shop")
+    assert "page cache of shop emptied" in out
