@@ -65,6 +65,7 @@ class HostInput:
     galera: Mapping[str, Any] | None = None  # facts.mariadb.GaleraNode (db hosts, Galera)
     reachable: bool = True
     unclaimed: str | None = None  # a docroot serving a site `sites` does not list
+    served_sites: tuple[str, ...] = ()  # facts.wordpress.ServedSites (web hosts)
 
 
 @dataclass(frozen=True)
@@ -316,6 +317,8 @@ class Cluster:
     # web host -> a docroot holding releases that no site names (with `sites`: the
     # one-site settings' site, left out of the list; validate refuses to go on)
     unclaimed: Mapping[str, str] = field(default_factory=dict)
+    # web host -> sites it serves (beside `main`) that `sites` no longer lists
+    departed_sites: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def node(self, name: str) -> Node:
         return self.nodes[name]
@@ -537,7 +540,9 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
         secret_overrides=_freeze({k: str(v) for k, v in (web_settings.secrets or {}).items()
                                   if v}),
         sites=sites,
-        unclaimed=_freeze({h.name: h.unclaimed for h in hosts if h.unclaimed}))
+        unclaimed=_freeze({h.name: h.unclaimed for h in hosts if h.unclaimed}),
+        departed_sites=_freeze({h.name: gone for h in hosts if (gone := tuple(
+            n for n in h.served_sites if n not in {s.name for s in sites}))}))
 
 
 # The pyinfra side: what the plan is built from, and where deploys find it.
@@ -548,7 +553,7 @@ def gather(inventory) -> list[HostInput]:
     from pyinfra_wordpress_lb.deploys.database import GALERA_CONFIG
     from pyinfra_wordpress_lb.facts.mariadb import GaleraNode
     from pyinfra_wordpress_lb.facts.network import PrivateAddress
-    from pyinfra_wordpress_lb.facts.wordpress import Releases
+    from pyinfra_wordpress_lb.facts.wordpress import Releases, ServedSites
 
     found = []
     for h in sorted(inventory, key=lambda h: h.name):
@@ -556,12 +561,14 @@ def gather(inventory) -> list[HostInput]:
         site = settings_of(first_site(data))
         up = reachable(h)
         address = releases = galera = unclaimed = site_releases = None
+        served = ()
         if up and not data.get("private_address"):
             address = host_fact(h, PrivateAddress)
         if up and "db" in h.groups and _galera_wanted(inventory):
             galera = host_fact(h, GaleraNode, database=str(site.db_name), config=GALERA_CONFIG)
         if up and "web" in h.groups:
             releases = host_fact(h, Releases, base=str(site.docroot).rstrip("/"))
+            served = tuple(host_fact(h, ServedSites))
             overlays = site_entries(data)
             site_releases = {overlays[0]["name"]: releases}
             for overlay in overlays[1:]:  # each further site's own releases
@@ -577,7 +584,7 @@ def gather(inventory) -> list[HostInput]:
                         unclaimed = shorthand
         found.append(HostInput(name=h.name, groups=frozenset(h.groups), data=_freeze(data),
                                address=address, releases=releases, galera=galera,
-                               reachable=up, unclaimed=unclaimed,
+                               reachable=up, unclaimed=unclaimed, served_sites=served,
                                site_releases=_freeze(site_releases) if site_releases
                                else None))
     return found

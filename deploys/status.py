@@ -18,7 +18,7 @@ from pyinfra.api import deploy
 from pyinfra.context import state
 from pyinfra.facts.systemd import SystemdStatus
 
-from pyinfra_wordpress_lb.deploys import backup, balancer, sync, tls
+from pyinfra_wordpress_lb.deploys import backup, balancer, cron as cron_tier, sync, tls
 from pyinfra_wordpress_lb.deploys._run import run
 from pyinfra_wordpress_lb.deploys.plan import cluster, here, mine
 from pyinfra_wordpress_lb.facts.backup import Backups, Timer as BackupTimer
@@ -115,6 +115,16 @@ def _balancer_row() -> dict:
             if not units.get("certbot.timer"):
                 problems.append("certbot.timer is not active: certificates will not renew; "
                                 "`systemctl enable --now certbot.timer`")
+    for site in plan.sites[1:]:  # the other sites' certificates (their rows show them)
+        if not site.tls.on:
+            continue
+        days = _days_left((host.get_fact(Certificate, path=tls.cert_path(site)) or {})
+                          .get("not_after"))
+        row.setdefault("site_cert_days", {})[site.name] = days
+        if days is None or days < CERT_DAYS:
+            problems.append(f"site {site.name}'s certificate "
+                            f"{'missing' if days is None else f'{days} days left'}: "
+                            "re-run the deploy (or renew it as the site's `tls` mode says)")
     ttl = int(s.page_cache_ttl or 0)
     checks["cache"] = f"on ({ttl} s)" if ttl else "off"
     return row
@@ -177,7 +187,33 @@ def _web_row() -> dict:
         checks["cron_overdue"] = cron["overdue"]
         problems.append(f"{cron['overdue']} scheduled events are overdue: "
                         "`journalctl -u wordpress-cron` on the web hosts")
+    for site in plan.sites[1:]:
+        _other_site(row, site, bool(peers))
     return row
+
+
+def _other_site(row: dict, site, peers: bool) -> None:
+    """What a web host says of a site beside the first (its row shows it): the release it
+    serves, its WP-Cron, its mesh."""
+    problems, name = row["problems"], site.name
+    release = host.get_fact(Releases, base=site.docroot).get("current")
+    row.setdefault("site_release", {})[name] = release
+    if not release:
+        problems.append(f"site {name}: no release is served ({site.docroot}/current): "
+                        "re-run the deploy")
+    unit = cron_tier.unit(site)
+    state_ = host.get_fact(Cron, docroot=f"{site.docroot}/current", user=site.user, unit=unit)
+    row.setdefault("site_cron", {})[name] = state_.get("last_run")
+    if not state_.get("timer"):
+        problems.append(f"site {name}: {unit}.timer is not active: its scheduled posts and "
+                        f"jobs wait; `systemctl enable --now {unit}.timer`")
+    if peers:
+        mesh = sync.Mesh.of(site)
+        found = host.get_fact(MeshStatus, unit=mesh.unit, tool=mesh.tool,
+                              catch_up=mesh.catch_up_unit, watch=mesh.watch_unit)
+        if not found.get("active"):
+            problems.append(f"site {name}: its sync mesh ({mesh.unit}) is stopped: its uploads "
+                            f"do not reach the other web hosts; `systemctl start {mesh.unit}`")
 
 
 def _db_row() -> dict:
@@ -201,38 +237,59 @@ def _db_row() -> dict:
     if host.name != plan.backup_host:
         checks["backup"] = f"taken on {plan.backup_host}"
         return row
+    first, *others = plan.sites
+    for site in plan.sites:
+        text, offsite, found = _backups(site, s)
+        if site is first:
+            checks["backup"] = text
+            if offsite is not None:
+                checks["offsite"] = offsite
+            problems.extend(found)
+        else:
+            row.setdefault("site_backup", {})[site.name] = text
+            problems.extend(f"site {site.name}: {p}" for p in found)
+    return row
+
+
+def _backups(site, s) -> tuple[str, str | None, list[str]]:
+    """A site's backups on this host: what the row says, the off-cluster copy's state,
+    the problems."""
+    problems = []
+    unit = backup.unit(site)
     period = BACKUP_PERIODS.get(str(s.backup_schedule), 86400)
     now = datetime.datetime.now(datetime.timezone.utc)
-    timer = host.get_fact(BackupTimer)
+    timer = host.get_fact(BackupTimer, unit=f"{unit}.timer")
     if not timer.get("active"):
-        problems.append("wordpress-backup.timer is not active: no backups are taken; "
-                        "`systemctl enable --now wordpress-backup.timer`")
-    complete = [b for b in host.get_fact(Backups, directory=backup.BACKUP_DIR) if b["complete"]]
+        problems.append(f"{unit}.timer is not active: no backups are taken; "
+                        f"`systemctl enable --now {unit}.timer`")
+    complete = [b for b in host.get_fact(Backups, directory=backup.directory(site))
+                if b["complete"]]
+    offsite_state = None
     if not complete:
         since = timer.get("since")
         young = since and (now - datetime.datetime.fromisoformat(since)).total_seconds() \
             <= 2 * period
-        checks["backup"] = (f"none yet (first at {timer.get('next')})" if young else "none")
+        text = (f"none yet (first at {timer.get('next')})" if young else "none")
         if not young:
             problems.append("no backup in the last 2 schedule periods: "
-                            "`journalctl -u wordpress-backup` on this host")
+                            f"`journalctl -u {unit}` on this host")
     else:
         newest = complete[-1]
         taken = datetime.datetime.strptime(newest["name"], "%Y%m%dT%H%M%SZ").replace(
             tzinfo=datetime.timezone.utc)
         size = newest.get("bytes") or 0
-        checks["backup"] = f"{_age(taken)} old, {size / 1e6:.1f} MB"
+        text = f"{_age(taken)} old, {size / 1e6:.1f} MB"
         if (datetime.datetime.now(datetime.timezone.utc) - taken).total_seconds() > 2 * period:
             problems.append(f"the last backup is {_age(taken)} old (schedule "
-                            f"{s.backup_schedule}): is wordpress-backup.timer active? "
-                            "`journalctl -u wordpress-backup`")
+                            f"{s.backup_schedule}): is {unit}.timer active? "
+                            f"`journalctl -u {unit}`")
         offsite = newest.get("offsite")
-        checks["offsite"] = ("not configured" if not s.backup_target
-                             else (offsite or "none").split(" ")[0])
+        offsite_state = ("not configured" if not s.backup_target
+                         else (offsite or "none").split(" ")[0])
         if s.backup_target and not (offsite or "").startswith("ok"):
             problems.append(f"the off-cluster copy of the last backup did not succeed "
-                            f"({offsite or 'no record'}): `journalctl -u wordpress-backup`")
-    return row
+                            f"({offsite or 'no record'}): `journalctl -u {unit}`")
+    return text, offsite_state, problems
 
 
 GALERA_STATES = {"1": "joining", "2": "donor", "3": "joined", "4": "synced"}
@@ -276,14 +333,15 @@ def _galera_checks(row: dict) -> None:
                             "the plugin")
 
 
-def _cluster_row() -> dict:
-    """From the first balancer (or web host): the site as a visitor asks for it."""
+def _cluster_row(site) -> dict:
+    """From the first balancer (or web host): a site as a visitor asks for it."""
     row = _row("cluster")
-    row["host"] = "(site)"
     plan = cluster()
-    url = plan.site.url
+    row["host"] = "(site)" if len(plan.sites) == 1 else f"(site {site.name})"
+    row["site_name"] = site.name  # for its summary (report_rows)
+    url = site.url
     lbs = plan.group("lb")
-    https = plan.site.tls.on
+    https = site.tls.on
     vip = plan.vip
     port = ((lbs[0].settings.lb_https_port if https else lbs[0].settings.lb_port) if lbs
             else here().backend_port)
@@ -311,7 +369,7 @@ def status() -> None:
     plan = cluster()
     first = (plan.lb or plan.web)[:1]
     if first and first[0] == host.name:
-        rows.append(_cluster_row())
+        rows.extend(_cluster_row(site) for site in plan.sites)
     run().status[host.name] = rows
     reporter = min(state.activated_hosts, key=lambda h: h.name)
     if reporter.name == host.name:
@@ -362,12 +420,18 @@ def report_rows() -> list[dict]:
             if not writer:
                 r["problems"].append("no database node may take writes: the site cannot "
                                      "save anything; see the Galera rows")
+    first = cluster().site.name
     for r in rows:
         if r["role"] == "cluster":
-            _site_summary(r, rows)
+            name = r.pop("site_name", first)
+            if name == first:
+                _site_summary(r, rows)
+            else:
+                _other_summary(r, name, rows)
     for r in rows:
-        r.pop("cron_last", None)
-        r.pop("cert_days", None)
+        for hidden in ("cron_last", "cert_days", "site_release", "site_cron", "site_backup",
+                       "site_cert_days"):
+            r.pop(hidden, None)
         r["verdict"] = ("unreachable" if r.get("unreachable")
                         else "attention" if r["problems"] else "ok")
     return rows
@@ -393,6 +457,29 @@ def _site_summary(site: dict, rows: list[dict]) -> None:
     if backups:
         checks["backup"] = backups[0]
     days = [r["cert_days"] for r in rows if r["role"] == "lb" and "cert_days" in r]
+    if days:
+        checks["certificate"] = "missing" if None in days else f"{min(days)} days left"
+
+
+def _other_summary(site: dict, name: str, rows: list[dict]) -> None:
+    """The row of a site beside the first, from what the host rows say of it."""
+    checks = site["checks"]
+    webs = [r for r in rows if r["role"] == "web" and not r.get("unreachable")]
+    releases = sorted({(r.get("site_release") or {}).get(name) or "none" for r in webs})
+    if releases:
+        checks["release"] = releases[0] if len(releases) == 1 else \
+            f"mixed ({', '.join(releases)})"
+    runs = [(r["site_cron"][name], r["host"]) for r in webs
+            if (r.get("site_cron") or {}).get(name)]
+    if webs:
+        last = max(runs) if runs else None
+        checks["cron"] = (f"last run {_age(datetime.datetime.fromisoformat(last[0]))} ago "
+                          f"on {last[1]}" if last else "never ran")
+    backups = [r["site_backup"][name] for r in rows if name in (r.get("site_backup") or {})]
+    if backups:
+        checks["backup"] = backups[0]
+    days = [r["site_cert_days"][name] for r in rows
+            if name in (r.get("site_cert_days") or {})]
     if days:
         checks["certificate"] = "missing" if None in days else f"{min(days)} days left"
 

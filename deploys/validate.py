@@ -458,6 +458,20 @@ def _check_site_named(problems: list[str]) -> None:
                             f"{', '.join(sites)}); nothing was changed")
 
 
+def _check_departed_sites(problems: list[str]) -> None:
+    """A site left out of `sites` is not removed (not built yet): refused, so its pool,
+    vhost, mesh and timers do not stay behind while the balancers answer its name with
+    the first site."""
+    if problems:
+        return  # the plan needs a valid inventory
+    for name, gone in sorted(cluster().departed_sites.items()):
+        problems.append(
+            f"{name}: serves the site{'s' if len(gone) > 1 else ''} {', '.join(gone)} that "
+            "`sites` no longer lists: removing a site is not built yet (its PHP pool, vhost, "
+            "mesh and timers would stay, and the balancers would answer its name with the "
+            "first site); list it again")
+
+
 def _check_unclaimed(problems: list[str]) -> None:
     """With `sites`, a web host that serves a site no entry names (the one-site settings'
     site, left out of the list): going on would leave it unserved, its data orphaned."""
@@ -466,8 +480,8 @@ def _check_unclaimed(problems: list[str]) -> None:
     for name, docroot in sorted(cluster().unclaimed.items()):
         problems.append(
             f"{name}: serves a site from {docroot} that no entry of `sites` names: to keep "
-            f"it, give its entry docroot = {docroot!r} (and its db_name, db_user and user: "
-            "see README.md, Sites); to stop serving it, move that directory away first")
+            f"it, list it as `{SHORTHAND}` (README.md, Sites); to stop serving it, move that "
+            "directory away first")
 
 
 def _check_ca_file(h, key: str, problem) -> None:
@@ -827,7 +841,7 @@ CHECKS = (_check_reachable, _check_roles, _check_addresses, _check_ports, _check
           _check_numbers, _check_site, _check_sites, _check_agreement,
           _check_keys,
           _check_secrets, _check_releases, _check_tls, _check_vip, _check_firewall,
-          _check_galera, _check_unclaimed, _check_site_named)
+          _check_galera, _check_unclaimed, _check_departed_sites, _check_site_named)
 
 
 def problems() -> list[str]:

@@ -146,7 +146,7 @@ _CRON_PHP = (
 class Cron(FactBase[dict]):
     """
     Returns the state of WordPress's scheduled events as the system runs them
-    (``wordpress-cron.timer``): whether the timer is active, when its last run started
+    (``wordpress-cron.timer``, or ``<unit>.timer`` of another site): whether the timer is active, when its last run started
     (UTC, ``None`` before the first) and whether it succeeded, and how many events are
     overdue (due more than ``grace`` seconds ago; ``None`` when PHP cannot tell).
 
@@ -158,13 +158,15 @@ class Cron(FactBase[dict]):
 
     default = dict
 
-    def command(self, docroot: str, user: str = "wordpress", grace: int = 600) -> str:
+    def command(self, docroot: str, user: str = "wordpress", grace: int = 600,
+                unit: str = "wordpress-cron") -> str:
         script = _CRON_PHP.replace("{grace}", str(int(grace)))
+        unit = shlex.quote(unit)
         return (
-            "echo timer=$(systemctl is-active wordpress-cron.timer); "
+            f"echo timer=$(systemctl is-active {unit}.timer); "
             "echo last=$(systemctl show -p ExecMainStartTimestamp --value "
-            f"wordpress-cron.service | {TO_UTC}); "
-            "echo result=$(systemctl show -p Result --value wordpress-cron.service); "
+            f"{unit}.service | {TO_UTC}); "
+            f"echo result=$(systemctl show -p Result --value {unit}.service); "
             f"cd {shlex.quote(docroot)} 2>/dev/null && runuser -u {shlex.quote(user)} -- "
             f"php -d display_errors=stderr -r {shlex.quote(script)} 2>/dev/null | tail -n 1; true"
         )
@@ -175,3 +177,24 @@ class Cron(FactBase[dict]):
         return {"timer": found.get("timer") == "active", "last_run": found.get("last") or None,
                 "last_ok": result == "success" if result else None,
                 "overdue": int(overdue) if overdue.isdigit() else None}
+
+
+class ServedSites(FactBase[list]):
+    """
+    Returns the sites beside the first (``main``) a web host has an nginx backend vhost
+    for (``/etc/nginx/sites-available/wp-<name>``, written by deploys/web.py), by name.
+
+    .. code:: python
+
+        ["shop", "blog"]
+    """
+
+    default = list
+
+    def command(self) -> str:
+        return "ls -1 /etc/nginx/sites-available 2>/dev/null | grep '^wp-' || true"
+
+    def process(self, output: list[str]) -> list:
+        return sorted(line.strip()[3:] for line in output
+                      if line.strip().startswith("wp-") and "." not in line)
+

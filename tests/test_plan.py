@@ -216,16 +216,46 @@ def test_a_listed_site_has_an_identity_of_its_own_and_the_one_site_settings_as_d
     assert site.admin_email == "ops@example.com" and site.release.version == "6.8.3"
 
 
-def test_a_listed_site_may_keep_the_shorthand_sites_identity():
-    """Moving from the one-site settings to `sites`: the entry names the same files,
-    database, account and user, and the plan is the same but for the site's name."""
-    shorthand = build(hosts(SPLIT, data={"site_url": "https://blog.example.com"}))
-    listed = build(hosts(SPLIT, data={"sites": [{
-        "name": "blog", "site_url": "https://blog.example.com", "docroot": "/var/www/wordpress",
-        "db_name": "wordpress", "db_user": "wordpress", "user": "wordpress"}]}))
-    assert shorthand.site.name == "main"
-    assert dataclasses.replace(listed.site, name="main") == shorthand.site
+def test_the_site_listed_as_main_is_the_one_site_settings_site():
+    """Moving from the one-site settings to `sites`: the entry `main` names the same
+    files, database, account, user and names, and the plan is the same."""
+    shorthand = build(hosts(SPLIT, data={"site_url": "https://blog.example.com",
+                                         "site_aliases": ["example.com"]}))
+    listed = build(hosts(SPLIT, data={"site_aliases": ["example.com"], "sites": [
+        {"name": "main", "site_url": "https://blog.example.com"}]}))
+    assert listed.site == shorthand.site
     assert listed.db_endpoint == shorthand.db_endpoint and listed.switch == shorthand.switch
+
+
+def test_a_sites_names_and_secrets_follow_its_name_but_mains():
+    plan = build(hosts(SPLIT, data={"sites": [
+        {"name": "main", "site_url": "https://blog.example"},
+        {"name": "shop-2", "site_url": "https://shop.example"}]}))
+    main, shop = plan.sites
+    assert (main.key, main.tag, main.secret("db_password")) == ("wordpress", "", "db_password")
+    assert (shop.key, shop.tag, shop.secret("db_password")) == (
+        "wp-shop-2", " (shop-2)", "db_password@shop-2")
+
+
+def test_each_site_switches_on_the_web_hosts_serving_another_of_its_releases():
+    found = hosts(SPLIT, data={"wordpress_checksum": SHA1, "wordpress_version": "7.1.0",
+                               "sites": [{"name": "main", "site_url": "https://blog.example"},
+                                         {"name": "shop", "site_url": "https://shop.example"}]},
+                  current={"web1": RELEASE, "web2": RELEASE})
+    found = [dataclasses.replace(h, site_releases={
+        "main": h.releases, "shop": {"current": RELEASE if h.name == "web1" else None}})
+        if h.releases else h for h in found]
+    plan = build(found)
+    main, shop = plan.sites
+    assert plan.switch_of(main).hosts == () and plan.switch_of(shop).hosts == ("web2",)
+
+
+def test_every_sites_own_name_reaches_the_balancers():
+    plan = build(hosts({"lb1": ("lb",), "web1": ("web",), "db1": ("db",)}, data={"sites": [
+        {"name": "main", "site_url": "https://blog.example"},
+        {"name": "shop", "site_url": "http://shop.example:8080", "tls": "off"}]}))
+    assert dict(plan.connect_to) == {"blog.example:443": "10.0.0.10:443",
+                                     "shop.example:8080": "10.0.0.10:80"}
 
 
 def test_the_shorthand_site_is_named_main_and_runs_as_the_wordpress_user():
@@ -255,3 +285,10 @@ def test_a_listed_site_does_not_inherit_the_shorthands_aliases():
     site = build(hosts(SPLIT, data={"site_aliases": ["example.com"], "sites": [
         {"name": "shop", "site_url": "https://shop.example"}]})).site
     assert site.aliases == () and site.tls.names == ("shop.example",)
+
+
+def test_a_sites_own_secret_is_overridden_by_its_own_environment_variable():
+    from pyinfra_wordpress_lb.deploys.secrets import env_name
+
+    assert env_name("db_password") == "PWLB_SECRET_DB_PASSWORD"
+    assert env_name("db_password@shop-2") == "PWLB_SECRET_DB_PASSWORD__SHOP_2"

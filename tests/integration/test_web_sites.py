@@ -14,6 +14,7 @@ import urllib3
 
 from tests.integration import wp
 from tests.integration.load import Background
+from tests.runner import pyinfra
 
 SHOP = "shop.pwlb.test"
 SHOP_TITLE = "The shop on pyinfra"
@@ -131,3 +132,24 @@ def test_a_sites_mesh_carries_its_uploads_to_the_other_web_host(two_sites):
     bed.exec("web1", f"rm -f {path}")
     _, out = bed.exec("lb1", "/usr/local/sbin/wordpress-lb-purge-cache shop")
     assert "page cache of shop emptied" in out
+
+
+def test_status_shows_a_row_per_site(two_sites, beds):
+    bed = two_sites[0]
+    bed.exec("db1", "systemctl start wordpress-backup.service wordpress-backup-shop.service")
+    bed.exec("web1", "systemctl start wordpress-cron.service wp-shop-cron.service")
+    sites = [{"name": "main", "site_url": bed.site_url},
+             {"name": "shop", "site_url": f"https://{SHOP}", "site_title": SHOP_TITLE}]
+    run = pyinfra(bed.hosts_file, "--data", "sites=" + json.dumps(sites), "--data",
+                  "status_format=json", deploy="status.py", timeout=300)
+    start = run.output.index('{\n  "verdict"')
+    document, _ = json.JSONDecoder().raw_decode(run.output[start:])
+    assert document["verdict"] == 0 == run.returncode, run.output[-3000:]
+    found = {(r["host"], r["role"]): r for r in document["rows"]}
+    main, shop = (found[(f"(site {name})", "cluster")]["checks"] for name in ("main", "shop"))
+    assert shop["site"] == f"https://{SHOP}" and shop["answer"].startswith("HTTP 200 in ")
+    assert main["answer"].startswith("HTTP 200 in ")
+    assert shop["release"] == main["release"] != "none"
+    assert shop["backup"].endswith("MB") and shop["certificate"].endswith("days left")
+    assert shop["cron"].startswith("last run ")
+    assert all(not key.startswith("site_") for row in found.values() for key in row)
