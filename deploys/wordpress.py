@@ -39,10 +39,9 @@ SETTINGS = (
             "the cluster's sites, a list of tables: each a `name` (lower-case letters, "
             "digits, `-`) and the keys of README's \"Sites\" section; its files, "
             "database, account and Unix user follow its name (`/var/www/<name>`, "
-            "`wp_<name>`, `wp-<name>`; no aliases), its other keys default to the one-site "
-            "settings. "
-            "Default: one site, the one-site settings below. The tiers serve one site "
-            "today: a second is refused"),
+            "`wp_<name>`, `wp-<name>`; no aliases; `main` is the one-site settings' site), "
+            "its other keys default to the one-site settings. "
+            "Default: one site, `main`, the one-site settings below"),
     Setting("site_url", None,
             "the site's public URL; default `https://<lb_vip>`, else `https://<first lb host>` "
             "(`http://` with `tls = \"off\"`)"),

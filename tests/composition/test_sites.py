@@ -130,3 +130,32 @@ def test_adding_a_site_leaves_the_first_sites_files_as_they_were(one, two):
             assert name in after, (host, name)
             if any("upload " in c for c in commands):
                 assert after[name] == commands, (host, name)
+
+
+def test_restore_replaces_the_named_site_alone(tmp_path, monkeypatch):
+    from pyinfra_wordpress_lb.deploys import restore
+
+    archive = tmp_path / "wp-content.tar.gz"  # @fake cannot fetch it from the db host
+    archive.write_bytes(b"")
+    monkeypatch.setattr(restore, "local_archive", lambda name: str(archive))
+    running = ["Id=wordpress-backup-shop.timer", "SubState=waiting", "",
+               "Id=syncthing-wordpress-shop.service", "SubState=running", "",
+               "Id=wp-shop-cron.timer", "SubState=waiting", "",
+               "Id=wordpress-backup.timer", "SubState=waiting"]
+    answers = {"backup=": "backup=20261130T040000Z 5242880", "SHA256SUMS": "ok",
+               "--property SubState": running}
+    result = plan(SPLIT, tmp_path / "s.json", deploy_file="restore.py",
+                  data={"sites": SITES, "site": "shop"}, fake_responses=answers)
+    db1, web1, lb1 = dict(result["db1"]), dict(result["web1"]), dict(result["lb1"])
+    load = db1["Restore | Replace the database with backup 20261130T040000Z"]
+    assert "/var/backups/wordpress-shop/20261130T040000Z/database.sql.gz" in " ".join(load)
+    assert "wp_shop" in " ".join(load)
+    pause = "Restore | Pause backups, the mesh and WP-Cron while the site is restored"
+    assert db1[pause] == ["systemctl stop wordpress-backup-shop.timer"]
+    assert web1[pause] == ["systemctl stop syncthing-wordpress-shop.service wp-shop-cron.timer"]
+    content = " ".join(web1["Restore | Make wp-content backup 20261130T040000Z's"])
+    assert "/var/www/shop/shared/wp-content" in content and "/var/www/wordpress" not in content
+    assert "/var/www/shop/current/.maintenance" in " ".join(
+        web1["Restore | Show the maintenance page while the site is restored"])
+    assert lb1["Restore | Empty the page cache"] == [
+        "/usr/local/sbin/wordpress-lb-purge-cache shop"]
