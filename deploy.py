@@ -17,6 +17,7 @@ from pyinfra_wordpress_lb.deploys.database import arbitrator as db_arbitrator
 from pyinfra_wordpress_lb.deploys.database import database
 from pyinfra_wordpress_lb.deploys.database import proxy as db_proxy
 from pyinfra_wordpress_lb.deploys.firewall import firewall
+from pyinfra_wordpress_lb.deploys.retire import retire_sites
 from pyinfra_wordpress_lb.deploys.ha import shared_address
 from pyinfra_wordpress_lb.deploys.sync import sync
 from pyinfra_wordpress_lb.deploys.tls import acme, trust
@@ -58,6 +59,7 @@ if "lb" in host.groups:
     acme()
     admit_new_web_hosts()  # new web hosts, verified, join the pool
 # Web hosts that left the inventory: no balancer sends to them now.
+retire_sites()  # sites listed `absent`: the balancers no longer send them anything
 if "db" in host.groups:
     db_tier.drop_departed_accounts()
 if "web" in host.groups:

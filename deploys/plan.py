@@ -17,6 +17,8 @@ second until they serve several.
 
 from __future__ import annotations
 
+import dataclasses
+
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +120,7 @@ class Site:
     user: str = "wordpress"  # the Unix user its PHP, files and mesh run as
     home: str = "/var/lib/wordpress"  # that user's home (the mesh's state, SSH keys)
     aliases: tuple[str, ...] = ()  # other host names, redirected to `hostname`
+    purge: bool = False  # a retired site (`absent`): its files and database go too
 
     @property
     def key(self) -> str:
@@ -319,6 +322,8 @@ class Cluster:
     unclaimed: Mapping[str, str] = field(default_factory=dict)
     # web host -> sites it serves (beside `main`) that `sites` no longer lists
     departed_sites: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    retired: tuple[Site, ...] = ()  # sites listed `absent`: this run removes them
+    slots: Mapping[str, int] = field(default_factory=dict)  # site -> its mesh's port offset
 
     def node(self, name: str) -> Node:
         return self.nodes[name]
@@ -426,6 +431,8 @@ def site_entries(data: Mapping[str, Any]) -> list[dict[str, Any]]:
                 overlay[SITE_ENTRY_KEYS[key]] = given
         if name != SHORTHAND:
             overlay["wordpress_home"] = f"/var/lib/{overlay['wordpress_user']}"  # its own
+        overlay["absent"] = entry.get("absent") is True  # (not settings: ignored by them)
+        overlay["purge"] = entry.get("purge") is True
         found.append(overlay)
     return found
 
@@ -473,11 +480,17 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
     web_host = first["web"] or first["lb"] or hosts[0]
     edge_host = first["lb"] or first["web"] or hosts[0]
     web_settings, edge = settings[web_host.name], settings[edge_host.name]
-    sites = tuple(
-        _site(overlay["name"], settings_of({**web_host.data, **overlay}),
-              settings_of({**edge_host.data, **overlay}), first["lb"],
-              first["web"] or hosts[0])
-        for overlay in site_entries(web_host.data))
+    overlays = site_entries(web_host.data)
+    listed = tuple(
+        dataclasses.replace(
+            _site(overlay["name"], settings_of({**web_host.data, **overlay}),
+                  settings_of({**edge_host.data, **overlay}), first["lb"],
+                  first["web"] or hosts[0]), purge=overlay.get("purge", False))
+        for overlay in overlays)
+    sites = tuple(s for s, o in zip(listed, overlays) if not o.get("absent"))
+    retired = tuple(s for s, o in zip(listed, overlays) if o.get("absent"))
+    others = [s.name for s in listed if s.name != SHORTHAND]
+    slots = {s.name: 0 if s.name == SHORTHAND else 1 + others.index(s.name) for s in listed}
     site = sites[0]
 
     nodes = {}
@@ -542,7 +555,8 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
         sites=sites,
         unclaimed=_freeze({h.name: h.unclaimed for h in hosts if h.unclaimed}),
         departed_sites=_freeze({h.name: gone for h in hosts if (gone := tuple(
-            n for n in h.served_sites if n not in {s.name for s in sites}))}))
+            n for n in h.served_sites if n not in {s.name for s in listed}))}),
+        retired=retired, slots=_freeze(slots))
 
 
 # The pyinfra side: what the plan is built from, and where deploys find it.

@@ -118,8 +118,7 @@ class Mesh:
 
     @classmethod
     def of(cls, site: Site) -> Mesh:
-        others = [s.name for s in cluster().sites if s.name != SHORTHAND]
-        return cls(site, 0 if site.name == SHORTHAND else 1 + others.index(site.name))
+        return cls(site, cluster().slots.get(site.name, 0))
 
     @property
     def main(self) -> bool:

@@ -386,6 +386,9 @@ def _check_sites(problems: list[str]) -> None:
     problems.extend(found)
 
 
+LIFECYCLE = ("absent", "purge")  # an entry's keys that are no settings: removing it
+
+
 def _check_site_list(given, problems: list[str]) -> None:
     if not isinstance(given, (list, tuple)) or not given or not all(
             hasattr(e, "items") for e in given):
@@ -398,14 +401,25 @@ def _check_site_list(given, problems: list[str]) -> None:
         if not (isinstance(name, str) and SITE_NAME.match(name)):
             problems.append(f"{label}: name {name!r} is not a site name (a lower-case letter, "
                             "then letters, digits or `-`; at most 24)")
+        for flag in LIFECYCLE:
+            if entry.get(flag) not in (None, True, False):
+                problems.append(f"{label}: {flag} {entry[flag]!r} is not true or false")
+        if entry.get("purge") is True and entry.get("absent") is not True:
+            problems.append(f"{label}: purge = true without absent = true: purge says what "
+                            "removing the site deletes; set absent = true to remove it")
+        if entry.get("absent") is True and name == SHORTHAND:
+            problems.append(f"{label}: the site `{SHORTHAND}` (the one-site settings') "
+                            "cannot be removed")
         for key in entry:
-            if key != "name" and key not in own:
+            if key != "name" and key not in own and key not in LIFECYCLE:
                 close = difflib.get_close_matches(key, list(own), n=1, cutoff=0.8)
                 problems.append(f"{label}: unknown key {key!r}" + (
                     f": did you mean {close[0]!r}?" if close else
                     f"; a site takes name, {', '.join(own)} (README.md, Sites)"))
         if entry.get("site_url") is None and name != SHORTHAND:
             problems.append(f"{label}: site_url is missing (each site has its own address)")
+    if all(entry.get("absent") is True for entry in given):
+        problems.append("every entry of sites is absent: a cluster serves one site at least")
     if problems:
         return
     overlays = site_entries({"sites": given})

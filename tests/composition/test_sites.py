@@ -159,3 +159,42 @@ def test_restore_replaces_the_named_site_alone(tmp_path, monkeypatch):
         web1["Restore | Show the maintenance page while the site is restored"])
     assert lb1["Restore | Empty the page cache"] == [
         "/usr/local/sbin/wordpress-lb-purge-cache shop"]
+
+
+def test_a_site_listed_absent_is_served_no_more_and_removed_after_the_balancers(tmp_path):
+    gone = [SITES[0], {**SITES[1], "absent": True, "purge": True}]
+    result = plan(SPLIT, tmp_path / "s.json", data={"sites": gone}, fake_responses=FPM)
+    conf = text(result["lb1"], "Balancer | Write the balancer vhost")
+    assert "shop.example" not in conf and "wordpress_lb_pages_shop" not in conf
+    web = names(result["web1"])
+    assert not any("(shop)" in n for n in web if not n.startswith("Remove sites |"))
+    assert "ip saddr { 10.0.0.12 } tcp dport 22000 accept" in text(result["web1"])
+    for host, name in (("web1", "Remove sites | Remove the site's files (purge: shop)"),
+                       ("web1", "Remove sites | Remove the site's Unix user (purge: shop)"),
+                       ("db1", "Remove sites | Drop the site's database (purge: shop)"),
+                       ("db1", "Remove sites | Drop the site's database accounts (purge: shop)"),
+                       ("lb1", "Remove sites | Remove the site's page cache (shop)")):
+        assert name in names(result[host]), (host, names(result[host]))
+    order = result.order
+    assert order.index("Remove sites | Remove the site's files (purge: shop)") > order.index(
+        "Balancer | Write the balancer vhost")
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ({"name": "shop", "site_url": "https://shop.example", "purge": True},
+     "sites entry 2 (shop): purge = true without absent = true"),
+    ({"name": "shop", "site_url": "https://shop.example", "absent": "yes"},
+     "sites entry 2 (shop): absent 'yes' is not true or false"),
+])
+def test_removing_a_site_is_said_plainly(tmp_path, entry, expected):
+    with pytest.raises(Exception) as failure:
+        plan(SPLIT, tmp_path / "s.json", data={"sites": [SITES[0], entry]})
+    assert expected in str(getattr(failure.value, "exception", failure.value))
+
+
+def test_main_cannot_be_removed(tmp_path):
+    with pytest.raises(Exception) as failure:
+        plan(SPLIT, tmp_path / "s.json", data={"sites": [{"name": "main", "absent": True},
+                                                          SITES[1]]})
+    assert "the site `main` (the one-site settings') cannot be removed" in str(
+        getattr(failure.value, "exception", failure.value))
