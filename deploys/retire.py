@@ -21,6 +21,7 @@ from pyinfra.operations import files, mysql, server
 from pyinfra_wordpress_lb.deploys import backup, balancer, cron, sync, tls, web
 from pyinfra_wordpress_lb.deploys._util import host_fact
 from pyinfra_wordpress_lb.deploys.plan import Site, cluster
+from pyinfra_wordpress_lb.facts import nginx as nginx_facts
 from pyinfra_wordpress_lb.facts.php import FpmVersion
 from pyinfra_wordpress_lb.operations import mariadb
 
@@ -89,9 +90,12 @@ def _web(site: Site) -> None:
     vhost = f"/etc/nginx/sites-available/{site.key}"
     if host_fact(host, File, path=vhost) or host_fact(host, Link, path=enabled):
         # (one web host at a time, as every nginx reload: see _util.nginx_site)
+        # nginx reloads and records what it serves, as nginx.reloaded does.
         server.shell(name=f"Remove the site's backend vhost ({site.name})",
                      commands=[f"rm -f {enabled} {vhost}", "nginx -t -q",
-                               "systemctl reload nginx"], _serial=True)
+                               f"fingerprint=$({nginx_facts.FINGERPRINT})",
+                               "systemctl reload nginx",
+                               f'echo "$fingerprint" > {nginx_facts.STAMP}'], _serial=True)
     version = host_fact(host, FpmVersion)
     pool = f"/etc/php/{version}/fpm/pool.d/{site.key}.conf"
     if version and host_fact(host, File, path=pool):

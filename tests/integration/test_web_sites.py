@@ -153,3 +153,35 @@ def test_status_shows_a_row_per_site(two_sites, beds):
     assert shop["backup"].endswith("MB") and shop["certificate"].endswith("days left")
     assert shop["cron"].startswith("last run ")
     assert all(not key.startswith("site_") for row in found.values() for key in row)
+
+
+def test_removing_a_site_fails_no_get_of_the_first_and_keeps_its_data(two_sites, beds):
+    """`absent = true`: the balancers stop serving it, then its units, pool and vhost go;
+    its files, database and a final backup stay. Then the entry may leave the list: the
+    bed's own deploy (one site, no `sites`) changes nothing."""
+    bed = two_sites[0]
+    sites = [{"name": "main", "site_url": bed.site_url},
+             {"name": "shop", "site_url": f"https://{SHOP}", "site_title": SHOP_TITLE,
+              "absent": True}]
+    args = ("--data", "sites=" + json.dumps(sites))
+    _, before = bed.exec("db1", "ls /var/backups/wordpress-shop")
+    urls = [bed.site_url + "/", bed.site_url + "/?past-the-cache=1"]
+    with Background(urls, verify=wp.verify(bed), fresh=True) as load:
+        removed = beds.run(bed, *args)
+    assert removed.returncode == 0, removed.output[-6000:]
+    print(f"removing a site: {load.sent} GETs of the first, {load.failed} failed")
+    assert load.sent > 20 and load.failed == 0, load.errors
+    again = beds.run(bed, *args)
+    assert again.returncode == 0 and again.changed == 0, again.changed_ops
+    for web in ("web1", "web2"):
+        bed.exec(web, "test ! -e /etc/nginx/sites-available/wp-shop && "
+                      "! ls /etc/php/*/fpm/pool.d/wp-shop.conf 2>/dev/null && "
+                      "! systemctl is-active syncthing-wordpress-shop.service wp-shop-cron.timer")
+        bed.exec(web, "test -f /var/www/shop/wp-config.php && id wp-shop")  # kept
+    _, databases = bed.exec("db1", "mariadb -N -e 'SHOW DATABASES'")
+    assert "wp_shop" in databases.split()
+    _, after = bed.exec("db1", "ls /var/backups/wordpress-shop")
+    assert len(after.split()) == len(before.split()) + 1, (before, after)  # the final one
+    bed.exec("db1", "test ! -e /etc/systemd/system/wordpress-backup-shop.timer")
+    plain = beds.run(bed)
+    assert plain.returncode == 0 and plain.changed == 0, plain.changed_ops
