@@ -95,6 +95,26 @@ def table(report: dict) -> str:
         lines.append(f"\np95 with 6 hosts / p95 with 2: {sc['p95_6_over_2']}×.")
     if "database" in report:
         lines += ["", database_table(report["database"])]
+    if "sites" in report:
+        lines += ["", sites_table(report["sites"])]
+    return "\n".join(lines)
+
+
+def sites_table(found: dict) -> str:
+    """Many sites on the split bed (bench/sites.py)."""
+    counts = [k for k in found if k.isdigit()]
+    lines = ["Many sites (`python -m bench.run --only sites`, the split bed grown from 1 site "
+             "to 5 and 20; the no-op is the median of the re-runs after each):", "",
+             "| sites | deploy that got there | no-op re-run | lb1 nginx | web1 nginx + "
+             "php-fpm + syncthing (syncthing alone) | db1 mariadb |", "|---|---|---|---|---|---|"]
+    for k in counts:
+        r, m = found[k], found[k]["rss_mb"]
+        lines.append(
+            f"| {k} | {r['deploy_s']} s ({r['deploy_changed']} changes) | {r['noop_s']} s "
+            f"({r['noop_changed']} changes) | {m['lb1 (nginx)']} MB | "
+            f"{m['web1 (nginx, php-fpm, syncthing)']} MB ({m['web1 syncthing alone']} MB) | "
+            f"{m['db1 (mariadb)']} MB |")
+    lines.append(f"\nNo-op with {counts[-1]} sites / with {counts[0]}: {found['noop_ratio']}×.")
     return "\n".join(lines)
 
 
@@ -261,6 +281,11 @@ def readme_block(report: dict) -> str:
             f"`{report['deploy_measured']['command']}`, {report['deploy_measured']['date']} "
             f"({report['deploy_measured']['seconds'] // 60} min), after the deploy itself "
             "changed; the other figures are from the run named first."]),
+        *([] if "sites_measured" not in report else [
+            "",
+            f"The sites table is from `{report['sites_measured']['command']}`, "
+            f"{report['sites_measured']['date']} "
+            f"({report['sites_measured']['seconds'] // 60} min)."]),
         *([] if "database_measured" not in report else [
             "",
             f"The database table is from `{report['database_measured']['command']}`, "

@@ -427,6 +427,10 @@ def only(part: str, quick: bool) -> int:
             _, report["deploy"] = measure_deploy(quick)
         finally:
             testbed.down("bench")
+    elif part == "sites":
+        from bench import sites
+
+        report["sites"] = sites.measure(quick)
     else:
         report["database"] = database.measure(quick)
     report[f"{part}_measured"] = {
@@ -445,11 +449,12 @@ def only(part: str, quick: bool) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer, shorter runs")
-    parser.add_argument("--only", choices=["deploy", "database"],
+    parser.add_argument("--only", choices=["deploy", "database", "sites"],
                         help="measure only the deploy (cold, re-runs, status, each host "
-                             "alone) or the database (one host vs a Galera cluster: a "
-                             "post's latency, writes after the writer is killed) and put "
-                             "it into the last full report")
+                             "alone), the database (one host vs a Galera cluster: a "
+                             "post's latency, writes after the writer is killed) or many "
+                             "sites (1, 5, 20: deploy, no-op, memory) and put it into the "
+                             "last full report")
     args = parser.parse_args(argv)
     if args.only:
         return only(args.only, args.quick)
@@ -495,6 +500,10 @@ def main(argv=None) -> int:
         from bench import database
 
         report["database"] = database.measure(args.quick)
+        print("bench: 1, 5 and 20 sites on the split bed", flush=True)
+        from bench import sites
+
+        report["sites"] = sites.measure(args.quick)
     finally:
         testbed.down("bench")
     report["bench_seconds"] = round(time.monotonic() - began)

@@ -53,3 +53,20 @@ def test_the_database_table_sets_one_host_beside_the_cluster():
     assert "| Writes again after the writer is killed | none for the 12.0 s watched " \
            "(until db1 is back) | 3.8 s, 3.9 s |" in text
     assert database_table(db) in text
+
+
+def test_the_sites_table_shows_each_count_and_the_no_op_ratio():
+    from bench.report import sites_table
+
+    rss = {"lb1 (nginx)": 20.0, "web1 (nginx, php-fpm, syncthing)": 300.0,
+           "web1 syncthing alone": 40.0, "db1 (mariadb)": 150.0}
+    found = {"1": {"deploy_s": 80.0, "deploy_changed": 250, "noop_s": 4.6, "noop_changed": 0,
+                   "rss_mb": rss},
+             "20": {"deploy_s": 300.0, "deploy_changed": 900, "noop_s": 8.1, "noop_changed": 0,
+                    "rss_mb": {**rss, "web1 syncthing alone": 800.0}},
+             "noop_ratio": 1.76}
+    text = table({**SAMPLE, "sites": found})
+    assert sites_table(found) in text
+    assert "| 20 | 300.0 s (900 changes) | 8.1 s (0 changes) | 20.0 MB | 300.0 MB (800.0 MB)" \
+        in text
+    assert "No-op with 20 sites / with 1: 1.76×." in text

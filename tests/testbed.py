@@ -554,6 +554,8 @@ def _toml_value(value) -> str:
         return str(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return json.dumps(str(value))
 
 
@@ -580,6 +582,7 @@ def hosts_toml(bed: Bed) -> str:
             # Tests count which backend served each request.
             "lb_show_backend": True,
             **edge_settings(bed),
+            **demo_sites(bed),
             # No internet here: the release comes from Debian's package, uploaded.
             "wordpress_archive": str(archive.path),
             "wordpress_version": archive.version,
@@ -600,6 +603,20 @@ def _notify_recorder(bed: Bed) -> Path:
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(f'#!/bin/sh\necho "$(date +%s.%N) $1" >> {NOTIFY_LOG}\n')
     return script
+
+
+DEMO = "split"  # `make demo`'s bed (`up split`, named after its topology): two sites
+DEMO_SHOP = "shop.pwlb.test"  # the demo's second site
+
+
+def demo_sites(bed: Bed) -> dict:
+    """`make demo` brings up two sites on the five hosts: the one-site settings' site
+    (`main`, on the shared address) and a shop by its own name."""
+    if bed.name != DEMO:
+        return {}
+    return {"sites": [{"name": "main", "site_url": bed.site_url},
+                      {"name": "shop", "site_url": f"https://{DEMO_SHOP}",
+                       "site_title": "The shop on pyinfra"}]}
 
 
 def edge_settings(bed: Bed) -> dict:
@@ -712,6 +729,12 @@ def main(argv: list[str] | None = None) -> int:
                      "browser)" if bed.site_url.startswith("https://") else "")
             print(f"The site: {bed.site_url}/ (wp-admin: {bed.site_url}/wp-admin/, user admin, "
                   f"password: admin_password in {bed.dir / 'hosts.secrets.json'}){trust}")
+            if demo_sites(bed):
+                print(f"The second site: https://{DEMO_SHOP}/ on the same balancers (user "
+                      f"admin, password: admin_password@shop); this machine does not resolve "
+                      f"its name: curl --cacert {bed.ca_file} --resolve "
+                      f"{DEMO_SHOP}:443:{bed.vip} https://{DEMO_SHOP}/ (or add "
+                      f"`{bed.vip} {DEMO_SHOP}` to /etc/hosts)")
         elif args.command == "status":
             for row in status():
                 print(f"{row['bed']:12} {row['name']:28} {row['status']}")

@@ -155,10 +155,11 @@ def test_status_shows_a_row_per_site(two_sites, beds):
     assert all(not key.startswith("site_") for row in found.values() for key in row)
 
 
-def test_removing_a_site_fails_no_get_of_the_first_and_keeps_its_data(two_sites, beds):
+def test_removing_a_site_fails_no_get_of_the_first_and_keeps_its_data_unless_purged(two_sites, beds):
     """`absent = true`: the balancers stop serving it, then its units, pool and vhost go;
-    its files, database and a final backup stay. Then the entry may leave the list: the
-    bed's own deploy (one site, no `sites`) changes nothing."""
+    its files, database and a final backup stay (`purge = true` then deletes them). Then
+    the entry may leave the list: the bed's own deploy (one site, no `sites`) changes
+    nothing."""
     bed = two_sites[0]
     sites = [{"name": "main", "site_url": bed.site_url},
              {"name": "shop", "site_url": f"https://{SHOP}", "site_title": SHOP_TITLE,
@@ -169,8 +170,9 @@ def test_removing_a_site_fails_no_get_of_the_first_and_keeps_its_data(two_sites,
     with Background(urls, verify=wp.verify(bed), fresh=True) as load:
         removed = beds.run(bed, *args)
     assert removed.returncode == 0, removed.output[-6000:]
-    print(f"removing a site: {load.sent} GETs of the first, {load.failed} failed")
-    assert load.sent > 20 and load.failed == 0, load.errors
+    result = load.result
+    print(f"removing a site: {result.sent} GETs of the first, {result.failed} failed")
+    assert result.sent > 20 and result.failed == 0, result.errors
     again = beds.run(bed, *args)
     assert again.returncode == 0 and again.changed == 0, again.changed_ops
     for web in ("web1", "web2"):
@@ -183,5 +185,17 @@ def test_removing_a_site_fails_no_get_of_the_first_and_keeps_its_data(two_sites,
     _, after = bed.exec("db1", "ls /var/backups/wordpress-shop")
     assert len(after.split()) == len(before.split()) + 1, (before, after)  # the final one
     bed.exec("db1", "test ! -e /etc/systemd/system/wordpress-backup-shop.timer")
+    # purge: its files, database, account, user and backups go too.
+    sites[1]["purge"] = True
+    purged = beds.run(bed, "--data", "sites=" + json.dumps(sites))
+    assert purged.returncode == 0, purged.output[-6000:]
+    for web in ("web1", "web2"):
+        bed.exec(web, "test ! -e /var/www/shop && ! id wp-shop && test ! -e /var/lib/wp-shop")
+    _, databases = bed.exec("db1", "mariadb -N -e 'SHOW DATABASES'")
+    assert "wp_shop" not in databases.split()
+    _, accounts = bed.exec("db1", "mariadb -N -e \"SELECT COUNT(*) FROM mysql.user "
+                                  "WHERE user = 'wp_shop'\"")
+    assert accounts.strip() == "0"
+    bed.exec("db1", "test ! -e /var/backups/wordpress-shop")
     plain = beds.run(bed)
     assert plain.returncode == 0 and plain.changed == 0, plain.changed_ops
