@@ -91,10 +91,11 @@ def _web(site: Site) -> None:
     if host_fact(host, File, path=vhost) or host_fact(host, Link, path=enabled):
         # (one web host at a time, as every nginx reload: see _util.nginx_site)
         # nginx reloads and records what it serves, as nginx.reloaded does.
+        # (one shell: each command of an operation runs in a shell of its own)
         server.shell(name=f"Remove the site's backend vhost ({site.name})",
-                     commands=[f"rm -f {enabled} {vhost}", "nginx -t -q",
-                               f"fingerprint=$({nginx_facts.FINGERPRINT})",
-                               "systemctl reload nginx",
+                     commands=[f"rm -f {enabled} {vhost} && nginx -t -q && "
+                               f"fingerprint=$({nginx_facts.FINGERPRINT}) && "
+                               "systemctl reload nginx && "
                                f'echo "$fingerprint" > {nginx_facts.STAMP}'], _serial=True)
     version = host_fact(host, FpmVersion)
     pool = f"/etc/php/{version}/fpm/pool.d/{site.key}.conf"

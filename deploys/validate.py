@@ -418,6 +418,9 @@ def _check_site_list(given, problems: list[str]) -> None:
                     f"; a site takes name, {', '.join(own)} (README.md, Sites)"))
         if entry.get("site_url") is None and name != SHORTHAND:
             problems.append(f"{label}: site_url is missing (each site has its own address)")
+    if given[0].get("absent") is True:
+        problems.append("sites entry 1 is absent: the first site answers every name no other "
+                        "site has; list another site first, then remove this one")
     if all(entry.get("absent") is True for entry in given):
         problems.append("every entry of sites is absent: a cluster serves one site at least")
     if problems:

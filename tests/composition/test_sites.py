@@ -198,3 +198,11 @@ def test_main_cannot_be_removed(tmp_path):
                                                           SITES[1]]})
     assert "the site `main` (the one-site settings') cannot be removed" in str(
         getattr(failure.value, "exception", failure.value))
+
+
+def test_the_first_site_is_not_removed_while_first(tmp_path):
+    with pytest.raises(Exception) as failure:
+        plan(SPLIT, tmp_path / "s.json", data={"sites": [{**SITES[1], "absent": True},
+                                                          SITES[0]]})
+    assert "sites entry 1 is absent: the first site answers every name" in str(
+        getattr(failure.value, "exception", failure.value))
