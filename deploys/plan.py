@@ -48,6 +48,7 @@ SITE_ENTRY_KEYS = {
     "table_prefix": "table_prefix", "docroot": "docroot", "user": "wordpress_user",
     "auto_updates": "auto_updates", "wordpress_version": "wordpress_version",
     "wordpress_checksum": "wordpress_checksum", "wordpress_url": "wordpress_url",
+    "wordpress_archive": "wordpress_archive",
     "keep_releases": "keep_releases", "tls": "tls", "tls_certificate": "tls_certificate",
     "tls_key": "tls_key", "hsts_max_age": "hsts_max_age",
 }
@@ -77,6 +78,7 @@ class Release:
     checksum: str  # "sha1:<hex>" or "sha256:<hex>"
     url: str  # where web hosts download it (a host's `wordpress_archive`: uploaded instead)
     keep: int  # releases kept on each web host, the served one included
+    archive: str | None = None  # a site's own `wordpress_archive` (its entry's), to upload
 
     @property
     def id(self) -> str:
@@ -443,7 +445,8 @@ def first_site(data: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**data, **{k: v for k, v in overlay.items() if k != "name"}}
 
 
-def _site(name: str, web: Settings, edge: Settings, first_lb, first_web) -> Site:
+def _site(name: str, web: Settings, edge: Settings, first_lb, first_web,
+          archive: str | None = None) -> Site:
     """A site: WordPress's settings as the web hosts have them, TLS as the balancers
     do (validate checks that hosts of a role agree)."""
     first = first_lb or first_web
@@ -453,7 +456,7 @@ def _site(name: str, web: Settings, edge: Settings, first_lb, first_web) -> Site
     release = Release(version=version, checksum=str(web.wordpress_checksum),
                       url=str(web.wordpress_url
                               or f"https://wordpress.org/wordpress-{version}.tar.gz"),
-                      keep=int(web.keep_releases))
+                      keep=int(web.keep_releases), archive=archive)
     return Site(name=name, url=url, title=str(web.site_title),
                 admin_user=str(web.admin_user), admin_email=str(web.admin_email),
                 db_name=str(web.db_name), db_user=str(web.db_user),
@@ -485,7 +488,8 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
         dataclasses.replace(
             _site(overlay["name"], settings_of({**web_host.data, **overlay}),
                   settings_of({**edge_host.data, **overlay}), first["lb"],
-                  first["web"] or hosts[0]), purge=overlay.get("purge", False))
+                  first["web"] or hosts[0], overlay.get("wordpress_archive")),
+            purge=overlay.get("purge", False))
         for overlay in overlays)
     sites = tuple(s for s, o in zip(listed, overlays) if not o.get("absent"))
     retired = tuple(s for s, o in zip(listed, overlays) if o.get("absent"))

@@ -28,6 +28,7 @@ from pyinfra_wordpress_lb.deploys._util import any_failed, renamed
 from pyinfra_wordpress_lb.deploys.plan import Site, cluster, here, mine
 from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.operations import cluster as cluster_ops, wordpress
+from pyinfra_wordpress_lb.operations.wordpress import release_id
 
 WORDPRESS_VERSION = "7.1.0"
 WORDPRESS_SHA1 = "e0ca593bc062f7a8c5a956ca44aff7375b0841e0"  # published by wordpress.org
@@ -157,14 +158,14 @@ def _unpack(site: Site, fetch: bool = True) -> None:
     user, root, release = site.user, site.docroot, site.release
     version, checksum, tag = release.version, release.checksum, site.tag
     archive = f"{CACHE_DIR}/wordpress-{release.id}.tar.gz"
-    source = mine().wordpress_archive  # a file on the controller, this host's
+    source = archive_of(site)
     if fetch:
         files.directory(name="Create the archive cache", path=CACHE_DIR, mode="755")
         if source:
-            files.put(name=f"Upload the WordPress {version} archive", src=source,
+            files.put(name=f"Upload the WordPress {version} archive" + tag, src=source,
                       dest=archive, mode="644")
         else:
-            files.download(name=f"Download the WordPress {version} archive",
+            files.download(name=f"Download the WordPress {version} archive" + tag,
                            src=release.url, dest=archive, mode="644")
     files.directory(name="Create the WordPress directory" + tag, path=root, mode="755")
     files.directory(name="Create the releases directory" + tag, path=f"{root}/releases",
@@ -189,6 +190,17 @@ def _unpack(site: Site, fetch: bool = True) -> None:
                    src=templates.path("wordpress/wordpress-lb.php.j2"),
                    dest=f"{mu_plugins}/wordpress-lb.php", create_remote_dir=False,
                    user=user, group=user, mode="644")
+
+
+def archive_of(site: Site) -> str | None:
+    """The archive on the controller this host uploads for a site's release: the site's
+    own (its entry's `wordpress_archive`), else this host's `wordpress_archive` when the
+    site's release is the one this host's settings name; else none (downloaded)."""
+    if site.release.archive:
+        return site.release.archive
+    s = mine()
+    own = release_id(str(s.wordpress_version), str(s.wordpress_checksum))
+    return s.wordpress_archive if site.release.id == own else None
 
 
 def _switch(site: Site):

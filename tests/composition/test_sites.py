@@ -206,3 +206,17 @@ def test_the_first_site_is_not_removed_while_first(tmp_path):
                                                           SITES[0]]})
     assert "sites entry 1 is absent: the first site answers every name" in str(
         getattr(failure.value, "exception", failure.value))
+
+
+def test_a_site_with_a_release_of_its_own_uploads_its_own_archive(tmp_path):
+    archive = tmp_path / "shop.tar.gz"
+    archive.write_bytes(b"not really")
+    shop = {**SITES[1], "wordpress_version": "6.8.3",
+            "wordpress_checksum": "sha256:" + "ab" * 32, "wordpress_archive": str(archive)}
+    result = plan(SPLIT, tmp_path / "s.json", data={"sites": [SITES[0], shop]})
+    web = names(result["web1"])
+    assert "WordPress | Upload the WordPress 6.8.3 archive (shop)" in web
+    assert sum(n.startswith("WordPress | Download the WordPress") for n in web) == 1  # main's
+    unpack = text(result["web1"], "WordPress | Unpack the verified WordPress 6.8.3 beside "
+                                  "the served release (shop)")
+    assert "/var/www/shop" in unpack and "6.8.3-abababababab" in unpack

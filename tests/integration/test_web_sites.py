@@ -5,13 +5,16 @@ the bed keeps the second site."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
+import tarfile
 import time
 
 import pytest
 import urllib3
 
+from tests import testbed
 from tests.integration import wp
 from tests.integration.load import Background
 from tests.runner import pyinfra
@@ -153,6 +156,44 @@ def test_status_shows_a_row_per_site(two_sites, beds):
     assert shop["backup"].endswith("MB") and shop["certificate"].endswith("days left")
     assert shop["cron"].startswith("last run ")
     assert all(not key.startswith("site_") for row in found.values() for key in row)
+
+
+def test_upgrading_one_sites_wordpress_leaves_the_other_as_it_is(two_sites, beds, tmp_path):
+    """The shop's entry names a release of its own (uploaded from its own archive): the
+    shop switches on both web hosts, the first site stays on its release and fails no
+    GET meanwhile; a second run changes nothing."""
+    bed = two_sites[0]
+    base = testbed.wordpress_archive("13")
+    work = tmp_path / "repack"
+    work.mkdir()
+    with tarfile.open(base.path) as original:
+        original.extractall(work, filter="tar")
+    (work / "wordpress" / "pwlb-shop-release.txt").write_text("the shop's own release\n")
+    archive = tmp_path / "wordpress-shop.tar.gz"
+    with tarfile.open(archive, "w:gz") as repacked:
+        repacked.add(work / "wordpress", arcname="wordpress")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    sites = [{"name": "main", "site_url": bed.site_url},
+             {"name": "shop", "site_url": f"https://{SHOP}", "site_title": SHOP_TITLE,
+              "wordpress_version": base.version, "wordpress_checksum": f"sha256:{digest}",
+              "wordpress_archive": str(archive)}]
+    args = ("--data", "sites=" + json.dumps(sites))
+    _, main_before = bed.exec("web1", "readlink /var/www/wordpress/current")
+    urls = [bed.site_url + "/", bed.site_url + "/?past-the-cache=1"]
+    with Background(urls, verify=wp.verify(bed), fresh=True) as load:
+        upgraded = beds.run(bed, *args)
+    assert upgraded.returncode == 0, upgraded.output[-6000:]
+    assert load.result.sent > 20 and load.result.failed == 0, load.result.errors
+    for web in ("web1", "web2"):
+        _, shop = bed.exec(web, "readlink /var/www/shop/current")
+        assert shop.strip() == f"releases/{base.version}-{digest[:12]}", (web, shop)
+        _, main = bed.exec(web, "readlink /var/www/wordpress/current")
+        assert main == main_before, (web, main)
+    page = shop_get(bed, "/pwlb-shop-release.txt")
+    assert page.status == 200 and page.data == b"the shop's own release\n"
+    assert wp.get(bed.site_url, "/pwlb-shop-release.txt", bed=bed).status_code == 404
+    again = beds.run(bed, *args)
+    assert again.returncode == 0 and again.changed == 0, again.changed_ops
 
 
 def test_removing_a_site_fails_no_get_of_the_first_and_keeps_its_data_unless_purged(two_sites, beds):
