@@ -30,16 +30,17 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
-    # One bed at a time, each brought up once: every test on the shared split bed first,
-    # then those on the seed bed, then those with beds of their own, grouped by the bed
-    # their `own_bed("name")` marker names (stable otherwise: file order within a bed).
+    # One bed at a time, each brought up once: every test on the shared split bed first
+    # (those marked `before_deploy` before it is deployed), then those on the seed bed,
+    # then those with beds of their own, grouped by the bed their `own_bed("name")`
+    # marker names (stable otherwise: file order within a bed).
     def bed_order(item):
         own = item.get_closest_marker("own_bed")
         if own:
             return (2, own.args[0] if own.args else "")
         if "seed" in item.nodeid:
             return (1, "")
-        return (0, "")
+        return (0, "0" if item.get_closest_marker("before_deploy") else "1")
 
     items.sort(key=bed_order)
 

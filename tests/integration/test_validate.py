@@ -1,5 +1,6 @@
 """Guard rails on real hosts: a bad inventory or setting stops the deploy before any
-host is touched. A fresh bed of its own, never deployed, checked untouched after each."""
+host is touched. The shared split bed before its first deploy (these tests run first on
+it: no bed of their own to start), checked untouched after each."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ import pytest
 
 from tests.runner import pyinfra
 
-pytestmark = pytest.mark.own_bed("guard")
+pytestmark = pytest.mark.before_deploy
 
 
 @pytest.fixture(scope="module")
 def guard(beds):
-    return beds.get("split", "13", name="test-guard-13")
+    bed = beds.get("split", "13")
+    assert bed.name not in beds.deploys, "the guard rails run before the split bed's deploy"
+    return bed
 
 
 def assert_untouched(bed):
