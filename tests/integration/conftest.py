@@ -35,12 +35,14 @@ def pytest_collection_modifyitems(items):
     # then those with beds of their own, grouped by the bed their `own_bed("name")`
     # marker names (stable otherwise: file order within a bed).
     def bed_order(item):
+        if not item.get_closest_marker("integration"):
+            return (0, "")  # tests without a bed first, as collected
         own = item.get_closest_marker("own_bed")
         if own:
-            return (2, own.args[0] if own.args else "")
+            return (3, own.args[0] if own.args else "")
         if "seed" in item.nodeid:
-            return (1, "")
-        return (0, "0" if item.get_closest_marker("before_deploy") else "1")
+            return (2, "")
+        return (1, "0" if item.get_closest_marker("before_deploy") else "1")
 
     items.sort(key=bed_order)
 
