@@ -31,7 +31,8 @@ def pytest_collection_modifyitems(items):
         if "/integration/" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
     # One bed at a time, each brought up once: every test on the shared split bed first
-    # (those marked `before_deploy` before it is deployed), then those on the seed bed,
+    # (those marked `before_deploy` before it is deployed, `after_deploy` right after
+    # its deploy, before the others change its state), then those on the seed bed,
     # then those with beds of their own, grouped by the bed their `own_bed("name")`
     # marker names (stable otherwise: file order within a bed).
     def bed_order(item):
@@ -42,7 +43,8 @@ def pytest_collection_modifyitems(items):
             return (3, own.args[0] if own.args else "")
         if "seed" in item.nodeid:
             return (2, "")
-        return (1, "0" if item.get_closest_marker("before_deploy") else "1")
+        return (1, "0" if item.get_closest_marker("before_deploy") else
+                "1" if item.get_closest_marker("after_deploy") else "2")
 
     items.sort(key=bed_order)
 

@@ -1,7 +1,8 @@
 """Two sites on the split bed: a second site added under load on the first (no GET of it
 fails), served by its own name and certificate, its PHP, files, database account and
-mesh its own. The last tests of the shared split bed (the file sorts after the others):
-the bed keeps the second site."""
+mesh its own; upgraded alone; removed, then purged. Run right after the shared split
+bed's deploy (marker `after_deploy`); the bed is left as it was (its own deploy then
+changes nothing)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from tests import testbed
 from tests.integration import wp
 from tests.integration.load import Background
 from tests.runner import pyinfra
+
+pytestmark = pytest.mark.after_deploy
 
 SHOP = "shop.pwlb.test"
 SHOP_TITLE = "The shop on pyinfra"
