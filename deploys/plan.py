@@ -354,17 +354,28 @@ class Cluster:
                  held_back: tuple[str, ...] = ()) -> tuple[dict, ...]:
         """The balancers' backends: `address`, and `down` with the reason a balancer
         must not send it new requests: drained, failed in this run (`failed`: host
-        names), unreachable, or new and not verified yet (`held_back`)."""
+        names), unreachable, or new and not verified yet (`held_back`). Never every
+        backend for a failure: the site would have none left."""
         if self.lb_backends:
             return tuple({"address": b, "down": None} for b in self.lb_backends)
         entries = []
         for node in self.group("web"):
             reason = ("drained" if node.settings.drain else
-                      "failed during the last deploy" if node.name in failed else
-                      "unreachable during the last deploy" if node.name in self.unreachable
+                      FAILED if node.name in failed else
+                      UNREACHABLE if node.name in self.unreachable
                       else "new, not verified yet" if node.name in held_back else None)
             entries.append({"address": node.backend, "down": reason})
+        if all(e["down"] for e in entries):
+            # Every backend out would leave the site with none ("no live upstreams": a
+            # 502 for each uncached page). A host that failed or could not be reached
+            # still serves what it served before the run (a failed run changes no
+            # release), so those stay in; drained or unverified hosts stay out.
+            kept = (FAILED, UNREACHABLE)
+            entries = [{**e, "down": None} if e["down"] in kept else e for e in entries]
         return tuple(entries)
+
+
+FAILED, UNREACHABLE = "failed during the last deploy", "unreachable during the last deploy"
 
 
 def _freeze(data: Mapping) -> Mapping:

@@ -108,7 +108,7 @@ def test_a_database_on_another_port_is_reached_on_it():
 
 def test_the_upstream_leaves_out_drained_failed_unreachable_and_new_hosts():
     layout = {"lb1": ("lb",), "web1": ("web",), "web2": ("web",), "web3": ("web",),
-              "web4": ("web",), "db1": ("db",)}
+              "web4": ("web",), "web5": ("web",), "db1": ("db",)}
     # (one that cannot be reached has its address in its data: validate says so)
     plan = build(hosts(layout, per_host={"web1": {"drain": True},
                                          "web3": {"private_address": "10.0.0.13"}},
@@ -116,8 +116,25 @@ def test_the_upstream_leaves_out_drained_failed_unreachable_and_new_hosts():
     entries = {e["address"]: e["down"] for e in plan.upstream(frozenset({"web2"}), ("web4",))}
     assert entries == {"10.0.0.11:80": "drained", "10.0.0.12:80": "failed during the last deploy",
                        "10.0.0.13:80": "unreachable during the last deploy",
-                       "10.0.0.14:80": "new, not verified yet"}
+                       "10.0.0.14:80": "new, not verified yet", "10.0.0.15:80": None}
     assert all(e["down"] is None for e in build(hosts(layout)).upstream())
+
+
+def test_a_run_that_fails_every_web_host_leaves_them_in_the_pool():
+    """A wrong checksum fails every web host before any switch: they serve what they
+    served, and taking them all out would leave the balancers no backend at all."""
+    layout = {"lb1": ("lb",), "web1": ("web",), "web2": ("web",), "web3": ("web",),
+              "db1": ("db",)}
+    plan = build(hosts(layout, per_host={"web1": {"drain": True},
+                                         "web3": {"private_address": "10.0.0.13"}},
+                       down=("web3",)), unreachable={"web3": "test"})
+    entries = {e["address"]: e["down"] for e in plan.upstream(frozenset({"web2"}))}
+    assert entries == {"10.0.0.11:80": "drained", "10.0.0.12:80": None, "10.0.0.13:80": None}
+    # One left up: the failed one stays out.
+    plan = build(hosts(layout))
+    entries = {e["address"]: e["down"] for e in plan.upstream(frozenset({"web1", "web2"}))}
+    assert entries == {"10.0.0.11:80": "failed during the last deploy",
+                       "10.0.0.12:80": "failed during the last deploy", "10.0.0.13:80": None}
 
 
 def test_backends_the_deploy_does_not_manage():

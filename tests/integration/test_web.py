@@ -232,6 +232,13 @@ def test_a_wrong_checksum_stops_and_leaves_the_site_serving(split, beds):
         _, releases = split.exec(name, "ls /var/www/wordpress/releases; "
                                        "readlink /var/www/wordpress/current")
         assert "000000000000" not in releases
+    # Every web host failed that run, and each still serves: the balancers keep sending
+    # to them (taking all out would leave no backend: a 502 for each uncached page).
+    for lb in split.group("lb"):
+        _, conf = split.exec(lb.name, "cat /etc/nginx/sites-available/wordpress-lb")
+        assert " down;" not in conf, lb.name
+    response = wp.get(split.site_url, "/?past-the-cache=1", bed=split)
+    assert response.status_code == 200 and wp.title(response.text) == TITLE
     split.exec("web1", "rm -f /var/cache/wordpress-lb/wordpress-*-000000000000.tar.gz")
     split.exec("web2", "rm -f /var/cache/wordpress-lb/wordpress-*-000000000000.tar.gz")
 
