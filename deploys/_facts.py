@@ -17,6 +17,12 @@ asked. A host's state changed by another host (the mesh writing wp-content) is s
 the latest after that host's next command; the operations concerned write the same
 content either way.
 
+Facts that change by themselves but are asked once per site in a tier (an HTTP answer
+in the verify tier; whether WordPress is installed, its database version) are ONCE:
+asked with the rest of their tier in one command, and each answer given once (the
+same fact asked again in the run goes to the host). The answer is at most as old as
+the tier.
+
 Fewer round trips still: each host remembers which of these facts each tier asked in
 the last run (`<secrets file's stem>.facts.json` beside the secrets store: fact names
 and arguments, no answers), and the first time a tier asks one of them in this run,
@@ -45,7 +51,7 @@ from pyinfra.facts import deb, files, server, systemd
 
 from pyinfra_wordpress_lb.deploys._run import run
 from pyinfra_wordpress_lb.facts import (
-    files as own_files, mariadb, nftables, nginx, php, sysctl, wordpress,
+    files as own_files, http, mariadb, nftables, nginx, php, sysctl, wordpress,
 )
 
 # What only a command run on the host changes (or, for systemd, its units' own life; a
@@ -58,6 +64,8 @@ KEPT = frozenset({
     mariadb.Databases, mariadb.SchemaPrivileges, php.FpmVersion, sysctl.Setting,
 })
 
+# What changes by itself, asked once per site: asked with its tier, each answer given once.
+ONCE = frozenset({http.Response, wordpress.Installed, wordpress.DatabaseVersion})
 
 MARK = "##PWLB-FACT##"
 MISSING = "##PWLB-NOCMD##"
@@ -72,7 +80,7 @@ def install() -> None:
     @functools.wraps(ask)
     def get_fact(state, host, cls, args=None, kwargs=None, ensure_hosts=None,
                  apply_failed_hosts=True):
-        if cls not in KEPT or not state.is_executing:
+        if (cls not in KEPT and cls not in ONCE) or not state.is_executing:
             return ask(state, host, cls, args, kwargs, ensure_hosts, apply_failed_hosts)
         fact_kwargs, global_kwargs = pyinfra_facts._handle_fact_kwargs(
             state, host, cls, args, kwargs)
@@ -83,6 +91,13 @@ def install() -> None:
         answers = record.answers.setdefault(host.name, {})
         tier = _tier(state, host)
         _remember(record, host, tier, cls, fact_kwargs, key)  # for the next run
+        if cls in ONCE:
+            if key not in answers:
+                _ask_tier(state, host, tier, key, executor)
+            given = record.once.setdefault(host.name, {})
+            if key in given:
+                return given.pop(key)
+            return ask(state, host, cls, args, kwargs, ensure_hosts, apply_failed_hosts)
         if key not in answers:
             _ask_tier(state, host, tier, key, executor)
         if key not in answers:
@@ -115,12 +130,14 @@ def _tier(state, host) -> str:
 def _forgetting(execute):
     @functools.wraps(execute)
     def wrapper(self, state, host, *args, **kwargs):
-        answers = run(state).answers
-        answers.pop(host.name, None)
+        record = run(state)
+        record.answers.pop(host.name, None)
+        record.once.pop(host.name, None)
         try:
             return execute(self, state, host, *args, **kwargs)
         finally:
-            answers.pop(host.name, None)
+            record.answers.pop(host.name, None)
+            record.once.pop(host.name, None)
     return wrapper
 
 
@@ -173,14 +190,17 @@ def _ask_tier(state, host, tier: str, key, executor: dict) -> None:
         except (ImportError, AttributeError, ValueError):
             continue
         entry_key = _key(cls, entry["kwargs"], executor)
-        if cls in KEPT and entry_key not in batched:
+        if (cls in KEPT or cls in ONCE) and entry_key not in batched:
             wanted.append((entry_key, cls, entry["kwargs"]))
     if key not in {k for k, _, _ in wanted}:
         return  # not asked last time: one by one
     batched.update(k for k, _, _ in wanted)
-    answers = record.answers.setdefault(host.name, {})
-    answers.update(ask_together(host, [(cls, kw) for _, cls, kw in wanted], executor,
-                                keys=[k for k, _, _ in wanted]))
+    found = ask_together(host, [(cls, kw) for _, cls, kw in wanted], executor,
+                         keys=[k for k, _, _ in wanted])
+    once = {k: v for k, v in found.items() if k[0] in ONCE}
+    record.once.setdefault(host.name, {}).update(once)
+    record.answers.setdefault(host.name, {}).update(
+        {k: v for k, v in found.items() if k not in once})
 
 
 def ask_together(host, asked: list, executor: dict, keys: list) -> dict:

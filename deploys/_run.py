@@ -22,6 +22,7 @@ class Run:
     answers: dict = field(default_factory=dict)  # host -> facts kept while it runs (_facts)
     asked: dict = field(default_factory=dict)  # host -> {key: fact asked}, for the next run
     batched: dict = field(default_factory=dict)  # host -> keys asked together in this run
+    once: dict = field(default_factory=dict)  # host -> answers of ONCE facts, each given once
     learned: dict | None = None  # what the last run asked (_facts)
     learned_at: Any = None  # where that is kept
     unreachable: dict[str, str] | None = None  # host -> why

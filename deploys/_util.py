@@ -67,6 +67,27 @@ def host_fact(target: Host, fact_cls, **kwargs):
 _ASKING: dict[str, Semaphore] = {}
 
 
+def host_facts(target: Host, fact_cls, asked: list[dict]) -> list:
+    """`host_fact` for several arguments of one fact (a site's each), those not known yet
+    asked in one round trip; what that does not answer is asked alone."""
+    from pyinfra.api import facts as pyinfra_facts
+    from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
+
+    from pyinfra_wordpress_lb.deploys._facts import ask_together
+
+    cache = run().facts
+    keys = [(target.name, fact_cls, tuple(sorted(kw.items()))) for kw in asked]
+    missing = {k: kw for k, kw in zip(keys, asked) if k not in cache}
+    if len(missing) > 1 and target.connected and target.name not in unreachable():
+        with _ASKING.setdefault(target.name, Semaphore()):
+            _, options = pyinfra_facts._handle_fact_kwargs(state, target, fact_cls, None, {})
+            executor = {k: v for k, v in options.items() if k in CONNECTOR_ARGUMENT_KEYS}
+            wanted = [k for k in missing if k not in cache]
+            cache.update(ask_together(target, [(fact_cls, missing[k]) for k in wanted],
+                                      executor, keys=wanted))
+    return [host_fact(target, fact_cls, **kw) for kw in asked]
+
+
 def unreachable() -> dict[str, str]:
     """Hosts of the inventory that could not be reached in this run, and why: those that
     failed to connect when the run began, and those outside `--limit` whose facts were

@@ -578,7 +578,7 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
 
 def gather(inventory) -> list[HostInput]:
     """Each host's data and the facts a plan needs (asked once per run)."""
-    from pyinfra_wordpress_lb.deploys._util import host_fact, reachable
+    from pyinfra_wordpress_lb.deploys._util import host_fact, host_facts, reachable
     from pyinfra_wordpress_lb.deploys.database import GALERA_CONFIG
     from pyinfra_wordpress_lb.facts.mariadb import GaleraNode
     from pyinfra_wordpress_lb.facts.network import PrivateAddress
@@ -596,9 +596,13 @@ def gather(inventory) -> list[HostInput]:
         if up and "db" in h.groups and _galera_wanted(inventory):
             galera = host_fact(h, GaleraNode, database=str(site.db_name), config=GALERA_CONFIG)
         if up and "web" in h.groups:
+            overlays = site_entries(data)
+            # Every site's releases in one round trip (then each read from what it brought).
+            host_facts(h, Releases, [{"base": str(settings_of({**data, **o}).docroot)
+                                      .rstrip("/")} for o in overlays]
+                       + [{"base": str(site.docroot).rstrip("/")}])
             releases = host_fact(h, Releases, base=str(site.docroot).rstrip("/"))
             served = tuple(host_fact(h, ServedSites))
-            overlays = site_entries(data)
             site_releases = {overlays[0]["name"]: releases}
             for overlay in overlays[1:]:  # each further site's own releases
                 site_releases[overlay["name"]] = host_fact(

@@ -41,7 +41,7 @@ from pyinfra.operations import apt, files, server, systemd
 
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import backup, secrets, web
-from pyinfra_wordpress_lb.deploys._util import TIDY, host_fact, renamed
+from pyinfra_wordpress_lb.deploys._util import TIDY, host_fact, host_facts, renamed
 from pyinfra_wordpress_lb.deploys.plan import SHORTHAND, Node, Site, cluster, here
 from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.facts.syncthing import Devices
@@ -262,8 +262,10 @@ def sync() -> None:
     # One inotify watch per directory: too few and changes wait for the next rescan.
     sysctl.at_least(name="Let the mesh watch every directory",
                     key="fs.inotify.max_user_watches", value=int(s.mesh_inotify_watches))
-    for site in plan.sites:  # each site its own mesh, as its own user
-        _mesh(Mesh.of(site))
+    meshes = [Mesh.of(site) for site in plan.sites]
+    host_facts(host, Devices, [{"path": mesh.config} for mesh in meshes])  # in one round trip
+    for mesh in meshes:  # each site its own mesh, as its own user
+        _mesh(mesh)
 
 
 def _mesh(mesh: Mesh) -> None:

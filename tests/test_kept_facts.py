@@ -160,3 +160,40 @@ def test_a_host_lost_while_asked_together_is_left_to_pyinfra():
             raise ConnectionResetError("connection to web2 was lost")
 
     assert _facts.ask_together(Gone(), [(File, {"path": "/etc/passwd"})], {}, keys=["k"]) == {}
+
+
+def test_a_once_fact_comes_with_its_tier_and_each_answer_is_given_once(tmp_path):
+    """Whether WordPress is installed changes by itself: asked with the tier's facts in
+    one command, that answer is given once; asked again, the host is asked."""
+    from pyinfra_wordpress_lb.deploys._run import run
+    from pyinfra_wordpress_lb.facts.wordpress import Installed
+
+    _facts.install()
+    inventory = Inventory((["@local"], {}))
+    state = State(inventory, Config())
+    connect_all(state)
+    local = inventory.get_host("@local")
+    asked: list[str] = []
+    original = local.connector.run_shell_command
+
+    def counting(command, *args, **kwargs):
+        asked.append(str(command))
+        return original(command, *args, **kwargs)
+
+    local.connector.run_shell_command = counting
+    record = run(state)
+    record.learned = {"@local": [
+        {"tier": "", "fact": "pyinfra.facts.files:Directory", "kwargs": {"path": str(tmp_path)}},
+        {"tier": "", "fact": "pyinfra_wordpress_lb.facts.wordpress:Installed",
+         "kwargs": {"docroot": str(tmp_path), "user": "nobody"}}]}
+    record.learned_at = tmp_path / "hosts.facts.json"
+    state.is_executing = True
+    with ctx_state.use(state), ctx_host.use(local):
+        assert local.get_fact(Installed, docroot=str(tmp_path), user="nobody") is False
+        assert len(asked) == 1  # with the directory, at once
+        from pyinfra.facts.files import Directory
+
+        assert isinstance(local.get_fact(Directory, path=str(tmp_path)), dict)
+        assert len(asked) == 1
+        assert local.get_fact(Installed, docroot=str(tmp_path), user="nobody") is False
+        assert len(asked) == 2  # given once: then asked
