@@ -203,11 +203,19 @@ def _ask_tier(state, host, tier: str, key, executor: dict) -> None:
         {k: v for k, v in found.items() if k not in once})
 
 
+# One command's length at most: the shell gets it as one argument (`sh -c`), and Linux
+# refuses an argument over 128 KiB (a no-op with 20 sites asks ~150 KiB of facts).
+CHUNK = 48 * 1024
+SIDE_BY_SIDE = 4  # ONCE facts run at once: each may be a page WordPress renders
+
+
 def ask_together(host, asked: list, executor: dict, keys: list) -> dict:
-    """Facts asked in one command: {key: answer} for each one that answered plainly
-    (exit status 0; a fact that fails, or needs a command the host may lack, is left
-    to be asked alone, with pyinfra's own handling)."""
-    parts, facts = [], {}
+    """Facts asked together, in as few commands as their length allows: {key: answer}
+    for each one that answered plainly (exit status 0; a fact that fails, or needs a
+    command the host may lack, is left to be asked alone, with pyinfra's own handling).
+    ONCE facts (an HTTP request, a PHP process each) run SIDE_BY_SIDE at a time, each
+    into a file of a private directory; the others one after another."""
+    facts, texts = {}, {}
     for index, (cls, kwargs) in enumerate(asked):
         fact = cls()
         if fact.shell_executable:
@@ -219,21 +227,56 @@ def ask_together(host, asked: list, executor: dict, keys: list) -> dict:
             needs = needs.get_raw_value() if isinstance(needs, StringCommand) else str(needs)
             text = (f"if command -v {needs} >/dev/null 2>&1; then ( {text} ); "
                     f"else echo '{MISSING}'; fi")
-        parts.append(f"echo '{MARK} {index}'; ( {text} ) </dev/null; echo '{MARK} {index}' $?")
-        facts[index] = fact
-    if not parts:
-        return {}
-    try:
-        status, output = host.run_shell_command(StringCommand("; ".join(parts)),
-                                                print_output=False, print_input=False,
-                                                **executor)
-    except (TimeoutError, OSError, EOFError, SSHException):
-        # The host is gone (killed, cut off): each fact is asked alone, and pyinfra's own
-        # handling fails the host as for any fact it cannot load.
-        return {}
+        facts[index], texts[index] = fact, text
+    chunks: list[list[int]] = [[]]
+    size = 0
+    for index, text in texts.items():
+        if chunks[-1] and size + len(text) > CHUNK:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(index)
+        size += len(text) + 80
+    found: dict = {}
+    for chunk in chunks:
+        if not chunk:
+            continue
+        command = _together([(i, texts[i], type(facts[i]) in ONCE) for i in chunk])
+        try:
+            status, output = host.run_shell_command(StringCommand(command),
+                                                    print_output=False, print_input=False,
+                                                    **executor)
+        except (TimeoutError, OSError, EOFError, SSHException):
+            # The host is gone (killed, cut off): each fact is asked alone, and pyinfra's
+            # own handling fails the host as for any fact it cannot load.
+            return found
+        found.update(_answers(output.stdout_lines, facts, keys))
+    return found
+
+
+def _together(parts: list[tuple[int, str, bool]]) -> str:
+    """One shell script asking these facts, each answer between two MARK lines (the
+    second with its exit status)."""
+    now, side, later = [], [], []
+    for index, text, once in parts:
+        if once:
+            out = f'"$d/{index}"'
+            if side and len(side) % (SIDE_BY_SIDE + 1) == SIDE_BY_SIDE:
+                side.append("wait")
+            side.append(f"{{ ( {text} ) </dev/null >{out}; echo $? >{out}.rc; }} &")
+            later.append(f"echo '{MARK} {index}'; cat {out}; "
+                         f"echo '{MARK} {index}' $(cat {out}.rc)")
+        else:
+            now.append(f"echo '{MARK} {index}'; ( {text} ) </dev/null; "
+                       f"echo '{MARK} {index}' $?")
+    if side:  # started first, read once the others answered
+        now = ["d=$(mktemp -d)", *side, *now, "wait", *later, 'rm -rf "$d"']
+    return "\n".join(now)
+
+
+def _answers(stdout_lines, facts: dict, keys: list) -> dict:
     found: dict = {}
     lines: list[str] = []
-    for line in output.stdout_lines:
+    for line in stdout_lines:
         if not line.startswith(MARK):
             lines.append(line)
             continue

@@ -190,10 +190,54 @@ def test_a_once_fact_comes_with_its_tier_and_each_answer_is_given_once(tmp_path)
     state.is_executing = True
     with ctx_state.use(state), ctx_host.use(local):
         assert local.get_fact(Installed, docroot=str(tmp_path), user="nobody") is False
-        assert len(asked) == 1  # with the directory, at once
+        assert len(asked) == 1  # with the directory, at once (itself beside the others)
+        assert "mktemp -d" in asked[0] and "\nwait\n" in asked[0]
         from pyinfra.facts.files import Directory
 
         assert isinstance(local.get_fact(Directory, path=str(tmp_path)), dict)
         assert len(asked) == 1
         assert local.get_fact(Installed, docroot=str(tmp_path), user="nobody") is False
         assert len(asked) == 2  # given once: then asked
+
+
+def _shell_host(outputs: list):
+    import subprocess
+
+    from pyinfra.connectors.util import CommandOutput, OutputLine
+
+    host = type("Host", (), {})()
+
+    def run_shell_command(command, **kwargs):
+        text = command.get_raw_value()
+        outputs.append(text)
+        done = subprocess.run(["sh", "-c", text], capture_output=True, text=True)
+        return True, CommandOutput([OutputLine("stdout", line)
+                                    for line in done.stdout.splitlines()])
+
+    host.run_shell_command = run_shell_command
+    return host
+
+
+def test_many_facts_are_asked_in_commands_the_shell_accepts(tmp_path):
+    """A no-op with 20 sites asks ~150 KiB of facts at once: Linux refuses one argument
+    over 128 KiB, so they go in several commands, each answered."""
+    (tmp_path / "a").write_text("x")
+    outputs: list[str] = []
+    asked = [(File, {"path": str(tmp_path / "a") + "/" * n}) for n in range(0, 1200, 2)]
+    found = _facts.ask_together(_shell_host(outputs), asked, {}, keys=list(range(len(asked))))
+    assert len(outputs) > 1 and all(len(text) < 128 * 1024 for text in outputs)
+    assert len(found) == len(asked)
+
+
+def test_once_facts_run_a_few_at_a_time(tmp_path):
+    from pyinfra_wordpress_lb.facts.wordpress import Installed
+
+    outputs: list[str] = []
+    asked = [(Installed, {"docroot": str(tmp_path / str(n)), "user": "nobody"})
+             for n in range(10)]
+    found = _facts.ask_together(_shell_host(outputs), asked, {}, keys=list(range(10)))
+    assert found == {n: False for n in range(10)}  # no wp-config.php there
+    lines = outputs[0].splitlines()
+    started = [i for i, line in enumerate(lines) if line.endswith("&")]
+    waits = [i for i, line in enumerate(lines) if line == "wait"]
+    assert len(started) == 10 and len(waits) == 3  # after the 4th, the 8th, and the last
