@@ -220,3 +220,26 @@ def test_a_site_with_a_release_of_its_own_uploads_its_own_archive(tmp_path):
     unpack = text(result["web1"], "WordPress | Unpack the verified WordPress 6.8.3 beside "
                                   "the served release (shop)")
     assert "/var/www/shop" in unpack and "6.8.3-abababababab" in unpack
+
+
+def test_each_further_sites_backends_are_verified_from_one_balancer_in_turn(tmp_path):
+    """A page rendered per backend and site, not per balancer too: the first site's
+    backends from every balancer (each one's way to them), the next from one in turn.
+    (The checks are skipped by `_if` while the run goes: the rule is asked here.)"""
+    from pyinfra_wordpress_lb.deploys.plan import build
+    from pyinfra_wordpress_lb.deploys.verify import checks_backends
+    from tests.test_plan import hosts
+
+    layout = {"lb1": ("lb",), "lb2": ("lb",), "web1": ("web",), "web2": ("web",),
+              "db1": ("db",)}
+    sites = SITES + [{"name": "news", "site_url": "https://news.example"}]
+    cluster = build(hosts(layout, data={"sites": sites}))
+    asks = {name: [checks_backends(cluster, i, cluster.node(name)) for i in range(3)]
+            for name in ("lb1", "lb2", "web1")}
+    assert asks == {"lb1": [True, False, True], "lb2": [True, True, False],
+                    "web1": [True, True, True]}
+    result = plan({"lb": ["lb1", "lb2"], "web": ["web1", "web2"], "db": ["db1"]},
+                  tmp_path / "s.json", data={"sites": sites, "lb_vip": "10.0.0.100"},
+                  fake_responses=FPM)
+    for lb in ("lb1", "lb2"):  # every check on every balancer, in the same order
+        assert "Verify | Backend 10.0.0.13:80 serves the site (news)" in names(result[lb])
