@@ -244,6 +244,8 @@ def _check_numbers(problems: list[str]) -> None:
         "backup_keep": (1, 10000, True, "db"), "login_burst": (0, 100000, True, "lb"),
         "lb_max_fails": (0, 1000, True, "lb"), "lb_next_upstream_tries": (0, 100, True, "lb"),
         "lb_keepalive": (0, 100000, True, "lb"), "db_max_connections": (10, 100000, True, "db"),
+        "opcache_memory": (8, 65536, True, "web"),
+        "opcache_memory_per_site": (0, 65536, True, "web"),
     }
     for name, (low, high, integer, role) in ranges.items():
         _bad_setting(problems, _group(role), name,

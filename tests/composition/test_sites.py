@@ -127,6 +127,12 @@ def test_adding_a_site_leaves_the_first_sites_files_as_they_were(one, two):
                         "Balancer | Install the page cache's purge command",
                         "Firewall | Write the firewall rules") or "secret" in name.lower():
                 continue  # these hold every site
+            if name == "Web | Run the wordpress PHP-FPM pool with OPcache":
+                # The pool as it was; OPcache's size grows (test_opcache_grows_with_the_sites)
+                commands = [c for c in commands if "/conf.d/" not in c]
+                assert any("pool.d/wordpress.conf" in c for c in commands)
+                assert [c for c in after[name] if "/conf.d/" not in c] == commands
+                continue
             assert name in after, (host, name)
             if any("upload " in c for c in commands):
                 assert after[name] == commands, (host, name)
@@ -243,3 +249,12 @@ def test_each_further_sites_backends_are_verified_from_one_balancer_in_turn(tmp_
                   fake_responses=FPM)
     for lb in ("lb1", "lb2"):  # every check on every balancer, in the same order
         assert "Verify | Backend 10.0.0.13:80 serves the site (news)" in names(result[lb])
+
+
+def test_opcache_grows_with_the_sites(two, one):
+    """Each site has its own copy of WordPress's code: OPcache holds them all."""
+    ini = "Web | Run the wordpress PHP-FPM pool with OPcache"
+    assert "opcache.memory_consumption = 128" in text(one["web1"], ini)
+    assert "opcache.max_accelerated_files = 20000" in text(one["web1"], ini)
+    assert "opcache.memory_consumption = 176" in text(two[0]["web1"], ini)
+    assert "opcache.max_accelerated_files = 24000" in text(two[0]["web1"], ini)

@@ -292,8 +292,10 @@ def test_releases_and_drain_settings(secrets_file):
 
 def test_numbers_in_range(secrets_file):
     message = rejected(SPLIT, secrets_file, data={"mesh_delay": -1, "page_cache_ttl": "10s",
-                                                  "lb_worker_connections": 10})
+                                                  "lb_worker_connections": 10,
+                                                  "opcache_memory_per_site": "48M"})
     assert "mesh_delay -1 is not a whole number from 1 to 60" in message
+    assert "opcache_memory_per_site '48M' is not a whole number from 0 to 65536" in message
     assert "page_cache_ttl '10s' is not a whole number from 0 to 86400" in message
     assert "lb_worker_connections 10 is not a whole number from 512 to 1048576" in message
 
