@@ -28,6 +28,7 @@ from pyinfra_cli.exceptions import CliError
 
 from pyinfra_wordpress_lb.deploys import balancer, secrets, wordpress
 from pyinfra_wordpress_lb.deploys import _facts as kept_facts
+from pyinfra_wordpress_lb.deploys import _speed
 from pyinfra_wordpress_lb.deploys._failures import report_failures
 from pyinfra_wordpress_lb.deploys._run import run
 from pyinfra_wordpress_lb.deploys.plan import (
@@ -893,6 +894,7 @@ def validate() -> Cluster:
     once the checks pass (deploys then read it: `deploys.plan.cluster()`)."""
     report_failures(state)
     kept_facts.install()
+    _speed.install()
     found = problems()
     if not found:
         for name, why in sorted(unreachable().items()):

@@ -29,32 +29,14 @@ def _faster_pyinfra() -> None:
     (only file names and line numbers are used), the global arguments' type hints, the
     same for every operation, are computed once, and host data is looked up without
     merging the groups' data again each time."""
-    import inspect
-    from functools import cache
-
-    import pyinfra.api.arguments as arguments
-    import pyinfra.api.facts as facts
-    import pyinfra.api.util as util
-
     from copy import copy, deepcopy
 
+    import pyinfra.api.facts as facts
     from pyinfra.api.host import HostData
 
-    def stack():  # inspect.stack() without its source lookups: only the frames
-        frames, frame = [], sys._getframe(1)
-        while frame is not None:
-            frames.append((frame,))
-            frame = frame.f_back
-        return frames
+    from pyinfra_wordpress_lb.deploys import _speed
 
-    def getframeinfo(frame):  # what pyinfra reads: the file name and the line number
-        code = frame.f_code
-        return inspect.Traceback(code.co_filename, frame.f_lineno, code.co_name, None, None)
-
-    util.stack = stack
-    util.getframeinfo = getframeinfo
-    arguments.all_global_arguments = facts.all_global_arguments = cache(
-        arguments.all_global_arguments)
+    _speed.install()  # where operations are called from; the global arguments' types
 
     # Every lookup of a host's data called a function per layer, merged its groups'
     # data again and caught a KeyError per layer (see _fixed_layers). Most lookups are
@@ -105,16 +87,6 @@ def _faster_pyinfra() -> None:
         return deepcopy(answers[key])
 
     facts.get_fact = host_module.get_fact = get_fact
-
-    # pyinfra's file facts build their command from one long template, split with
-    # shlex (~0.2 ms) at every ask: the same few templates, split once.
-    import shlex
-    from types import SimpleNamespace
-
-    import pyinfra.api.command as command
-
-    split = cache(lambda string: tuple(shlex.split(string)))
-    command.shlex = SimpleNamespace(split=split, quote=shlex.quote)
 
 
 def _fixed_layers(inventory) -> None:
