@@ -47,7 +47,7 @@ from pyinfra.api import host as pyinfra_host
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from paramiko import SSHException
 from pyinfra.api.command import StringCommand
-from pyinfra.facts import deb, files, server, systemd
+from pyinfra.facts import deb, files, mysql, server, systemd
 
 from pyinfra_wordpress_lb.deploys._run import run
 from pyinfra_wordpress_lb.facts import (
@@ -62,6 +62,7 @@ KEPT = frozenset({
     server.LinuxDistribution, deb.DebPackages, systemd.SystemdStatus, systemd.SystemdEnabled,
     own_files.Content, wordpress.Releases, nftables.Table, nginx.Loaded, mariadb.Accounts,
     mariadb.Databases, mariadb.SchemaPrivileges, php.FpmVersion, sysctl.Setting,
+    mysql.MysqlDatabases,
 })
 
 # What changes by itself, asked once per site: asked with its tier, each answer given once.
