@@ -1,8 +1,8 @@
 """Two sites on the split bed: a second site added under load on the first (no GET of it
-fails), served by its own name and certificate, its PHP, files, database account and
-mesh its own; upgraded alone; removed, then purged. Run right after the shared split
-bed's deploy (marker `after_deploy`); the bed is left as it was (its own deploy then
-changes nothing)."""
+fails), a third added and removed under load on both; the second served by its own name
+and certificate, its PHP, files, database account and mesh its own; upgraded alone;
+removed, then purged. Run right after the shared split bed's deploy (marker
+`after_deploy`); the bed is left as it was (its own deploy then changes nothing)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ import urllib3
 
 from tests import testbed
 from tests.integration import wp
-from tests.integration.load import Background
+from tests.integration.load import Background, resolving
 from tests.runner import pyinfra
 
 pytestmark = pytest.mark.after_deploy
 
 SHOP = "shop.pwlb.test"
 SHOP_TITLE = "The shop on pyinfra"
+NEWS, NEWS_TITLE = "news.pwlb.test", "The news on pyinfra"
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +41,13 @@ def two_sites(beds):
     return bed, added, again, load.result
 
 
-def shop_get(bed, path: str = "/") -> urllib3.BaseHTTPResponse:
-    """GET the shop through the shared address by its own name (SNI and Host), its
-    certificate checked against the bed's CA for that name."""
-    pool = urllib3.HTTPSConnectionPool(bed.vip, 443, server_hostname=SHOP,
-                                       assert_hostname=SHOP, ca_certs=str(bed.ca_file),
+def shop_get(bed, path: str = "/", name: str = SHOP) -> urllib3.BaseHTTPResponse:
+    """GET the shop (or the site of that name) through the shared address by its own
+    name (SNI and Host), its certificate checked against the bed's CA for that name."""
+    pool = urllib3.HTTPSConnectionPool(bed.vip, 443, server_hostname=name,
+                                       assert_hostname=name, ca_certs=str(bed.ca_file),
                                        cert_reqs="CERT_REQUIRED", retries=False, timeout=30)
-    return pool.request("GET", path, headers={"Host": SHOP}, redirect=False)
+    return pool.request("GET", path, headers={"Host": name}, redirect=False)
 
 
 def test_a_second_site_is_added_without_failing_a_get_of_the_first(two_sites):
@@ -56,6 +57,39 @@ def test_a_second_site_is_added_without_failing_a_get_of_the_first(two_sites):
     print(f"adding a site: {load.sent} GETs of the first, {load.failed} failed")
     assert load.sent > 50 and load.failed == 0, load.errors
     assert again.returncode == 0 and again.changed == 0, again.output[-6000:]
+
+
+def test_a_third_site_comes_and_goes_without_failing_a_get_of_the_other_two(two_sites, beds):
+    """Two sites serving: a third is added under GETs of both (cached and uncached
+    pages), then removed and purged under GETs of both; each next run changes nothing."""
+    bed = two_sites[0]
+    three = [{"name": "main", "site_url": bed.site_url},
+             {"name": "shop", "site_url": f"https://{SHOP}", "site_title": SHOP_TITLE},
+             {"name": "news", "site_url": f"https://{NEWS}", "site_title": NEWS_TITLE}]
+    args = ("--data", "sites=" + json.dumps(three))
+    urls = [bed.site_url + "/", bed.site_url + "/?past-the-cache=1",
+            f"https://{SHOP}/", f"https://{SHOP}/?past-the-cache=1"]
+    with resolving(SHOP, bed.vip):
+        with Background(urls, verify=wp.verify(bed), fresh=True) as load:
+            added = beds.run(bed, *args)
+        assert added.returncode == 0, added.output[-6000:]
+        print(f"adding a third site: {load.result.sent} GETs of the two, "
+              f"{load.result.failed} failed")
+        assert load.result.sent > 50 and load.result.failed == 0, load.result.errors
+        again = beds.run(bed, *args)
+        assert again.returncode == 0 and again.changed == 0, again.changed_ops
+        news = shop_get(bed, name=NEWS)
+        assert news.status == 200 and wp.title(news.data.decode()) == NEWS_TITLE
+        three[2].update(absent=True, purge=True)
+        args = ("--data", "sites=" + json.dumps(three))
+        with Background(urls, verify=wp.verify(bed), fresh=True) as load:
+            removed = beds.run(bed, *args)
+        assert removed.returncode == 0, removed.output[-6000:]
+        print(f"removing it: {load.result.sent} GETs of the two, {load.result.failed} failed")
+        assert load.result.sent > 20 and load.result.failed == 0, load.result.errors
+    again = beds.run(bed, *args)
+    assert again.returncode == 0 and again.changed == 0, again.changed_ops
+    bed.exec("web1", "test ! -e /var/www/news && ! id wp-news")
 
 
 def test_each_site_answers_by_its_own_name_with_its_own_certificate(two_sites):
