@@ -53,7 +53,6 @@ WATCH_UNIT = "wordpress-lb-mesh-watch.service"  # scans each change at once
 CONFIG = "/etc/wordpress-lb/syncthing.xml"
 FOLDER = "wp-content"
 FLAG = web.MESH_FLAG  # the backend answers 503 while it exists
-FLAG_DIR = FLAG.rsplit("/", 1)[0]
 TOOL = "/usr/local/sbin/wordpress-lb-mesh"
 API_PORT = 8384  # syncthing's local API, on 127.0.0.1 only
 PACKAGES = ["syncthing", "inotify-tools", "python3"]
@@ -150,6 +149,10 @@ class Mesh:
     @property
     def flag(self) -> str:
         return web.mesh_flag(self.site)
+
+    @property
+    def flag_dir(self) -> str:
+        return self.flag.rsplit("/", 1)[0]
 
     @property
     def tmpfiles(self) -> str:
@@ -325,7 +328,12 @@ def _mesh(mesh: Mesh) -> None:
                    src=templates.path("tmpfiles/wordpress-lb-mesh.conf.j2"),
                    dest=mesh.tmpfiles,
                    create_remote_dir=False, mode="644",
-                   run_as=user, flag=mesh.flag, flag_dir=FLAG_DIR)
+                   run_as=user, flag=mesh.flag, flag_dir=mesh.flag_dir)
+    # The same directory now (at boot, tmpfiles makes it): its user removes the flag. (A
+    # host booted with the shared directory of earlier versions had it owned by another
+    # site's user, and this site's catch-up failed.)
+    files.directory(name="Give the catching-up flag's directory to the site's user" + tag,
+                    path=mesh.flag_dir, user=user, group=user, mode="755")
     if mesh.main:
         _retire_lsyncd()
     systemd.daemon_reload(name="Reload systemd for the mesh units" + tag,

@@ -178,8 +178,12 @@ def _serve(site: Site, plan, me, ini: bool) -> None:
 
 def mesh_flag(site: Site) -> str:
     """Raised at boot on a web host with peers, gone once the site's mesh caught up: the
-    site's backend vhost answers 503 meanwhile (deploys/sync.py)."""
-    return MESH_FLAG if site.name == SHORTHAND else f"{MESH_FLAG}-{site.name}"
+    site's backend vhost answers 503 meanwhile (deploys/sync.py). Each site's in a
+    directory of its own, owned by its user (who removes the flag): in one shared
+    directory, the boot gave it to one site's user and the others could not."""
+    if site.name == SHORTHAND:
+        return MESH_FLAG
+    return MESH_FLAG.replace("/wordpress-lb-mesh/", f"/wordpress-lb-mesh-{site.name}/")
 
 
 def logrotate(site: Site) -> str:

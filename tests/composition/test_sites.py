@@ -69,7 +69,7 @@ def test_each_site_runs_php_as_its_own_user_confined_to_its_own_files(two):
     assert re.search(r"listen 80;\n\s+server_name shop\.example;", vhost), vhost[:800]
     assert "fastcgi_pass unix:/run/php/wp-shop-fpm.sock;" in vhost
     assert "root /var/www/shop/current;" in vhost
-    assert "/run/wordpress-lb-mesh/catching-up-shop" in vhost
+    assert "/run/wordpress-lb-mesh-shop/catching-up" in vhost
     first = text(web, "Web | Write the nginx backend vhost")
     assert "listen 80 default_server;" in first and "wordpress-fpm.sock" in first
 
@@ -110,6 +110,13 @@ def test_each_site_has_its_own_mesh_and_backups(two):
     unit = text(web, "Sync mesh | Install the mesh unit (shop)")
     assert "syncthing-wordpress-shop.service" in unit and "User=wp-shop" in unit
     assert "--home=/var/lib/wp-shop/syncthing" in unit
+    # Its catching-up flag in a directory of its own user's (the first site's user
+    # could not remove its flag from a directory the boot gave to another site's user).
+    boot = text(web, "Sync mesh | Raise the catching-up flag at every boot (shop)")
+    assert "d /run/wordpress-lb-mesh-shop 0755 wp-shop wp-shop -" in boot
+    assert "f /run/wordpress-lb-mesh-shop/catching-up 0644 wp-shop wp-shop -" in boot
+    first = text(web, "Sync mesh | Raise the catching-up flag at every boot")
+    assert "d /run/wordpress-lb-mesh 0755 wordpress wordpress -" in first
     assert "ip saddr { 10.0.0.12 } tcp dport { 22000, 22001 } accept" in text(web)
     db = names(result["db1"])
     assert "Backups | Install wordpress-backup-shop.timer" in db
