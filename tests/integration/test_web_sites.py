@@ -149,6 +149,33 @@ def test_a_sites_database_account_cannot_read_another_sites_database(two_sites):
     assert "denied" in error, error
 
 
+def test_a_web_host_back_from_a_reboot_serves_every_site(two_sites, beds):
+    """At boot each site's catch-up removes its own catching-up flag, in a directory of
+    its own user's: with the flags in one shared directory, the boot gave it to one
+    site's user, the other's catch-up failed and its backend answered 503 for good."""
+    bed = two_sites[0]
+    web2 = bed.host("web2").address
+    bed.container("web2").restart()
+    bed.wait_booted("web2")
+    answers: dict = {}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        answers = {name: bed.exec("lb1", f"curl -s -o /dev/null -m 5 -w '%{{http_code}}' "
+                                         f"-H 'Host: {host}' http://{web2}/",
+                                  check=False)[1].strip()
+                   for name, host in (("main", wp.site_host(bed)), ("shop", SHOP))}
+        if set(answers.values()) == {"200"}:
+            break
+        time.sleep(2)
+    assert answers == {"main": "200", "shop": "200"}, answers
+    bed.exec("web2", "systemctl is-active wordpress-lb-mesh-catch-up.service "
+                     "wordpress-lb-mesh-catch-up-shop.service")
+    sites = [{"name": "main", "site_url": bed.site_url},
+             {"name": "shop", "site_url": f"https://{SHOP}", "site_title": SHOP_TITLE}]
+    again = beds.run(bed, "--data", "sites=" + json.dumps(sites))
+    assert again.returncode == 0 and again.changed == 0, again.changed_ops
+
+
 def test_a_sites_mesh_carries_its_uploads_to_the_other_web_host(two_sites):
     bed = two_sites[0]
     for unit in ("syncthing-wordpress-shop.service", "wp-shop-cron.timer"):
