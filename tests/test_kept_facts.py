@@ -77,16 +77,8 @@ def test_an_answer_cannot_be_changed_by_who_received_it():
         assert one.get_fact(File, path="/etc/passwd")["size"] == 1234
 
 
-def test_a_tier_asks_what_it_asked_last_time_in_one_command(tmp_path):
-    """With what the last run asked (per host and tier), the first fact a tier asks
-    brings every one of them in one round trip (here on this machine, @local: a real
-    shell); each answer is read by the fact's own parser."""
-    from pyinfra.facts.files import Directory
-
-    from pyinfra_wordpress_lb.deploys._run import run
-
-    _facts.install()
-    (tmp_path / "a.txt").write_text("hello\n")
+def _local_counting():
+    """This machine as a pyinfra host (@local: a real shell), counting its commands."""
     inventory = Inventory((["@local"], {}))
     state = State(inventory, Config())
     connect_all(state)
@@ -99,6 +91,20 @@ def test_a_tier_asks_what_it_asked_last_time_in_one_command(tmp_path):
         return original(command, *args, **kwargs)
 
     local.connector.run_shell_command = counting
+    return state, local, asked
+
+
+def test_a_tier_asks_what_it_asked_last_time_in_one_command(tmp_path):
+    """With what the last run asked (per host and tier), the first fact a tier asks
+    brings every one of them in one round trip (here on this machine, @local: a real
+    shell); each answer is read by the fact's own parser."""
+    from pyinfra.facts.files import Directory
+
+    from pyinfra_wordpress_lb.deploys._run import run
+
+    _facts.install()
+    (tmp_path / "a.txt").write_text("hello\n")
+    state, local, asked = _local_counting()
     record = run(state)
     record.learned = {"@local": [
         {"tier": "", "fact": "pyinfra.facts.files:File", "kwargs": {"path": str(tmp_path / "a.txt")}},
@@ -169,18 +175,7 @@ def test_a_once_fact_comes_with_its_tier_and_each_answer_is_given_once(tmp_path)
     from pyinfra_wordpress_lb.facts.wordpress import Installed
 
     _facts.install()
-    inventory = Inventory((["@local"], {}))
-    state = State(inventory, Config())
-    connect_all(state)
-    local = inventory.get_host("@local")
-    asked: list[str] = []
-    original = local.connector.run_shell_command
-
-    def counting(command, *args, **kwargs):
-        asked.append(str(command))
-        return original(command, *args, **kwargs)
-
-    local.connector.run_shell_command = counting
+    state, local, asked = _local_counting()
     record = run(state)
     record.learned = {"@local": [
         {"tier": "", "fact": "pyinfra.facts.files:Directory", "kwargs": {"path": str(tmp_path)}},
