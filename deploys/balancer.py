@@ -88,6 +88,11 @@ def _served(site: Site, first: bool) -> dict:
     its own page cache and login limits."""
     return {"name": site.name, "default": first, "netloc": site.netloc,
             "hostname": site.hostname, "aliases": list(site.aliases),
+            "server_names": list(site.server_names),
+            # A subdomain network's sub-sites move to HTTPS by their own names.
+            "redirect_host": ("$host" + site.netloc[len(site.hostname):]) if site.subdomains
+            else site.netloc,
+            "subdirectory": site.multisite == "subdirectory",
             "cert": tls.cert_path(site), "key": tls.key_path(site),
             "hsts_max_age": site.tls.hsts_max_age,
             "cache_dir": cache_dir(site), "cache_zone": "wordpress_lb_pages" + _zones(site),

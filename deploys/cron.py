@@ -11,6 +11,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, systemd
 
 from pyinfra_wordpress_lb import templates
+from pyinfra_wordpress_lb.deploys._util import TIDY
 from pyinfra_wordpress_lb.deploys.plan import Site, cluster
 
 RUNNER = "/usr/local/lib/wordpress-lb/wordpress-cron.php"  # the first site's (runner)
@@ -38,7 +39,8 @@ def _cron(site: Site) -> None:
     user, name, tag = site.user, unit(site), site.tag
     files.template(name="Install the WP-Cron runner" + tag, mode="644",
                    src=templates.path("wordpress/wordpress-cron.php.j2"),
-                   dest=runner(site), site_host=templates.php_string(site.hostname))
+                   dest=runner(site), site_host=templates.php_string(site.hostname),
+                   multisite=site.multisite != "off", jinja_env_kwargs=TIDY)
     service = files.template(name=f"Install {name}.service", mode="644",
                              src=templates.path("systemd/wordpress-cron.service.j2"),
                              dest=f"/etc/systemd/system/{name}.service",

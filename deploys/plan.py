@@ -50,7 +50,7 @@ SITE_ENTRY_KEYS = {
     "wordpress_checksum": "wordpress_checksum", "wordpress_url": "wordpress_url",
     "wordpress_archive": "wordpress_archive",
     "keep_releases": "keep_releases", "tls": "tls", "tls_certificate": "tls_certificate",
-    "tls_key": "tls_key", "hsts_max_age": "hsts_max_age",
+    "tls_key": "tls_key", "hsts_max_age": "hsts_max_age", "multisite": "multisite",
 }
 
 
@@ -123,6 +123,7 @@ class Site:
     home: str = "/var/lib/wordpress"  # that user's home (the mesh's state, SSH keys)
     aliases: tuple[str, ...] = ()  # other host names, redirected to `hostname`
     purge: bool = False  # a retired site (`absent`): its files and database go too
+    multisite: str = "off"  # a WordPress network: off, subdirectory, subdomain
 
     @property
     def key(self) -> str:
@@ -154,6 +155,17 @@ class Site:
     @property
     def https(self) -> bool:
         return urlsplit(self.url).scheme == "https"
+
+    @property
+    def subdomains(self) -> bool:
+        """A network whose sub-sites have names of their own (`<name>.<host>`)."""
+        return self.multisite == "subdomain"
+
+    @property
+    def server_names(self) -> tuple[str, ...]:
+        """The names nginx answers for this site (its aliases aside): its host, and any
+        name under it for a subdomain network."""
+        return (self.hostname, f"*.{self.hostname}") if self.subdomains else (self.hostname,)
 
     @property
     def content(self) -> str:
@@ -405,7 +417,9 @@ def site_url(s: Settings, first: str) -> str:
 def _tls(s: Settings, url: str, aliases: tuple[str, ...]) -> Tls:
     mode = str(s.tls)
     hsts = s.hsts_max_age
-    names = [urlsplit(url).hostname or ""] + list(aliases)
+    host = urlsplit(url).hostname or ""
+    # A subdomain network's sub-sites are `<name>.<host>`: the certificate covers them.
+    names = [host] + ([f"*.{host}"] if s.multisite == "subdomain" else []) + list(aliases)
     if mode == "self-signed" and s.lb_vip and str(s.lb_vip) not in names:
         names.append(str(s.lb_vip))
     return Tls(mode=mode,
@@ -474,7 +488,7 @@ def _site(name: str, web: Settings, edge: Settings, first_lb, first_web,
                 table_prefix=str(web.table_prefix), docroot=str(web.docroot).rstrip("/"),
                 auto_updates=str(web.auto_updates), release=release, tls=_tls(edge, url, aliases),
                 user=str(web.wordpress_user), home=str(web.wordpress_home),
-                aliases=aliases)
+                aliases=aliases, multisite=str(web.multisite))
 
 
 def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) -> Cluster:
@@ -539,9 +553,9 @@ def build(hosts: list[HostInput], unreachable: Mapping[str, str] | None = None) 
     if lbs:
         for each in sites:  # every site's own name (its loopback requests, WP-Cron's)
             port = lbs[0].settings.lb_https_port if each.https else lbs[0].settings.lb_port
-            own = (f"{each.hostname.lower()}:"
-                   f"{urlsplit(each.url).port or (443 if each.https else 80)}")
-            connect_to.setdefault(own, f"{vip or lbs[0].address}:{port}")
+            at = urlsplit(each.url).port or (443 if each.https else 80)
+            for name in each.server_names:  # (a subdomain network's `*.<host>` too)
+                connect_to.setdefault(f"{name.lower()}:{at}", f"{vip or lbs[0].address}:{port}")
     db_endpoint = ""
     galera = None
     backup_host = by_role["db"][0] if by_role["db"] else None

@@ -466,6 +466,48 @@ def _check_site_list(given, problems: list[str]) -> None:
                                 "each site has its own")
 
 
+def _check_multisite(problems: list[str]) -> None:
+    """`multisite`, for every site: a known kind, and an address a network can have
+    (WordPress networks live at the root of a host name, without a port; a subdomain
+    network needs a DNS name its sub-sites go under, and a certificate for `*.<host>`
+    that ACME's http-01 cannot give)."""
+    if not _hosts():
+        return
+    h = (_group("web") or _hosts())[0]
+    data = h.data.dict()
+    overlays = site_entries(data) if not _bad_site_list(data.get("sites")) else []
+    for overlay in overlays:
+        site = settings_of({**data, **overlay})
+        label = "multisite" if not data.get("sites") else f"sites entry {overlay['name']}: multisite"
+        kind = site.multisite
+        if kind not in wordpress.MULTISITE:
+            problems.append(f"{label} {kind!r} is not one of {', '.join(wordpress.MULTISITE)}")
+            continue
+        if kind == "off" or _bad_site_url(site.site_url):
+            continue
+        url = urlsplit(str(site_url(site, "localhost")))
+        if url.path.strip("/"):
+            problems.append(f"{label} = {kind!r}: a network lives at the root of its host; "
+                            f"site_url {url.geturl()!r} has the path {url.path!r}")
+        if url.port:
+            problems.append(f"{label} = {kind!r}: WordPress networks take no port; "
+                            f"site_url {url.geturl()!r} has :{url.port}")
+        if kind == "subdomain":
+            name = url.hostname or ""
+            if _is_ip(name) or "." not in name:
+                problems.append(f"{label} = \"subdomain\" needs a DNS name in site_url for "
+                                f"its sites to go under, not {name!r} (or use \"subdirectory\")")
+            if site.tls == "acme":
+                problems.append(f"{label} = \"subdomain\" needs a certificate for *.{name}, "
+                                "which ACME's http-01 cannot give: use tls = \"files\" (a "
+                                "wildcard certificate) or \"self-signed\", or \"subdirectory\"")
+
+
+def _bad_site_list(given) -> bool:
+    return given is not None and not (isinstance(given, (list, tuple)) and given and all(
+        hasattr(e, "items") and isinstance(e.get("name"), str) for e in given))
+
+
 def _check_site_named(problems: list[str]) -> None:
     """`site` (restore.py): a site of this cluster."""
     if problems:
@@ -576,7 +618,8 @@ def _check_site_tls(h, label: str, site, first_name: str, problem) -> None:
         if server.scheme != "https" or not server.hostname:
             problem(f"{h.name}: acme_server {value(h, 'acme_server')!r} is not an https URL")
     elif mode == "files":
-        _check_files_mode(label, site, [name, *aliases], problem)
+        wildcard = [f"*.{name}"] if site.multisite == "subdomain" else []
+        _check_files_mode(label, site, [name, *wildcard, *aliases], problem)
 
 
 def _read_pem(path: str, key: str, problem) -> str | None:
@@ -643,7 +686,9 @@ def _check_files_mode(label: str, site, names: list[str], problem) -> None:
                 f"{leaf.not_valid_before_utc:%Y-%m-%d}")
     for name in names:
         if not _covers(leaf, name):
-            what = "the host of site_url" if name == names[0] else "an alias of the site"
+            what = ("the host of site_url" if name == names[0] else
+                    "the sites of a subdomain network" if name.startswith("*.")
+                    else "an alias of the site")
             problem(f"tls_certificate {cert_path} does not cover {name} ({what})")
 
 
@@ -861,7 +906,8 @@ CHECKS = (_check_reachable, _check_roles, _check_addresses, _check_ports, _check
           _check_numbers, _check_site, _check_sites, _check_agreement,
           _check_keys,
           _check_secrets, _check_releases, _check_tls, _check_vip, _check_firewall,
-          _check_galera, _check_unclaimed, _check_departed_sites, _check_site_named)
+          _check_galera, _check_unclaimed, _check_departed_sites, _check_site_named,
+          _check_multisite)
 
 
 def problems() -> list[str]:

@@ -162,8 +162,13 @@ def _serve(site: Site, plan, me, ini: bool) -> None:
         # did); the others their own name only.
         default=main,
         served_by_header=s.served_by_header,
-        server_name=s.server_name if main else site.hostname,
+        server_name=s.server_name if main else " ".join(site.server_names),
         site_host=site.netloc,
+        # A network's sub-sites (README, Sites): their paths, or their names.
+        subdirectory=site.multisite == "subdirectory",
+        subdomains=site.subdomains,
+        hostname=site.hostname,
+        port_suffix=site.netloc[len(site.hostname):],
         base=site.docroot,
         content=site.content,
         upload_max_size=s.upload_max_size,

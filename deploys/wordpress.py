@@ -74,8 +74,15 @@ SETTINGS = (
             "translations and the plugins and themes an administrator switched auto-updates "
             "on for (WordPress's own default: security fixes arrive for what was chosen); "
             "`all` translations and every plugin and theme. Core never: it is the deploy's"),
+    Setting("multisite", "off",
+            "a WordPress network (multisite) instead of one site: `subdirectory` (sub-sites "
+            "at `<site_url>/<name>/`) or `subdomain` (at `<name>.<host>`: wildcard DNS, and "
+            "a certificate covering `*.<host>`: `self-signed` or `files`, not `acme`); the "
+            "network is installed with the site (or added to an installed one), sub-sites "
+            "are made in Network Admin. `off`: one site"),
 )
 AUTO_UPDATES = ("off", "translations", "chosen", "all")
+MULTISITE = ("off", "subdirectory", "subdomain")
 
 def switched_anywhere() -> bool:
     """Whether the web hosts switched releases in this run: the plan says which hosts
@@ -113,6 +120,8 @@ def wp_config(site: Site) -> HiddenValue:
         table_prefix=site.table_prefix,
         trusted_proxies=list(plan.addresses("lb")),
         site_url=site.url,
+        multisite=site.multisite,
+        site_host=site.hostname,
         connect_to=dict(plan.connect_to),
         content_dir=site.content,
         base=site.docroot,

@@ -94,23 +94,31 @@ class DatabaseVersion(FactBase[dict | None]):
 # plugin or theme; a quarter of a full load's time) and compares.
 _DB_VERSION_PHP = (
     "define('SHORTINIT', true); define('WP_INSTALLING', true); "
+    "define('PWLB_NETWORK_SETUP', true); "
     "$_SERVER['HTTP_HOST'] = 'localhost'; "
     "require './wp-load.php'; global $wp_db_version; "
     "echo 'core=', $wp_db_version, ' db=', get_option('db_version'), PHP_EOL;"
 )
 
 # Runs as the pool user, with WP_INSTALLING so that WordPress neither redirects to its
-# installer nor dies on missing tables (and SHORTINIT, as above).
+# installer nor dies on missing tables (and SHORTINIT, as above). PWLB_NETWORK_SETUP: a
+# network's wp-config.php reads the database as one site (its network tables may not be
+# there yet): a network is installed once its first site is in them.
 _INSTALLED_PHP = (
     "define('SHORTINIT', true); define('WP_INSTALLING', true); "
-    "$_SERVER['HTTP_HOST'] = 'localhost'; "
-    "require './wp-load.php'; echo is_blog_installed() ? 'installed' : 'not-installed', PHP_EOL;"
+    "define('PWLB_NETWORK_SETUP', true); $_SERVER['HTTP_HOST'] = 'localhost'; "
+    "require './wp-load.php'; $ok = is_blog_installed(); "
+    "if ($ok && defined('PWLB_MULTISITE')) { global $wpdb; $wpdb->suppress_errors(); "
+    "$ok = (bool) $wpdb->get_var(\"SELECT blog_id FROM {$wpdb->base_prefix}blogs "
+    "WHERE blog_id = 1\"); } "
+    "echo $ok ? 'installed' : 'not-installed', PHP_EOL;"
 )
 
 
 class Installed(FactBase[bool | None]):
     """
-    Is WordPress installed in the database this docroot's ``wp-config.php`` points at?
+    Is WordPress installed in the database this docroot's ``wp-config.php`` points at
+    (and, for a network, ``PWLB_MULTISITE`` in it, the network with its first site)?
     ``True``/``False``; ``False`` too when there is no ``wp-config.php`` yet; ``None``
     when it cannot tell (PHP missing, database unreachable).
 
@@ -139,7 +147,8 @@ class Installed(FactBase[bool | None]):
         return None
 
 
-_CRON_PHP = (
+_CRON_PHP = (  # (a network: its main site's events)
+    "define('PWLB_NETWORK_SETUP', true); "
     "$_SERVER['HTTP_HOST'] = 'localhost'; require './wp-load.php'; $late = 0; "
     "foreach ((array) _get_cron_array() as $at => $hooks) { "
     "if ($at < time() - {grace}) { $late += count($hooks); } } echo 'overdue=', $late, PHP_EOL;"
