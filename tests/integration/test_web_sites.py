@@ -1,5 +1,6 @@
 """Two sites on the split bed: a second site added under load on the first (no GET of it
-fails), a third added and removed under load on both; the second served by its own name
+fails); two WordPress networks (subdirectory, subdomain) added and removed under load
+on both, their sub-sites served, logged in to, rate-limited and run by WP-Cron; the second served by its own name
 and certificate, its PHP, files, database account and mesh its own; upgraded alone;
 removed, then purged. Run right after the shared split bed's deploy (marker
 `after_deploy`); the bed is left as it was (its own deploy then changes nothing)."""
@@ -11,6 +12,7 @@ import json
 import shlex
 import tarfile
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import urllib3
@@ -59,37 +61,155 @@ def test_a_second_site_is_added_without_failing_a_get_of_the_first(two_sites):
     assert again.returncode == 0 and again.changed == 0, again.output[-6000:]
 
 
-def test_a_third_site_comes_and_goes_without_failing_a_get_of_the_other_two(two_sites, beds):
-    """Two sites serving: a third is added under GETs of both (cached and uncached
-    pages), then removed and purged under GETs of both; each next run changes nothing."""
+MAGS, MAGS_TITLE = "mags.pwlb.test", "The magazines on pyinfra"
+SPORT_TITLE = "Sport on pyinfra"
+
+
+def sites_with_networks(bed) -> list[dict]:
+    """The two sites, and two WordPress networks: `news` (sub-sites under its paths) and
+    `mags` (sub-sites under its name)."""
+    return [{"name": "main", "site_url": bed.site_url},
+            {"name": "shop", "site_url": f"https://{SHOP}", "site_title": SHOP_TITLE},
+            {"name": "news", "site_url": f"https://{NEWS}", "site_title": NEWS_TITLE,
+             "multisite": "subdirectory"},
+            {"name": "mags", "site_url": f"https://{MAGS}", "site_title": MAGS_TITLE,
+             "multisite": "subdomain"}]
+
+
+def new_sub_site(bed, site: str, domain: str, path: str) -> str:
+    """Make a site of a network as Network Admin would (WordPress's own function), on
+    web1 as the network's user; returns its id."""
+    script = ("$_SERVER['HTTP_HOST'] = " + repr(f"{site}.pwlb.test") + "; "
+              "$_SERVER['REQUEST_URI'] = '/'; require './wp-load.php'; "
+              f"$id = wpmu_create_blog({domain!r}, {path!r}, {SPORT_TITLE!r}, 1); "
+              "echo is_wp_error($id) ? 'error: ' . $id->get_error_message() : $id;")
+    _, out = bed.exec("web1", f"cd /var/www/{site}/current && runuser -u wp-{site} -- "
+                              f"php -r {shlex.quote(script)}")
+    assert out.strip().isdigit(), out
+    return out.strip()
+
+
+def curl(bed, names: list[str], args: str) -> str:
+    """curl on web2 (it trusts the cluster's CA), `names` resolved to the shared
+    address; a cookie jar of its own."""
+    resolve = " ".join(f"--resolve {n}:443:{bed.vip} --resolve {n}:80:{bed.vip}"
+                       for n in names)
+    _, out = bed.exec("web2", f"curl -s {resolve} -c /tmp/pwlb-jar -b /tmp/pwlb-jar {args}",
+                      check=False)
+    return out
+
+
+def logged_in_elsewhere(bed, main: str, other: str, password: str) -> list[str]:
+    """Log in at a network's main site, then ask a sub-site's admin with those cookies:
+    the login's status, the admin's."""
+    bed.exec("web2", "rm -f /tmp/pwlb-jar")
+    names = [main, urlsplit(other).hostname]
+    curl(bed, names, f"-o /dev/null https://{main}/wp-login.php")  # the test cookie
+    login = curl(bed, names, "-o /dev/null -w '%{http_code}' --data-urlencode log=admin "
+                             f"--data-urlencode pwd={shlex.quote(password)} "
+                             f"-d wp-submit=Log+In -d testcookie=1 https://{main}/wp-login.php")
+    admin = curl(bed, names, f"-o /dev/null -w '%{{http_code}}' {other}")
+    bed.exec("web2", "rm -f /tmp/pwlb-jar")
+    return [login, admin]
+
+
+@pytest.fixture(scope="module")
+def networks(two_sites, beds):
+    """Two sites serving: two networks added under GETs of both (cached and uncached
+    pages), each with a sub-site made as Network Admin would."""
     bed = two_sites[0]
-    three = [{"name": "main", "site_url": bed.site_url},
-             {"name": "shop", "site_url": f"https://{SHOP}", "site_title": SHOP_TITLE},
-             {"name": "news", "site_url": f"https://{NEWS}", "site_title": NEWS_TITLE}]
-    args = ("--data", "sites=" + json.dumps(three))
+    args = ("--data", "sites=" + json.dumps(sites_with_networks(bed)))
     urls = [bed.site_url + "/", bed.site_url + "/?past-the-cache=1",
             f"https://{SHOP}/", f"https://{SHOP}/?past-the-cache=1"]
     with resolving(SHOP, bed.vip):
         with Background(urls, verify=wp.verify(bed), fresh=True) as load:
             added = beds.run(bed, *args)
-        assert added.returncode == 0, added.output[-6000:]
-        print(f"adding a third site: {load.result.sent} GETs of the two, "
-              f"{load.result.failed} failed")
-        assert load.result.sent > 50 and load.result.failed == 0, load.result.errors
-        again = beds.run(bed, *args)
-        assert again.returncode == 0 and again.changed == 0, again.changed_ops
-        news = shop_get(bed, name=NEWS)
-        assert news.status == 200 and wp.title(news.data.decode()) == NEWS_TITLE
-        three[2].update(absent=True, purge=True)
-        args = ("--data", "sites=" + json.dumps(three))
+    again = beds.run(bed, *args)
+    if added.returncode == 0:
+        new_sub_site(bed, "news", NEWS, "/sport/")
+        new_sub_site(bed, "mags", f"sport.{MAGS}", "/")
+    return bed, added, again, load.result
+
+
+def test_two_networks_are_added_without_failing_a_get_of_the_other_two(networks):
+    bed, added, again, load = networks
+    assert added.returncode == 0, added.output[-6000:]
+    print(f"adding two networks: {load.sent} GETs of the two sites, {load.failed} failed")
+    assert load.sent > 50 and load.failed == 0, load.errors
+    assert again.returncode == 0 and again.changed == 0, again.changed_ops
+    for name, title in ((NEWS, NEWS_TITLE), (MAGS, MAGS_TITLE)):
+        page = shop_get(bed, name=name)
+        assert page.status == 200 and wp.title(page.data.decode()) == title
+
+
+def test_a_subdirectory_networks_sites_are_served_logged_in_to_and_limited(networks):
+    bed = networks[0]
+    sport = shop_get(bed, "/sport/", name=NEWS)
+    assert sport.status == 200 and wp.title(sport.data.decode()) == SPORT_TITLE
+    # Its core files and scripts come from the network's release, by the site's path.
+    style = shop_get(bed, "/sport/wp-includes/css/dashicons.min.css", name=NEWS)
+    assert style.status == 200 and b"dashicons" in style.data
+    # Its admin is never cached; logged out, it sends to the login page.
+    for _ in range(2):
+        admin = shop_get(bed, "/sport/wp-admin/", name=NEWS)
+        assert admin.status == 302 and admin.headers["X-Cache"] == "BYPASS"
+        assert "wp-login.php" in admin.headers["Location"]
+    slash = shop_get(bed, "/sport/wp-admin", name=NEWS)
+    assert slash.status == 301 and slash.headers["Location"].endswith("/sport/wp-admin/")
+    # Logged in at the network's main site, the administrator is in the sub-site's admin
+    # (the cookies are the network's).
+    assert logged_in_elsewhere(bed, NEWS, f"https://{NEWS}/sport/wp-admin/",
+                               wp.secrets(bed)["admin_password@news"]) == ["302", "200"]
+    # Its logins have the site's limit too (login_burst 10 pass, then 10 a minute).
+    _, out = bed.exec("web2", (
+        f"for i in $(seq 30); do curl -s --resolve {NEWS}:443:{bed.vip} -o /dev/null "
+        "-w '%{http_code}\\n' -d log=admin -d pwd=wrong-$i -d wp-submit=Log+In "
+        f"https://{NEWS}/sport/wp-login.php; done"))
+    codes = out.split()
+    assert len(codes) == 30 and codes.count("429") >= 15, codes
+    assert set(codes) <= {"200", "429"}, codes
+
+
+def test_a_subdomain_networks_sites_answer_by_their_own_names(networks):
+    bed = networks[0]
+    name = f"sport.{MAGS}"
+    sport = shop_get(bed, name=name)  # the certificate covers it (*.mags.pwlb.test)
+    assert sport.status == 200 and wp.title(sport.data.decode()) == SPORT_TITLE
+    assert wp.title(shop_get(bed, name=MAGS).data.decode()) == MAGS_TITLE  # its own cache
+    # Plain HTTP moves to HTTPS by the sub-site's own name.
+    moved = curl(bed, [name], f"-o /dev/null -w '%{{redirect_url}}' http://{name}/about/")
+    assert moved == f"https://{name}/about/", moved
+    # Logged in at the network's main site, the administrator is in the sub-site's admin
+    # (the cookies are for the network's domain).
+    assert logged_in_elsewhere(bed, MAGS, f"https://{name}/wp-admin/",
+                               wp.secrets(bed)["admin_password@mags"]) == ["302", "200"]
+
+
+def test_wp_cron_runs_the_events_of_every_site_of_a_network(networks):
+    bed = networks[0]
+    _, out = bed.exec("web1", "cd /var/www/news/current && runuser -u wp-news -- php "
+                              "/usr/local/lib/wordpress-lb/wp-news-cron.php")
+    # The sub-site's events in a PHP of its own, then the main site's.
+    assert out.count("due event(s)") == 2 or "another web host" in out, out
+
+
+def test_the_networks_go_without_failing_a_get_of_the_other_two(networks, beds):
+    bed = networks[0]
+    sites = sites_with_networks(bed)
+    for entry in sites[2:]:
+        entry.update(absent=True, purge=True)
+    args = ("--data", "sites=" + json.dumps(sites))
+    urls = [bed.site_url + "/", bed.site_url + "/?past-the-cache=1",
+            f"https://{SHOP}/", f"https://{SHOP}/?past-the-cache=1"]
+    with resolving(SHOP, bed.vip):
         with Background(urls, verify=wp.verify(bed), fresh=True) as load:
             removed = beds.run(bed, *args)
-        assert removed.returncode == 0, removed.output[-6000:]
-        print(f"removing it: {load.result.sent} GETs of the two, {load.result.failed} failed")
-        assert load.result.sent > 20 and load.result.failed == 0, load.result.errors
+    assert removed.returncode == 0, removed.output[-6000:]
+    print(f"removing them: {load.result.sent} GETs of the two, {load.result.failed} failed")
+    assert load.result.sent > 20 and load.result.failed == 0, load.result.errors
     again = beds.run(bed, *args)
     assert again.returncode == 0 and again.changed == 0, again.changed_ops
-    bed.exec("web1", "test ! -e /var/www/news && ! id wp-news")
+    bed.exec("web1", "test ! -e /var/www/news && ! id wp-news && ! id wp-mags")
 
 
 def test_each_site_answers_by_its_own_name_with_its_own_certificate(two_sites):
