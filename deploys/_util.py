@@ -155,15 +155,22 @@ def group_hosts(group: str) -> list[Host]:
     return sorted(inventory.get_group(group, []), key=lambda h: h.name)
 
 
-def nginx_site(site: str, template: str, what: str, **context) -> None:
+def nginx_site(site: str, template: str, what: str, serve: bool = True, **context) -> None:
     """Write an nginx site from a template and enable it (and not Debian's default
-    site), only once nginx accepts it; then make sure the running nginx serves what is
-    on disk (a graceful reload when anything it reads changed: this site, nginx.conf,
-    a certificate), and keeps running and enabled. A context value that is a function
-    is called when the site is written (what depends on the run so far)."""
+    site), only once nginx accepts it; then (`serve`; else the caller's `nginx_serving`
+    once all its sites are written) make sure the running nginx serves what is on disk.
+    A context value that is a function is called when the site is written (what depends
+    on the run so far)."""
     nginx.site(name=f"Write the {what}", site=site,
                content=lambda: templates.render(
                    template, **{k: v() if callable(v) else v for k, v in context.items()}))
+    if serve:
+        nginx_serving()
+
+
+def nginx_serving() -> None:
+    """The running nginx serves what is on disk (a graceful reload when anything it reads
+    changed: a site, nginx.conf, a certificate), and keeps running and enabled."""
     # One host at a time: Debian 12's nginx 1.22 cuts the FastCGI requests in flight on
     # a reload, and the balancers retry those on another backend, which must not be
     # reloading at the same instant (a 502 seen once in 8,190 GETs when both did).

@@ -16,7 +16,7 @@ from pyinfra.facts.hardware import Cpus, Memory
 from pyinfra.operations import apt, files
 
 from pyinfra_wordpress_lb import templates
-from pyinfra_wordpress_lb.deploys._util import host_fact, nginx_site
+from pyinfra_wordpress_lb.deploys._util import host_fact, nginx_serving, nginx_site
 from pyinfra_wordpress_lb.deploys.plan import SHORTHAND, Site, cluster, here
 from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.operations import php, wordpress
@@ -107,6 +107,7 @@ def web() -> None:
     plan, me = cluster(), here()
     for site in plan.sites:
         _serve(site, plan, me, ini=site is plan.sites[0])
+    nginx_serving()  # once every site's vhost is written
     if me.legacy:
         # nginx now serves <docroot>/current: the old single docroot goes (what it held
         # besides WordPress is kept in <docroot>/legacy-docroot).
@@ -156,7 +157,7 @@ def _serve(site: Site, plan, me, ini: bool) -> None:
         mode="644", php_log=php_log(site), keep=8, log_owner=user)
 
     nginx_site(
-        site.key, "nginx/wordpress.conf.j2", "nginx backend vhost" + site.tag,
+        site.key, "nginx/wordpress.conf.j2", "nginx backend vhost" + site.tag, serve=False,
         port=me.backend_port,
         # The first site answers whatever name the balancers send (as one site always
         # did); the others their own name only.

@@ -80,13 +80,16 @@ def new_sub_site(bed, site: str, domain: str, path: str) -> str:
     """Make a site of a network as Network Admin would (WordPress's own function), on
     web1 as the network's user; returns its id."""
     script = ("$_SERVER['HTTP_HOST'] = " + repr(f"{site}.pwlb.test") + "; "
-              "$_SERVER['REQUEST_URI'] = '/'; require './wp-load.php'; "
-              f"$id = wpmu_create_blog({domain!r}, {path!r}, {SPORT_TITLE!r}, 1); "
-              "echo is_wp_error($id) ? 'error: ' . $id->get_error_message() : $id;")
+              "$_SERVER['REQUEST_URI'] = '/'; $_SERVER['REMOTE_ADDR'] = '127.0.0.1'; "
+              "require './wp-load.php'; "
+              f"$id = get_blog_id_from_url({domain!r}, {path!r}) "
+              f"?: wpmu_create_blog({domain!r}, {path!r}, {SPORT_TITLE!r}, 1); "
+              "echo PHP_EOL, is_wp_error($id) ? 'error: ' . $id->get_error_message() : $id;")
     _, out = bed.exec("web1", f"cd /var/www/{site}/current && runuser -u wp-{site} -- "
                               f"php -r {shlex.quote(script)}")
-    assert out.strip().isdigit(), out
-    return out.strip()
+    made = out.strip().splitlines()[-1]
+    assert made.isdigit(), out
+    return made
 
 
 def curl(bed, names: list[str], args: str) -> str:
