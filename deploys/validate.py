@@ -521,17 +521,18 @@ def _check_site_named(problems: list[str]) -> None:
 
 
 def _check_departed_sites(problems: list[str]) -> None:
-    """A site left out of `sites` is not removed (not built yet): refused, so its pool,
-    vhost, mesh and timers do not stay behind while the balancers answer its name with
-    the first site."""
+    """A site left out of `sites` is not removed (its entry with `absent = true` is):
+    refused, so its pool, vhost, mesh and timers do not stay behind while the balancers
+    answer its name with the first site."""
     if problems:
         return  # the plan needs a valid inventory
     for name, gone in sorted(cluster().departed_sites.items()):
         problems.append(
             f"{name}: serves the site{'s' if len(gone) > 1 else ''} {', '.join(gone)} that "
-            "`sites` no longer lists: removing a site is not built yet (its PHP pool, vhost, "
-            "mesh and timers would stay, and the balancers would answer its name with the "
-            "first site); list it again")
+            "`sites` no longer lists: left out, its PHP pool, vhost, mesh and timers would "
+            "stay, and the balancers would answer its name with the first site. List it "
+            "again; to remove it, with absent = true (and purge = true to delete its files "
+            "and database), until a run has removed it")
 
 
 def _check_unclaimed(problems: list[str]) -> None:

@@ -504,10 +504,11 @@ def test_a_site_named_for_a_restore_must_be_one_of_the_cluster(secrets_file):
     plan(SPLIT, secrets_file, data={"site": "main"})
 
 
-def test_a_site_left_out_of_sites_is_refused_while_removing_is_not_built(secrets_file):
+def test_a_site_left_out_of_sites_is_refused_naming_how_to_remove_it(secrets_file):
     message = rejected(SPLIT, secrets_file, data={"sites": [{"name": "main"}]},
                        fake_responses={"ls -1 /etc/nginx/sites-available": "wp-shop"}).replace(
         "@fake/", "")
     for web in ("web1", "web2"):
-        assert (f"{web}: serves the site shop that `sites` no longer lists: removing a site "
-                "is not built yet") in message
+        assert (f"{web}: serves the site shop that `sites` no longer lists: left out, its "
+                "PHP pool") in message
+    assert "to remove it, with absent = true" in message
