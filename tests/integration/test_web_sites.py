@@ -197,10 +197,15 @@ def test_a_subdomain_networks_sites_answer_by_their_own_names(networks):
 
 def test_wp_cron_runs_the_events_of_every_site_of_a_network(networks):
     bed = networks[0]
-    _, out = bed.exec("web1", "cd /var/www/news/current && runuser -u wp-news -- php "
-                              "/usr/local/lib/wordpress-lb/wp-news-cron.php")
-    # The sub-site's events in a PHP of its own, then the main site's.
-    assert out.count("due event(s)") == 2 or "another web host" in out, out
+    # The sub-site's events in a PHP of its own, then the main site's (again when the
+    # timer on a web host held a lock at that moment).
+    for _ in range(5):
+        _, out = bed.exec("web1", "cd /var/www/news/current && runuser -u wp-news -- php "
+                                  "/usr/local/lib/wordpress-lb/wp-news-cron.php")
+        if "another web host" not in out:
+            break
+        time.sleep(3)
+    assert out.count("due event(s)") == 2, out
 
 
 def test_the_networks_go_without_failing_a_get_of_the_other_two(networks, beds):
