@@ -101,16 +101,16 @@ def backups() -> None:
 
 def directory(site: Site) -> str:
     """Where a site's backups are kept on the backup host (the first site's: BACKUP_DIR)."""
-    return BACKUP_DIR if site.name == SHORTHAND else f"{BACKUP_DIR}-{site.name}"
+    return site.variant(BACKUP_DIR)
 
 
 def unit(site: Site) -> str:
     """The name of a site's backup units (`wordpress-backup` for `main`)."""
-    return UNIT if site.name == SHORTHAND else f"{UNIT}-{site.name}"
+    return site.variant(UNIT)
 
 
 def script(site: Site) -> str:
-    return SCRIPT if site.name == SHORTHAND else f"{SCRIPT}-{site.name}"
+    return site.variant(SCRIPT)
 
 
 def _site_backups(site: Site, plan, s, target) -> None:

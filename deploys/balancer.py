@@ -17,7 +17,7 @@ from pyinfra.operations import apt, files, server
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import tls, wordpress
 from pyinfra_wordpress_lb.deploys._util import TIDY, failed_names, host_fact, nginx_site, renamed
-from pyinfra_wordpress_lb.deploys.plan import SHORTHAND, Site, cluster, here
+from pyinfra_wordpress_lb.deploys.plan import Site, cluster, here
 from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.operations import http
 
@@ -76,11 +76,11 @@ def http2_directive() -> bool:
 
 def cache_dir(site: Site) -> str:
     """A site's page cache on the balancers (the first site's: `CACHE_DIR`)."""
-    return CACHE_DIR if site.name == SHORTHAND else f"{CACHE_DIR}-{site.name}"
+    return site.variant(CACHE_DIR)
 
 
 def _zones(site: Site) -> str:
-    return "" if site.name == SHORTHAND else "_" + site.name.replace("-", "_")
+    return site.variant("", "_" + site.name.replace("-", "_"))
 
 
 def _served(site: Site, first: bool) -> dict:

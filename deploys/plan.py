@@ -138,6 +138,13 @@ class Site:
         names one site always had), ` (<name>)` for others."""
         return "" if self.name == SHORTHAND else f" ({self.name})"
 
+    def variant(self, one: str, other: str | None = None) -> str:
+        """The name of something of this site's on a host: `one` for `main` (the names
+        one site always had), else `other` (default `<one>-<site name>`)."""
+        if self.name == SHORTHAND:
+            return one
+        return f"{one}-{self.name}" if other is None else other
+
     def secret(self, name: str) -> str:
         """The name of this site's secret `name` in the store: the one-site names for
         `main`, `<name>@<site>` for others (their own database password, salts, admin

@@ -42,7 +42,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import backup, secrets, web
 from pyinfra_wordpress_lb.deploys._util import TIDY, host_fact, host_facts, renamed
-from pyinfra_wordpress_lb.deploys.plan import SHORTHAND, Node, Site, cluster, here
+from pyinfra_wordpress_lb.deploys.plan import Node, Site, cluster, here
 from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.facts.syncthing import Devices
 from pyinfra_wordpress_lb.operations import syncthing, sysctl
@@ -124,7 +124,7 @@ class Mesh:
         return self.slot == 0
 
     def _named(self, one: str, stem: str, suffix: str = "") -> str:
-        return one if self.main else f"{stem}-{self.site.name}{suffix}"
+        return self.site.variant(one, f"{stem}-{self.site.name}{suffix}")
 
     @property
     def unit(self) -> str:

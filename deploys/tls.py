@@ -30,7 +30,7 @@ from pyinfra.operations import apt, files, systemd
 
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys import secrets
-from pyinfra_wordpress_lb.deploys.plan import SHORTHAND, Site, cluster, here
+from pyinfra_wordpress_lb.deploys.plan import Site, cluster, here
 from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.facts import nginx as nginx_facts
 from pyinfra_wordpress_lb.operations import tls
@@ -139,16 +139,16 @@ def ca_certificate() -> str:
 
 def cert_path(site: Site) -> str:
     """Where the balancers keep a site's certificate chain (the first site's: `CERT`)."""
-    return CERT if site.name == SHORTHAND else f"{TLS_DIR}/{site.name}.crt"
+    return site.variant(CERT, f"{TLS_DIR}/{site.name}.crt")
 
 
 def key_path(site: Site) -> str:
-    return KEY if site.name == SHORTHAND else f"{TLS_DIR}/{site.name}.key"
+    return site.variant(KEY, f"{TLS_DIR}/{site.name}.key")
 
 
 def cert_name(site: Site) -> str:
     """certbot's lineage of a site's certificate."""
-    return CERT_NAME if site.name == SHORTHAND else f"{CERT_NAME}-{site.name}"
+    return site.variant(CERT_NAME)
 
 
 def self_signed_certificate(names: list[str], site: Site | None = None) -> str:

@@ -17,7 +17,7 @@ from pyinfra.operations import apt, files
 
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys._util import host_fact, nginx_serving, nginx_site
-from pyinfra_wordpress_lb.deploys.plan import SHORTHAND, Site, cluster, here
+from pyinfra_wordpress_lb.deploys.plan import Site, cluster, here
 from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.operations import php, wordpress
 
@@ -187,11 +187,10 @@ def mesh_flag(site: Site) -> str:
     site's backend vhost answers 503 meanwhile (deploys/sync.py). Each site's in a
     directory of its own, owned by its user (who removes the flag): in one shared
     directory, the boot gave it to one site's user and the others could not."""
-    if site.name == SHORTHAND:
-        return MESH_FLAG
-    return MESH_FLAG.replace("/wordpress-lb-mesh/", f"/wordpress-lb-mesh-{site.name}/")
+    return site.variant(MESH_FLAG, MESH_FLAG.replace("/wordpress-lb-mesh/",
+                                                     f"/wordpress-lb-mesh-{site.name}/"))
 
 
 def logrotate(site: Site) -> str:
     """The logrotate file of the site's PHP log."""
-    return LOGROTATE if site.key == "wordpress" else f"{LOGROTATE}-{site.name}"
+    return site.variant(LOGROTATE)

@@ -236,3 +236,42 @@ def test_once_facts_run_a_few_at_a_time(tmp_path):
     started = [i for i, line in enumerate(lines) if line.endswith("&")]
     waits = [i for i, line in enumerate(lines) if line == "wait"]
     assert len(started) == 10 and len(waits) == 3  # after the 4th, the 8th, and the last
+
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+# systemctl show --all --property Id --property <state> <unit>...: a block per unit.
+state=$6; shift 6
+for unit in "$@"; do
+  case "$unit" in a.*) on=running; file=enabled ;; *) on=dead; file=disabled ;; esac
+  [ "$state" = SubState ] && value=$on || value=$file
+  [ "$unit" = short.service ] && continue  # a unit it skips: the blocks do not add up
+  printf 'Id=%s\\n%s=%s\\n\\n' "$unit" "$state" "$value"
+done
+"""
+
+
+def test_one_unit_systemd_facts_are_one_systemctl_each_kind(tmp_path, monkeypatch):
+    """`systemd.service` asks its unit's state and whether it is enabled: with many sites
+    a tier asks hundreds. Asked together, each kind is one `systemctl show` of all the
+    units, each block read as that unit's own answer (the same as asked alone)."""
+    from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+
+    tool = tmp_path / "bin" / "systemctl"
+    tool.parent.mkdir()
+    tool.write_text(FAKE_SYSTEMCTL)
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tool.parent}:{__import__('os').environ['PATH']}")
+    units = ["a.service", "b.timer", "a-2.service"]
+    asked = [(kind, {"services": [unit]}) for kind in (SystemdStatus, SystemdEnabled)
+             for unit in units] + [(File, {"path": "/etc/passwd"})]
+    outputs: list[str] = []
+    found = _facts.ask_together(_shell_host(outputs), asked, {}, keys=list(range(len(asked))))
+    assert len(outputs) == 1 and outputs[0].count("systemctl show") == 2
+    alone = {i: _facts.ask_together(_shell_host([]), [asked[i]], {}, keys=[i])[i]
+             for i in range(len(units) * 2)}
+    assert {i: found[i] for i in alone} == alone
+    assert found[0] == {"a.service": True} and found[1] == {"b.timer": False}
+    assert found[3] == {"a.service": True} and found[4] == {"b.timer": False}
+    # Output that does not add up to a block per unit answers none of them (asked alone).
+    asked = [(SystemdStatus, {"services": [u]}) for u in ("a.service", "short.service")]
+    assert _facts.ask_together(_shell_host([]), asked, {}, keys=[0, 1]) == {}
