@@ -57,7 +57,7 @@ from pyinfra_wordpress_lb.facts import (
 # What only a command run on the host changes (or, for systemd, its units' own life; a
 # database's accounts, its own clients).
 KEPT = frozenset({
-    files.File, files.Directory, files.Link, files.Sha1File, files.Sha256File,
+    files.File, files.Directory, files.Link, files.Sha1File, files.Sha256File, files.FileContents,
     files.FindInFile, server.Os, server.Users, server.Groups, server.Which,
     server.LinuxDistribution, deb.DebPackages, systemd.SystemdStatus, systemd.SystemdEnabled,
     own_files.Content, wordpress.Releases, nftables.Table, nginx.Loaded, mariadb.Accounts,
