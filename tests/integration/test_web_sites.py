@@ -236,7 +236,7 @@ def test_the_networks_go_under_gets_of_the_other_two_though_a_web_host_dies(netw
         assert killed, "the run never reached the removal"
         assert removed.returncode == 1, removed.why()
         assert "Traceback" not in removed.output, removed.why()
-        assert re.search(r"web2 failed at '[^']+'", removed.output), removed.why()
+        assert re.search(r"web2 failed at [\"'][^\"']+", removed.output), removed.why()
         print(f"removing them, web2 killed: {load.result.sent} GETs of the two, "
               f"{load.result.failed} failed")
         # A page web2 was sending when it died cannot be retried (its headers are out):
