@@ -76,7 +76,8 @@ def test_one_db_host_grows_to_three_on_a_live_site(galera):
     assert second.changed == 0, second.changed_ops
     found = wait_synced(bed, DBS, 3, timeout=30)
     assert all(s["wsrep_cluster_status"] == "Primary" for s in found.values()), found
-    assert load.failed == 0 and load.sent > 1000, (load.sent, load.errors)
+    # ~10 GETs a second for as long as the growing run lasts (~95-110 s on this bed).
+    assert load.failed == 0 and load.sent > 500, (load.sent, load.errors)
     acknowledged = {f"galera-grow-{a['i']}" for a in attempts if a["ok"]}
     assert len(acknowledged) > 300, len(acknowledged)
     for host in DBS:
