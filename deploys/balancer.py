@@ -90,7 +90,7 @@ def _served(site: Site, first: bool) -> dict:
             "hostname": site.hostname, "aliases": list(site.aliases),
             "server_names": list(site.server_names),
             # A subdomain network's sub-sites move to HTTPS by their own names.
-            "redirect_host": ("$host" + site.netloc[len(site.hostname):]) if site.subdomains
+            "redirect_host": ("$host" + site.port_suffix) if site.subdomains
             else site.netloc,
             "subdirectory": site.multisite == "subdirectory",
             "cert": tls.cert_path(site), "key": tls.key_path(site),

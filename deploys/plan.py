@@ -164,6 +164,11 @@ class Site:
         return urlsplit(self.url).scheme == "https"
 
     @property
+    def port_suffix(self) -> str:
+        """`:<port>` when the site's URL names one, else nothing."""
+        return self.netloc[len(self.hostname):]
+
+    @property
     def subdomains(self) -> bool:
         """A network whose sub-sites have names of their own (`<name>.<host>`)."""
         return self.multisite == "subdomain"

@@ -169,7 +169,7 @@ def _serve(site: Site, plan, me, ini: bool) -> None:
         subdirectory=site.multisite == "subdirectory",
         subdomains=site.subdomains,
         hostname=site.hostname,
-        port_suffix=site.netloc[len(site.hostname):],
+        port_suffix=site.port_suffix,
         base=site.docroot,
         content=site.content,
         upload_max_size=s.upload_max_size,

@@ -11,17 +11,12 @@ import re
 
 import pytest
 
+from tests.composition.test_sites import FPM, SPLIT, text
 from tests.fakedeploy import plan
 
-SPLIT = {"lb": ["lb1"], "web": ["web1", "web2"], "db": ["db1"]}
-FPM = {"php-fpm 2>/dev/null": "install ok installed|php8.4-fpm"}
 SITES = [{"name": "main", "site_url": "https://blog.example"},
          {"name": "news", "site_url": "https://news.example", "multisite": "subdirectory"},
          {"name": "mags", "site_url": "https://mags.example", "multisite": "subdomain"}]
-
-
-def text(ops, name=None) -> str:
-    return "\n".join(c for n, cs in ops if name is None or n == name for c in cs)
 
 
 @pytest.fixture(scope="module")
