@@ -32,6 +32,7 @@ class Run:
     status: dict = field(default_factory=dict)  # status.py: host -> its rows
     restore: str | None = None  # restore.py: the backup chosen
     restore_archive: str | None = None  # restore.py: its wp-content on this machine
+    quiet: bool | None = None  # verify: nothing changed on any host in this run
 
 
 _RUNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

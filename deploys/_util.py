@@ -144,6 +144,18 @@ def failed_names() -> frozenset[str]:
     return frozenset(h.name for h in state.failed_hosts)
 
 
+def quiet() -> bool:
+    """Whether no operation changed anything on any host in this run, and none failed.
+    Asked from the verify tier only (once every step before it is done on every host);
+    its first answer is kept for the run."""
+    found = run().quiet
+    if found is None:
+        found = run().quiet = not state.failed_hosts and not any(
+            data.operation_meta.is_complete() and data.operation_meta.did_change()
+            for ops in state.ops.values() for data in ops.values())
+    return found
+
+
 def any_failed(group: str) -> bool:
     """Has any host of the group failed in this run so far?"""
     down = failed_names()

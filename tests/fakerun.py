@@ -31,8 +31,7 @@ EXECUTED: dict = {
     "nft list table": ["loaded=no", "file=0123", "stamp="],
     "sha1sum": f"{ARCHIVE_SHA1}  /var/cache/wordpress-lb/wordpress-7.1.0-{ARCHIVE_SHA1[:12]}.tar.gz",
     "php-fpm 2>/dev/null": "install ok installed|php8.4-fpm",
-    "is_blog_installed": "installed",
-    "wp_db_version": "core=60000 db=60000",
+    "is_blog_installed": ["installed", "core=60000 db=60000"],  # (and its database version)
     "::127.0.0.1:80 ": ["PWLB-STATUS:301", f"location: {SITE}/", "PWLB-TIME:0.01",
                         "PWLB-EXIT:0"],
     "PWLB-STATUS": [f"<title>{TITLE}</title>", "PWLB-STATUS:200", "PWLB-TIME:0.01",

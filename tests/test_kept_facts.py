@@ -275,3 +275,102 @@ def test_one_unit_systemd_facts_are_one_systemctl_each_kind(tmp_path, monkeypatc
     # Output that does not add up to a block per unit answers none of them (asked alone).
     asked = [(SystemdStatus, {"services": [u]}) for u in ("a.service", "short.service")]
     assert _facts.ask_together(_shell_host([]), asked, {}, keys=[0, 1]) == {}
+
+
+def _tree(tmp_path) -> list[str]:
+    """Every kind of path a file fact meets: a file, a directory, links to each, a
+    dangling link, nothing, something under a file, a path given with a trailing slash."""
+    (tmp_path / "file").write_text("x" * 100)
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "file")
+    (tmp_path / "dirlink").symlink_to(tmp_path / "dir")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    (tmp_path / "private").write_text("secret")
+    (tmp_path / "private").chmod(0o600)
+    names = ["file", "dir", "link", "dirlink", "dangling", "gone", "file/under", "dir/",
+             "private"]
+    return [str(tmp_path / name) for name in names]
+
+
+def test_file_facts_of_many_paths_are_one_command_each_kind_and_answer_as_alone(tmp_path):
+    """A tier with 20 sites asks ~1,000 file facts of a web host (metadata and digest of
+    each file it writes): asked together, each kind is one `stat` or digest tool for all
+    paths, and each answer is the one the fact gives asked alone."""
+    from pyinfra.facts.files import Directory, Link, Sha1File, Sha256File
+
+    from pyinfra_wordpress_lb.facts.files import Content
+
+    paths = _tree(tmp_path)
+    kinds = (File, Directory, Link, Sha1File, Sha256File, Content)
+    asked = [(kind, {"path": path}) for kind in kinds for path in paths]
+    outputs: list[str] = []
+    found = _facts.ask_together(_shell_host(outputs), asked, {}, keys=list(range(len(asked))))
+    assert len(outputs) == 1
+    assert outputs[0].count("stat -c") == 2  # File/Directory/Link at once, Content's lstat
+    assert outputs[0].count("sha1sum") == 1 and outputs[0].count("sha256sum") == 2
+    alone = {}
+    for index, (kind, kwargs) in enumerate(asked):
+        single = _facts.ask_together(_shell_host([]), [(kind, kwargs)], {}, keys=[index])
+        alone.update(single)
+    assert len(alone) == len(asked)
+    assert found == alone
+    by = dict(zip(((kind, path) for kind, kwargs in asked for path in [kwargs["path"]]),
+                  (found[i] for i in range(len(asked)))))
+    assert by[(File, paths[0])]["size"] == 100 and by[(Directory, paths[0])] is False
+    assert by[(Link, paths[4])]["link_target"].endswith("gone")
+    assert by[(Content, paths[4])]["sha256"] is None and by[(Content, paths[5])] is None
+    assert by[(Content, paths[2])]["sha256"] == by[(Sha256File, paths[0])]
+
+
+def test_file_facts_asked_of_another_stat_are_each_asked_alone(tmp_path, monkeypatch):
+    """A `stat` or digest tool that does not answer as GNU's does (no line for `/`, for
+    `/dev/null`): none of the group is answered, each is then asked alone."""
+    from pyinfra.facts.files import Sha1File
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("stat", "sha1sum"):
+        (tools / name).write_text("#!/bin/sh\nexit 1\n")
+        (tools / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{__import__('os').environ['PATH']}")
+    asked = [(kind, {"path": path}) for kind in (File, Sha1File) for path in ("/etc", "/x")]
+    assert _facts.ask_together(_shell_host([]), asked, {}, keys=[0, 1, 2, 3]) == {}
+
+
+def test_facts_with_the_same_command_run_it_once(tmp_path):
+    """Whether WordPress is installed and its database version are one PHP run: asked
+    together, it runs once and each fact reads its own line."""
+    from pyinfra_wordpress_lb.facts.wordpress import DatabaseVersion, Installed
+
+    (tmp_path / "wp-config.php").write_text("")
+    outputs: list[str] = []
+    asked = [(kind, {"docroot": str(tmp_path / name), "user": "nobody"})
+             for name in ("a", "b") for kind in (Installed, DatabaseVersion)]
+    found = _facts.ask_together(_shell_host(outputs), asked, {}, keys=[0, 1, 2, 3])
+    assert found == {0: False, 1: None, 2: False, 3: None}  # no wp-config.php there
+    assert outputs[0].count("runuser") == 2  # a PHP run per docroot, not per fact
+
+
+def test_what_a_tier_asked_is_kept_for_the_runs_that_do_not_reach_it(tmp_path):
+    """A no-op asks the verify tier less than a changing run does, under a name of its
+    own: each run keeps what the tiers it did not ask asked before, so a changing run
+    after a no-op still asks its tier's facts at once."""
+    import json
+
+    from pyinfra_wordpress_lb.deploys import _run
+
+    _facts.install()
+    state, local, asked = _local_counting()
+    record = _run.run(state)
+    old = {"tier": "Verify", "fact": "pyinfra.facts.files:File", "kwargs": {"path": "/a"}}
+    gone = {"tier": "Web", "fact": "pyinfra.facts.files:File", "kwargs": {"path": "/b"}}
+    record.learned = {"@local": [old, gone], "@other": [gone]}
+    record.learned_at = tmp_path / "hosts.facts.json"
+    now = {"tier": "Verify (nothing changed)", "fact": "pyinfra.facts.files:File",
+           "kwargs": {"path": "/c"}}
+    web = {"tier": "Web", "fact": "pyinfra.facts.files:File", "kwargs": {"path": "/d"}}
+    record.asked = {"@local": {"k1": now, "k2": web}}
+    _facts._save_learned()
+    saved = json.loads(record.learned_at.read_text())
+    assert saved["@local"] == [old, now, web] and saved["@other"] == [gone]
+    _run._RUNS.pop(state)
