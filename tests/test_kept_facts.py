@@ -374,3 +374,65 @@ def test_what_a_tier_asked_is_kept_for_the_runs_that_do_not_reach_it(tmp_path):
     saved = json.loads(record.learned_at.read_text())
     assert saved["@local"] == [old, now, web] and saved["@other"] == [gone]
     _run._RUNS.pop(state)
+
+
+def test_users_asked_together_are_pyinfras_lines_from_one_awk(tmp_path):
+    """Without lastlog (Debian 13), the accounts asked with a tier come from one awk
+    over the account files: the same lines as pyinfra's own script, byte for byte."""
+    import os
+    import shutil
+    import subprocess
+
+    from pyinfra.facts.server import Users
+
+    tools = tmp_path / "bin"  # what both scripts use, and no lastlog
+    tools.mkdir()
+    for name in ("sh", "cat", "awk", "grep", "cut", "tr", "id"):
+        (tools / name).symlink_to(shutil.which(name))
+    env = {**os.environ, "PATH": str(tools)}
+    ours = _facts.USERS.replace("{pyinfra}", "exit 9")
+    theirs = Users().command()
+    fast = subprocess.run(["sh", "-c", ours], capture_output=True, text=True, env=env)
+    slow = subprocess.run(["sh", "-c", theirs], capture_output=True, text=True, env=env)
+    assert fast.returncode == 0 and fast.stdout and fast.stdout == slow.stdout
+    with_lastlog = _facts.USERS.replace("{pyinfra}", "echo theirs")
+    (tools / "lastlog").symlink_to(shutil.which("true"))
+    assert subprocess.run(["sh", "-c", with_lastlog], capture_output=True, text=True,
+                          env=env).stdout == "theirs\n"
+
+
+FAKE_MARIADB = """#!/usr/bin/env python3
+# mariadb --batch --skip-column-names -e SQL: the grants of two accounts, as MariaDB
+# prints them for one account (WHERE GRANTEE = ...) or several (GRANTEE IN (...)).
+import re, sys
+sql = sys.argv[-1]
+rows = {"'wp_a'@'10.0.0.1'": [("wp_a", "SELECT"), ("wp_a", "INSERT")],
+        "'wp_b'@'10.0.0.1'": [("wp_b", "SELECT")]}
+asked = [g.replace("\\\\'", "'") for g in re.findall(r"'((?:[^'\\\\]|\\\\.)*)'", sql)]
+for grantee in asked:
+    for schema, privilege in rows.get(grantee, []):
+        print((grantee + "\\t" if "GRANTEE IN" in sql else "") + schema + "\\t" + privilege)
+if "##PWLB-DONE" in sql:
+    print("##PWLB-DONE")
+"""
+
+
+def test_grants_of_many_accounts_are_one_query(tmp_path, monkeypatch):
+    """Each site's account from each web host: one query for all, each account's rows
+    read by the fact's own parser (an account without grants: {})."""
+    from pyinfra_wordpress_lb.facts.mariadb import SchemaPrivileges
+
+    tool = tmp_path / "bin" / "mariadb"
+    tool.parent.mkdir()
+    tool.write_text(FAKE_MARIADB)
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tool.parent}:{__import__('os').environ['PATH']}")
+    asked = [(SchemaPrivileges, {"user": user, "hostname": "10.0.0.1"})
+             for user in ("wp_a", "wp_b", "wp_c")]
+    outputs: list[str] = []
+    found = _facts.ask_together(_shell_host(outputs), asked, {}, keys=[0, 1, 2])
+    assert outputs[0].count("mariadb --batch") == 1
+    assert found == {0: {"wp_a": ["INSERT", "SELECT"]}, 1: {"wp_b": ["SELECT"]}, 2: {}}
+    alone = {i: _facts.ask_together(_shell_host([]), [asked[i]], {}, keys=[i])[i]
+             for i in range(3)}
+    assert alone == found
