@@ -942,6 +942,7 @@ def validate() -> Cluster:
     report_failures(state)
     kept_facts.install()
     _speed.install()
+    _speed.fix_layers(state.inventory)
     found = problems()
     if not found:
         for name, why in sorted(unreachable().items()):

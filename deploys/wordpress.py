@@ -236,6 +236,7 @@ def install_site() -> None:
 def _install(site: Site) -> None:
     user, tag, docroot = site.user, site.tag, f"{site.docroot}/current"
     password = secrets.secret(site.secret("admin_password"))
+    wordpress.stamp_ahead(password, docroot)  # (its digest, ready when compared)
     wordpress.install(
         name="Install WordPress unattended (once per database)" + tag,
         docroot=docroot,

@@ -17,6 +17,7 @@ from pyinfra.connectors.util import CommandOutput
 from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 from pyinfra_cli.util import load_deploy_file
 
+from pyinfra_wordpress_lb.deploys import _speed
 from pyinfra_wordpress_lb.deploys._run import run
 from pyinfra_wordpress_lb.operations import wordpress as wordpress_ops
 
@@ -29,42 +30,11 @@ def _faster_pyinfra() -> None:
     (only file names and line numbers are used), the global arguments' type hints, the
     same for every operation, are computed once, and host data is looked up without
     merging the groups' data again each time."""
-    from copy import copy, deepcopy
+    from copy import deepcopy
 
     import pyinfra.api.facts as facts
-    from pyinfra.api.host import HostData
-
-    from pyinfra_wordpress_lb.deploys import _speed
 
     _speed.install()  # where operations are called from; the global arguments' types
-
-    # Every lookup of a host's data called a function per layer, merged its groups'
-    # data again and caught a KeyError per layer (see _fixed_layers). Most lookups are
-    # pyinfra asking for ~30 global arguments no host sets: the error for a missing key
-    # writes its message only if someone reads it.
-    class NoData(AttributeError):
-        def __str__(self):
-            return f"Host `{self.args[0]}` has no data `{self.args[1]}`"
-
-    def lookup(self, key: str):
-        merged = self.__dict__.get("merged")
-        if merged is not None:  # (see _fixed_layers)
-            if key in self.override_datas:  # (HostData.set writes there)
-                return copy(self.override_datas[key])
-            if key in merged:
-                return copy(merged[key])
-            deploy_data = self.host.get_deploy_data()
-            if key in deploy_data:
-                return copy(deploy_data[key])
-            raise NoData(self.host, key)
-        for data in self.datas:
-            if callable(data):
-                data = data()
-            if key in data:
-                return copy(data[key])
-        raise AttributeError(f"Host `{self.host}` has no data `{key}`")
-
-    HostData.__getattr__ = lookup
 
     # A plan never executes anything and the fake hosts' answers are fixed: a fact asked
     # again with the same arguments answers the same. Half the facts a plan asks are
@@ -90,20 +60,8 @@ def _faster_pyinfra() -> None:
 
 
 def _fixed_layers(inventory) -> None:
-    """Each host's data layers as the dicts they are (a test inventory's data never
-    changes once made; only the current deploy's defaults do), instead of functions
-    that fetch them and merge the groups' data at every lookup."""
-    for host in inventory:
-        data = host.data
-        fixed = (inventory.get_override_data(), inventory.get_host_data(host.name),
-                 inventory.get_groups_data(host.groups), inventory.get_data())
-        data.__dict__["datas"] = (data.override_datas, *fixed, host.get_deploy_data)
-        # The fixed layers merged once, the first layer winning: one dict lookup, then
-        # the current deploy's defaults (the one layer that changes).
-        merged: dict = {}
-        for layer in reversed(fixed):
-            merged.update(layer)
-        data.__dict__["merged"] = merged
+    """Each host's data layers merged once, as a run does (deploys/_speed.py)."""
+    _speed.fix_layers(inventory)
 
 
 _faster_pyinfra()
