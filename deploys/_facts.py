@@ -503,22 +503,27 @@ def _unit_group(members: list[int], units: list[str], asked: list):
 
 def _together(parts: list[tuple[int, str, bool]]) -> str:
     """One shell script asking these facts, each answer between two MARK lines (the
-    second with its exit status)."""
-    now, side, later = [], [], []
+    second with its exit status). The ONCE ones are written to files of a private
+    directory and run by a pool of SIDE_BY_SIDE (`xargs -P`: the next starts as soon
+    as one ends), beside the others; read once all answered."""
+    now, scripts, pooled, later = [], [], [], []
     for index, text, once in parts:
-        if once:
-            out = f'"$d/{index}"'
-            if side and len(side) % (SIDE_BY_SIDE + 1) == SIDE_BY_SIDE:
-                side.append("wait")
-            side.append(f"{{ ( {text} ) </dev/null >{out}; echo $? >{out}.rc; }} &")
-            later.append(f"echo '{MARK} {index}'; cat {out}; "
-                         f"echo '{MARK} {index}' $(cat {out}.rc)")
+        if once and not any(line.strip() == END for line in text.splitlines()):
+            scripts.append(f"cat > \"$d/{index}.sh\" <<'{END}'\n{text}\n{END}")
+            pooled.append(str(index))
+            later.append(f"echo '{MARK} {index}'; cat \"$d/{index}\"; "
+                         f"echo '{MARK} {index}' $(cat \"$d/{index}.rc\")")
         else:
             now.append(f"echo '{MARK} {index}'; ( {text} ) </dev/null; "
                        f"echo '{MARK} {index}' $?")
-    if side:  # started first, read once the others answered
-        now = ["d=$(mktemp -d)", *side, *now, "wait", *later, 'rm -rf "$d"']
+    if pooled:  # started first, read once the others answered
+        pool = (f"printf '%s\\n' {' '.join(pooled)} | xargs -P {SIDE_BY_SIDE} -I % "
+                "sh -c 'sh \"$0/%.sh\" </dev/null >\"$0/%\"; echo $? >\"$0/%.rc\"' \"$d\" &")
+        now = ["d=$(mktemp -d)", *scripts, pool, *now, "wait", *later, 'rm -rf "$d"']
     return "\n".join(now)
+
+
+END = "PWLB_FACT_END"  # (a ONCE fact's script ends at this line)
 
 
 def _answers(stdout_lines, facts: dict, keys: list, groups: dict | None = None) -> dict:

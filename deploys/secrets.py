@@ -93,13 +93,23 @@ def _load(path: Path) -> dict[str, str]:
     if not path.exists():
         return {}
     check_file(path)
+    seen = path.stat()
+    version = (seen.st_ino, seen.st_mtime_ns, seen.st_size)
+    known = _READ.get(path)
+    if known and known[0] == version:  # read once per version (a run asks ~850 times)
+        return dict(known[1])
     try:
         data = json.loads(path.read_text() or "{}")
     except json.JSONDecodeError as exc:
         raise SecretsError(f"secrets file {path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise SecretsError(f"secrets file {path} must hold a JSON object")
-    return {str(k): str(v) for k, v in data.items()}
+    found = {str(k): str(v) for k, v in data.items()}
+    _READ[path] = (version, found)
+    return dict(found)
+
+
+_READ: dict[Path, tuple] = {}  # path -> (inode, mtime, size when read, its contents)
 
 
 def _save(path: Path, data: dict[str, str]) -> None:

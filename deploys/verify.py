@@ -3,12 +3,14 @@ the shared address, and from each backend directly; HTTP moves to HTTPS. Certifi
 are checked against what the host trusts. Changes nothing; fails the deploy with a
 clear message.
 
-A run that changed nothing on any host (a re-run, a no-op) checks the first site
-everywhere and each further site once: from one backend and through one balancer in
-turn (plus the shared address and HTTP's move to HTTPS from each balancer, which cost
-no page). Every page asked of a backend, or through a balancer whose cached copy is
-older than `page_cache_ttl`, is one WordPress renders: with 20 sites, checking each on
-every backend and balancer was ~80 renders, most of a no-op's time."""
+A run that changed nothing on any host (a re-run, a no-op) checks the first site as
+any run does, and each further site once, through one balancer in turn, past its page
+cache: a backend renders the page for that check (TLS with the site's certificate, the
+balancer's way to a backend, PHP and the database, in one page); HTTP's move to HTTPS
+is checked on every balancer (no page). Without balancers, each further site is asked
+of one backend in turn. Each page a backend renders costs ~50 ms of
+its CPU: with 20 sites, checking each on every backend, balancer and the shared
+address was ~80 renders, most of a no-op's time; it is 25."""
 
 from __future__ import annotations
 
@@ -48,6 +50,8 @@ def _site(one: Site, plan, node, s, backends: bool = True, index: int = 0) -> No
                # out of the pool (see `Cluster.upstream`): nothing to check
                if not (b in web_hosts and web_hosts[b] in plan.unreachable)]
     for turn, backend in enumerate(checked):
+        # Quiet, with no balancer to check through: a further site from one backend.
+        alone = "lb" not in node.roles and turn == index % len(checked)
         http.responds(
             name=f"Backend {backend} serves the site" + tag,
             url=f"http://{backend}/", host_header=name, title=title,
@@ -55,9 +59,9 @@ def _site(one: Site, plan, node, s, backends: bool = True, index: int = 0) -> No
             # A web host that failed in this run is out of the pool: nothing to check.
             # (Asked on every balancer, skipped where another checks it: pyinfra orders
             # operations by where they are called, the same on every host.)
-            _if=lambda web=web_hosts.get(backend), mine=turn == index % len(checked): (
+            _if=lambda web=web_hosts.get(backend), alone=alone: (
                 backends and (web is None or web not in failed_names())
-                and (index == 0 or mine or not quiet())),
+                and (index == 0 or alone or not quiet())),
         )
     if "lb" not in node.roles:
         return
@@ -74,8 +78,11 @@ def _site(one: Site, plan, node, s, backends: bool = True, index: int = 0) -> No
     )
     http.responds(
         name="The site answers through this balancer" + tag,
-        url=f"{site}/", connect_to=here, title=title,
-        what=f"the balancer {host.name}",
+        # A further site's page past the balancer's cache (a query string): a backend
+        # renders it for this check (a cached copy that expired would be renewed behind
+        # the check's back, at the same cost, unseen).
+        url=f"{site}/" + ("" if index == 0 else "?pwlb-verify"), connect_to=here,
+        title=title, what=f"the balancer {host.name}",
         success_message=summary if first and not vip else None,
         _if=lambda: index == 0 or backends or not quiet(),  # (backends: this one's turn)
     )
@@ -93,4 +100,5 @@ def _site(one: Site, plan, node, s, backends: bool = True, index: int = 0) -> No
             what=f"the shared address {vip}", success_message=summary,
             # Just started, the balancers take a moment to agree who holds it.
             wait=30,
+            _if=lambda: index == 0 or not quiet(),
         )
