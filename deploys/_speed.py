@@ -24,6 +24,12 @@ from copy import copy
 from functools import cache
 from types import SimpleNamespace
 
+import pyinfra.api.arguments as _arguments
+from pyinfra.api.arguments import all_argument_meta, default_sentinel
+from pyinfra.api.exceptions import ArgumentTypeError
+from pyinfra.api.util import raise_if_bad_type
+from pyinfra.context import ctx_config
+
 
 def install() -> None:
     import pyinfra.api.arguments as arguments
@@ -47,6 +53,13 @@ def install() -> None:
 
     util.stack = stack
     util.getframeinfo = getframeinfo
+    import pyinfra.api.deploy as deploy_module
+    import pyinfra.api.operation as operation_module
+
+    global PYINFRA_POP
+    PYINFRA_POP = arguments.pop_global_arguments  # (the tests compare with it)
+    for module in (arguments, facts, deploy_module, operation_module):
+        module.pop_global_arguments = pop_global_arguments
     arguments.all_global_arguments = facts.all_global_arguments = cache(
         arguments.all_global_arguments)
     # pyinfra's file facts build their command from one long template, split with shlex
@@ -101,3 +114,45 @@ def fix_layers(inventory) -> None:
             merged.update(layer)
         data.__dict__["datas"] = (data.override_datas, *fixed, host.get_deploy_data)
         data.__dict__["merged"] = merged
+
+
+PYINFRA_POP = None
+
+
+def pop_global_arguments(state, host, kwargs: dict):
+    """pyinfra 3.10's `arguments.pop_global_arguments` (the same steps, the same
+    answers), with each host data key looked up without an exception when no layer has
+    it: pyinfra asks ~30 global arguments per operation and fact, nearly none set."""
+    config = state.config
+    if ctx_config.isset():
+        config = ctx_config.get()
+        assert config is not None
+    meta_kwargs = host.current_deploy_kwargs or {}
+    arguments: dict = {}
+    found_keys: list[str] = []
+    data = host.data
+    merged = data.__dict__.get("merged")
+    for key, type_ in _arguments.all_global_arguments():
+        argument_meta = all_argument_meta[key]
+        handler = argument_meta.handler
+        default = argument_meta.default(config)
+        if merged is None:
+            host_default = getattr(data, key, default_sentinel)
+        elif key in data.override_datas or key in merged:
+            host_default = getattr(data, key)
+        else:
+            deploy_data = host.get_deploy_data()
+            host_default = copy(deploy_data[key]) if key in deploy_data else default_sentinel
+        if host_default is not default_sentinel:
+            default = host_default
+        if key in kwargs:
+            found_keys.append(key)
+            value = kwargs.pop(key)
+        else:
+            value = meta_kwargs.get(key, default)
+        if handler:
+            value = handler(config, value)
+        if value != default:
+            raise_if_bad_type(value, type_, ArgumentTypeError, f"Invalid argument `{key}`:")
+        arguments[key] = value
+    return arguments, found_keys

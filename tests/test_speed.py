@@ -52,3 +52,26 @@ def test_host_data_merged_once_reads_as_pyinfras_layers():
     assert one.data.a == "set" and two.data.a == "all"
     with pytest.raises(AttributeError, match="has no data `zz`"):
         two.data.zz  # noqa: B018
+
+
+def test_global_arguments_are_pyinfras():
+    """The global arguments of an operation, as pyinfra's own function gives them: from
+    the call, from host data (set, merged once, or absent), from the config."""
+    import pyinfra.api.arguments as arguments
+    from pyinfra.api import Config, Inventory, State
+
+    from pyinfra_wordpress_lb.deploys import _speed
+
+    _speed.install()
+    slow_pop = _speed.PYINFRA_POP
+    assert arguments.pop_global_arguments is _speed.pop_global_arguments
+    inventory = Inventory(([("one", {"_sudo": True, "_env": {"A": "1"}}), "two"],
+                           {"_serial": True}))
+    state = State(inventory, Config(SUDO_USER="deploy"))
+    for host in inventory:
+        for kwargs in ({}, {"_sudo": False, "name": "x"}, {"_retries": 2}):
+            slow = slow_pop(state, host, dict(kwargs))
+            plain = _speed.pop_global_arguments(state, host, dict(kwargs))
+            _speed.fix_layers(inventory)
+            fixed = _speed.pop_global_arguments(state, host, dict(kwargs))
+            assert slow == plain == fixed
