@@ -113,13 +113,15 @@ class Installed(FactBase[bool | None]):
 
 def _database_command(docroot: str, user: str) -> str:
     """One PHP run answering both `Installed` and `DatabaseVersion` (the same command:
-    asked together, it runs once; PHP's start alone is ~30 ms)."""
+    asked together, it runs once). PHP without its ini files, only the database
+    extension loaded: it starts in ~5 ms, not ~30 (Debian's CLI loads ~35 extensions),
+    and WordPress's SHORTINIT needs no other."""
     root = shlex.quote(docroot)
     return (
         f"if [ ! -f {root}/wp-config.php ]; then echo no-config; else "
         f"cd {root} && runuser -u {shlex.quote(user)} -- "
-        f"php -d display_errors=stderr -r {shlex.quote(_DATABASE_PHP)} 2>/dev/null "
-        "| tail -n 2; fi; true"
+        f"php -n -d extension=mysqlnd -d extension=mysqli -d display_errors=stderr "
+        f"-r {shlex.quote(_DATABASE_PHP)} 2>/dev/null | tail -n 2; fi; true"
     )
 
 
