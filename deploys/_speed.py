@@ -53,13 +53,12 @@ def install() -> None:
 
     util.stack = stack
     util.getframeinfo = getframeinfo
-    import pyinfra.api.deploy as deploy_module
-    import pyinfra.api.operation as operation_module
-
     global PYINFRA_POP
     PYINFRA_POP = arguments.pop_global_arguments  # (the tests compare with it)
-    for module in (arguments, facts, deploy_module, operation_module):
-        module.pop_global_arguments = pop_global_arguments
+    # (`pyinfra.api.operation` and `.deploy` are also functions of `pyinfra.api`, which
+    # `import ... as` would give: the modules are taken from sys.modules.)
+    for name in ("arguments", "facts", "deploy", "operation"):
+        sys.modules[f"pyinfra.api.{name}"].pop_global_arguments = pop_global_arguments
     arguments.all_global_arguments = facts.all_global_arguments = cache(
         arguments.all_global_arguments)
     # pyinfra's file facts build their command from one long template, split with shlex

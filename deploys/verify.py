@@ -5,12 +5,13 @@ clear message.
 
 A run that changed nothing on any host (a re-run, a no-op) checks the first site as
 any run does, and each further site once, through one balancer in turn, past its page
-cache: a backend renders the page for that check (TLS with the site's certificate, the
-balancer's way to a backend, PHP and the database, in one page); HTTP's move to HTTPS
-is checked on every balancer (no page). Without balancers, each further site is asked
-of one backend in turn. Each page a backend renders costs ~50 ms of
-its CPU: with 20 sites, checking each on every backend, balancer and the shared
-address was ~80 renders, most of a no-op's time; it is 25."""
+cache, at `/?pwlb-verify`: the site's must-use plugin answers its title once WordPress
+has loaded its configuration, database and options, before plugins and the theme (TLS
+with the site's certificate, the balancer's way to a backend, the site's PHP pool and
+database, in a few ms); HTTP's move to HTTPS is checked on every balancer (no page).
+Without balancers, each further site is asked of one backend in turn. Each page a
+backend renders costs ~50 ms of its CPU: with 20 sites, checking each on every
+backend, balancer and the shared address was ~80 renders, most of a no-op's time."""
 
 from __future__ import annotations
 
@@ -78,9 +79,9 @@ def _site(one: Site, plan, node, s, backends: bool = True, index: int = 0) -> No
     )
     http.responds(
         name="The site answers through this balancer" + tag,
-        # A further site's page past the balancer's cache (a query string): a backend
-        # renders it for this check (a cached copy that expired would be renewed behind
-        # the check's back, at the same cost, unseen).
+        # A further site past the balancer's cache (a query string), answered by its
+        # must-use plugin (templates/wordpress/wordpress-lb.php.j2): a cached copy that
+        # expired would be renewed behind the check's back, a page rendered unseen.
         url=f"{site}/" + ("" if index == 0 else "?pwlb-verify"), connect_to=here,
         title=title, what=f"the balancer {host.name}",
         success_message=summary if first and not vip else None,

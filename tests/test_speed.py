@@ -64,7 +64,9 @@ def test_global_arguments_are_pyinfras():
 
     _speed.install()
     slow_pop = _speed.PYINFRA_POP
-    assert arguments.pop_global_arguments is _speed.pop_global_arguments
+    for name in ("arguments", "facts", "deploy", "operation"):  # where pyinfra calls it
+        assert sys.modules[f"pyinfra.api.{name}"].pop_global_arguments \
+            is _speed.pop_global_arguments
     inventory = Inventory(([("one", {"_sudo": True, "_env": {"A": "1"}}), "two"],
                            {"_serial": True}))
     state = State(inventory, Config(SUDO_USER="deploy"))

@@ -293,6 +293,10 @@ def test_each_site_answers_by_its_own_name_with_its_own_certificate(two_sites):
     # Each site's page cache is its own: a cached page of one never answers the other.
     assert wp.title(shop_get(bed).data.decode()) == SHOP_TITLE
     assert wp.title(wp.get(bed.site_url, "/", bed=bed).text) != SHOP_TITLE
+    # The quiet re-run's check: the title from the site's must-use plugin, no page.
+    check = shop_get(bed, "/?pwlb-verify")
+    assert check.status == 200 and check.headers.get("X-Cache") != "HIT"
+    assert check.data.decode() == f"<title>{SHOP_TITLE}</title>\n"
 
 
 def test_a_sites_php_cannot_read_another_sites_files(two_sites):
