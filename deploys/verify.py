@@ -8,10 +8,10 @@ any run does, and each further site once, through one balancer in turn, past its
 cache, at `/?pwlb-verify`: the site's must-use plugin answers its title once WordPress
 has loaded its configuration, database and options, before plugins and the theme (TLS
 with the site's certificate, the balancer's way to a backend, the site's PHP pool and
-database, in a few ms); HTTP's move to HTTPS is checked on every balancer (no page).
-Without balancers, each further site is asked of one backend in turn. Each page a
-backend renders costs ~50 ms of its CPU: with 20 sites, checking each on every
-backend, balancer and the shared address was ~80 renders, most of a no-op's time."""
+database, in a few ms), and HTTP's move to HTTPS there. Without balancers, each
+further site is asked of one backend in turn. Each page a backend renders costs ~50 ms
+of its CPU: with 20 sites, checking each on every backend, balancer and the shared
+address was ~80 renders, most of a no-op's time."""
 
 from __future__ import annotations
 
@@ -92,6 +92,7 @@ def _site(one: Site, plan, node, s, backends: bool = True, index: int = 0) -> No
             name="Plain HTTP moves to HTTPS" + tag,
             url=f"http://{one.hostname}/", connect_to=f"127.0.0.1:{s.lb_port}",
             status=301, location=f"{site}/", what=f"HTTP on the balancer {host.name}",
+            _if=lambda: index == 0 or backends or not quiet(),
         )
     if vip and first:
         port = s.lb_https_port if tls_on else s.lb_port

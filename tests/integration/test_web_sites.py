@@ -64,17 +64,19 @@ def test_a_second_site_is_added_without_failing_a_get_of_the_first(two_sites):
     # The run that added it checked it on each backend, through each balancer and on the
     # shared address; the one that changed nothing checks it once, through one balancer
     # past its cache (deploys/verify.py).
-    assert _checked(added.output, "(shop)") == {"backend": 2, "balancer": 2, "shared": 1}
-    assert _checked(again.output, "(shop)") == {"backend": 0, "balancer": 1, "shared": 0}
+    assert _checked(added.output, "(shop)") == {"backend": 2, "balancer": 2, "shared": 1,
+                                                "http": 2}
+    assert _checked(again.output, "(shop)") == {"backend": 0, "balancer": 1, "shared": 0,
+                                                "http": 1}
     assert _checked(again.output, "", first=True) == {"backend": 4, "balancer": 2,
-                                                      "shared": 1}
+                                                      "shared": 1, "http": 2}
 
 
 def _checked(output: str, tag: str, first: bool = False) -> dict:
     """How many of the verify tier's checks of a site answered, by kind: of a backend,
     through a balancer, on the shared address (`first`: the checks without a site tag, the first site's). Read
     from a run with `-v` (pyinfra prints a check's "noop: ... answers at" line then)."""
-    found = {"backend": 0, "balancer": 0, "shared": 0}
+    found = {"backend": 0, "balancer": 0, "shared": 0, "http": 0}
     for section in output.split("--> Starting operation: ")[1:]:
         head, _, body = section.partition("\n")
         if not head.startswith("Verify |") or (head.rstrip().endswith(")") if first
@@ -82,7 +84,8 @@ def _checked(output: str, tag: str, first: bool = False) -> dict:
             continue
         kind = ("backend" if "Backend" in head else
                 "balancer" if "through this balancer" in head else
-                "shared" if "shared address" in head else None)
+                "shared" if "shared address" in head else
+                "http" if "Plain HTTP" in head else None)
         if kind:
             found[kind] += body.split("\n\n")[0].count(" answers at ")
     return found
