@@ -411,15 +411,17 @@ def _hash_group(tool: str):
         text = f"{tool} -- /dev/null {_paths(paths)} 2>/dev/null; true"
 
         def split(lines):
-            by_path = {}
-            for line in lines:
-                digest, _, path = line.partition(" ")
-                by_path[path.lstrip(" *")] = [line]
+            by_path = _digests(lines)
             if "/dev/null" not in by_path:
                 return None
-            return {i: by_path.get(p, []) for i, p in zip(members, paths)}
+            return {i: [by_path[p]] if p in by_path else [] for i, p in zip(members, paths)}
         return members, text, split
     return build
+
+
+def _digests(lines: list[str]) -> dict[str, str]:
+    """`sha1sum`/`sha256sum` output: {path: its line}."""
+    return {line.partition(" ")[2].lstrip(" *"): line for line in lines}
 
 
 def _content_group(members: list[int], paths: list[str], asked: list):
@@ -431,16 +433,16 @@ def _content_group(members: list[int], paths: list[str], asked: list):
 
     def split(lines):
         kind: dict = {}
-        owner, there, digests = {}, set(), {}
+        owner, there, rest = {}, set(), []
         for line in lines:
             if line.startswith("L "):
-                _, path, mode, rest = line.split(" ", 3)
-                owner[path] = (mode, rest)
+                _, path, mode, owned = line.split(" ", 3)
+                owner[path] = (mode, owned)
             elif line.startswith("E "):
                 there.add(line[2:])
             else:
-                digest, _, path = line.partition(" ")
-                digests[path.lstrip(" *")] = line
+                rest.append(line)
+        digests = _digests(rest)
         if "/" not in owner:
             return None
         for i, path in zip(members, paths):
@@ -456,8 +458,7 @@ def _grants_group(members: list[int], accounts: list[dict], asked: list):
     """facts.mariadb.SchemaPrivileges: one query for every account (each site's, from
     each web host: 40 with 20 sites), its rows led by the account (a last row says the
     query ran)."""
-    grantees = ["'" + a["user"].replace("'", "''") + "'@'" + a["hostname"].replace("'", "''")
-                + "'" for a in accounts]
+    grantees = [mariadb.grantee_of(a["user"], a["hostname"]) for a in accounts]
     sql = ("SELECT GRANTEE, TABLE_SCHEMA, PRIVILEGE_TYPE FROM "
            "information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE IN ("
            + ", ".join(mariadb.sql_literal(g) for g in dict.fromkeys(grantees))

@@ -76,17 +76,24 @@ class NoData(AttributeError):
         return f"Host `{self.args[0]}` has no data `{self.args[1]}`"
 
 
+def _merged_value(data, key: str):
+    """A key of a host's data from its layers merged once (see fix_layers), or
+    `default_sentinel` when no layer has it."""
+    if key in data.override_datas:  # (HostData.__setattr__ writes there)
+        return copy(data.override_datas[key])
+    merged = data.__dict__["merged"]
+    if key in merged:
+        return copy(merged[key])
+    deploy_data = data.host.get_deploy_data()
+    return copy(deploy_data[key]) if key in deploy_data else default_sentinel
+
+
 def _lookup(self, key: str):
-    merged = self.__dict__.get("merged")
-    if merged is not None:  # (see fix_layers)
-        if key in self.override_datas:  # (HostData.__setattr__ writes there)
-            return copy(self.override_datas[key])
-        if key in merged:
-            return copy(merged[key])
-        deploy_data = self.host.get_deploy_data()
-        if key in deploy_data:
-            return copy(deploy_data[key])
-        raise NoData(self.host, key)
+    if "merged" in self.__dict__:
+        found = _merged_value(self, key)
+        if found is default_sentinel:
+            raise NoData(self.host, key)
+        return found
     for data in self.datas:
         if callable(data):
             data = data()
@@ -130,18 +137,13 @@ def pop_global_arguments(state, host, kwargs: dict):
     arguments: dict = {}
     found_keys: list[str] = []
     data = host.data
-    merged = data.__dict__.get("merged")
+    merged = "merged" in data.__dict__
     for key, type_ in _arguments.all_global_arguments():
         argument_meta = all_argument_meta[key]
         handler = argument_meta.handler
         default = argument_meta.default(config)
-        if merged is None:
-            host_default = getattr(data, key, default_sentinel)
-        elif key in data.override_datas or key in merged:
-            host_default = getattr(data, key)
-        else:
-            deploy_data = host.get_deploy_data()
-            host_default = copy(deploy_data[key]) if key in deploy_data else default_sentinel
+        host_default = (_merged_value(data, key) if merged
+                        else getattr(data, key, default_sentinel))
         if host_default is not default_sentinel:
             default = host_default
         if key in kwargs:

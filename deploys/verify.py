@@ -66,6 +66,10 @@ def _site(one: Site, plan, node, s, backends: bool = True, index: int = 0) -> No
         )
     if "lb" not in node.roles:
         return
+
+    def mine() -> bool:  # this balancer checks this site in this run: its turn, or not quiet
+        return index == 0 or backends or not quiet()
+
     tls_on = one.tls.on
     here = (f"127.0.0.1:{s.lb_https_port}" if tls_on
             else f"127.0.0.1:{s.lb_port}")
@@ -85,14 +89,14 @@ def _site(one: Site, plan, node, s, backends: bool = True, index: int = 0) -> No
         url=f"{site}/" + ("" if index == 0 else "?pwlb-verify"), connect_to=here,
         title=title, what=f"the balancer {host.name}",
         success_message=summary if first and not vip else None,
-        _if=lambda: index == 0 or backends or not quiet(),  # (backends: this one's turn)
+        _if=mine,
     )
     if tls_on:
         http.responds(
             name="Plain HTTP moves to HTTPS" + tag,
             url=f"http://{one.hostname}/", connect_to=f"127.0.0.1:{s.lb_port}",
             status=301, location=f"{site}/", what=f"HTTP on the balancer {host.name}",
-            _if=lambda: index == 0 or backends or not quiet(),
+            _if=mine,
         )
     if vip and first:
         port = s.lb_https_port if tls_on else s.lb_port

@@ -117,7 +117,7 @@ class SchemaPrivileges(FactBase[dict]):
     requires_command = "mariadb"
 
     def command(self, user: str, hostname: str) -> str:
-        grantee = "'" + user.replace("'", "''") + "'@'" + hostname.replace("'", "''") + "'"
+        grantee = grantee_of(user, hostname)
         sql = ("SELECT TABLE_SCHEMA, PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES "
                f"WHERE GRANTEE = {sql_literal(grantee)}")
         return f"mariadb --batch --skip-column-names -e {shlex.quote(sql)}"
@@ -129,6 +129,11 @@ class SchemaPrivileges(FactBase[dict]):
             if len(fields) == 2:
                 found.setdefault(fields[0], set()).add(fields[1])
         return {schema: sorted(privileges) for schema, privileges in found.items()}
+
+
+def grantee_of(user: str, hostname: str) -> str:
+    """An account as information_schema's GRANTEE column writes it: 'user'@'host'."""
+    return "'" + user.replace("'", "''") + "'@'" + hostname.replace("'", "''") + "'"
 
 
 def sql_literal(value: str) -> str:
