@@ -11,7 +11,7 @@ from pyinfra_wordpress_lb.deploys.backup import backups
 from pyinfra_wordpress_lb.deploys.cron import cron
 from pyinfra_wordpress_lb.deploys import firewall as firewall_tier
 from pyinfra_wordpress_lb.deploys import sync as sync_tier
-from pyinfra_wordpress_lb.deploys.balancer import admit_new_web_hosts, balancer
+from pyinfra_wordpress_lb.deploys.balancer import admit_new_web_hosts, backups_first, balancer
 from pyinfra_wordpress_lb.deploys.common import common, packages
 from pyinfra_wordpress_lb.deploys.database import arbitrator as db_arbitrator
 from pyinfra_wordpress_lb.deploys.database import database
@@ -28,6 +28,8 @@ from pyinfra_wordpress_lb.deploys.wordpress import install_site, serve_release
 from pyinfra_wordpress_lb.operations import cluster
 
 validate()  # a wrong inventory or setting stops here, before any change
+if "lb" in host.groups:
+    backups_first()  # an earlier version's balancer: no backend change empties its pool
 common()
 firewall()  # before any service listens: each host admits only what its roles need
 packages()  # what every host's roles need, installed by all hosts at once

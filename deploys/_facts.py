@@ -62,7 +62,8 @@ KEPT = frozenset({
     files.File, files.Directory, files.Link, files.Sha1File, files.Sha256File, files.FileContents,
     files.FindInFile, server.Os, server.Users, server.Groups, server.Which,
     server.LinuxDistribution, deb.DebPackages, systemd.SystemdStatus, systemd.SystemdEnabled,
-    own_files.Content, wordpress.Releases, nftables.Table, nginx.Loaded, mariadb.Accounts,
+    own_files.Content, wordpress.Releases, nftables.Table, nginx.Loaded, nginx.Upstream,
+    mariadb.Accounts,
     mariadb.Databases, mariadb.SchemaPrivileges, php.FpmVersion, sysctl.Setting,
     mysql.MysqlDatabases,
 })

@@ -20,6 +20,7 @@ from pyinfra_wordpress_lb.deploys._util import TIDY, failed_names, host_fact, ng
 from pyinfra_wordpress_lb.deploys.plan import Site, cluster, here
 from pyinfra_wordpress_lb.deploys.settings import Setting
 from pyinfra_wordpress_lb.operations import http
+from pyinfra_wordpress_lb.operations import nginx as nginx_ops
 
 METHODS = ("least_conn", "round_robin", "ip_hash")
 HEALTH_PATH = "/pwlb-health"  # local only: keepalived's check that this nginx serves
@@ -141,6 +142,20 @@ def vhost(what: str, held_back: tuple[str, ...]) -> None:
         unlimited=[str(n) for n in s.firewall_trusted],
         hide_backend=None if s.lb_show_backend else s.served_by_header,
     )
+
+
+@deploy("Balancer")
+def backups_first() -> None:
+    """Before anything changes: a balancer vhost written without never-rested backups (by
+    a version before them) gets them. This run's reloads of the backends may each fail a
+    request, and each failure rests a backend for `lb_fail_timeout`: two within that time
+    and a balancer without backups has none left, "no live upstreams" for every request
+    (seen moving a cluster of that version to release directories). The balancer's vhost
+    is written in full later in the run."""
+    added = nginx_ops.upstream_backups(
+        name="Give the backends never-rested backups before they change", site=SITE)
+    nginx_ops.reloaded(name="Reload nginx: the backends' backups", _if=added.did_change,
+                       _serial=True)
 
 
 @deploy("Balancer")

@@ -83,6 +83,8 @@ def _balancer_row() -> dict:
     name = plan.site.netloc
     backends = {}
     for server in host.get_fact(Upstream, path=f"{nginx_ops.SITES}/{balancer.SITE}"):
+        if server["backup"]:
+            continue  # the same backend again, tried when every other one rests
         address = server["address"]
         if server["down"]:
             backends[address] = "drained"

@@ -49,12 +49,15 @@ class Loaded(FactBase[dict]):
 class Upstream(FactBase[list]):
     """
     Returns the servers of an nginx ``upstream`` block in a site file, in order, each
-    with whether it is marked ``down`` (a drained backend: no new requests); ``[]`` when
-    the file or the block is missing.
+    with whether it is marked ``down`` (a drained backend: no new requests), whether it is
+    a ``backup`` (tried only when every other server rests) and its ``max_fails`` (nginx's
+    default, 1, when not given; 0: never rested); ``[]`` when the file or the block is
+    missing.
 
     .. code:: python
 
-        [{"address": "10.0.0.11:80", "down": False}, {"address": "10.0.0.12:80", "down": True}]
+        [{"address": "10.0.0.11:80", "down": False, "backup": False, "max_fails": 1},
+         {"address": "10.0.0.12:80", "down": True, "backup": False, "max_fails": 1}]
     """
 
     default = list
@@ -68,5 +71,9 @@ class Upstream(FactBase[list]):
         for line in output:
             words = line.strip().rstrip(";").split()
             if len(words) >= 2 and words[0] == "server":
-                servers.append({"address": words[1], "down": "down" in words[2:]})
+                fails = [w.partition("=")[2] for w in words[2:] if w.startswith("max_fails=")]
+                servers.append({"address": words[1], "down": "down" in words[2:],
+                                "backup": "backup" in words[2:],
+                                "max_fails": int(fails[-1]) if fails and fails[-1].isdigit()
+                                else 1})
         return servers

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 from pyinfra import host
 from pyinfra.api import operation
-from pyinfra.facts.files import Link, Sha256File
+from pyinfra.facts.files import FindInFile, Link, Sha256File
 
-from pyinfra_wordpress_lb.facts.nginx import STAMP, Loaded
+from pyinfra_wordpress_lb.facts.nginx import STAMP, Loaded, Upstream
 from pyinfra_wordpress_lb.operations._content import put_content
 from pyinfra_wordpress_lb.operations._fail import fail
 
@@ -103,4 +103,55 @@ def reloaded():
         "if systemctl is-active --quiet nginx; then systemctl reload nginx; "
         "else systemctl start nginx; fi && "
         f"echo {on_disk or 'unknown'} > {STAMP}"
+    )
+
+
+# Balancing by a hash of the client's address (or a key): nginx takes no backup server.
+HASHED = "^[[:space:]]*(ip_hash|hash[[:space:]])"
+
+
+@operation()
+def upstream_backups(site: str, block: str = "wordpress_backends"):
+    """
+    Ensure an ``upstream`` block that rests a failed server (``max_fails`` above 0) also
+    lists each of its servers that is not ``down`` once more as a ``backup`` that is never
+    rested (``max_fails=0``): nginx tries the backups only when every other server
+    rests, so failures (a backend reloading, say) never leave it with none ("no live
+    upstreams": a 502 for every request until a rest ends). For configurations written
+    without them (by this project before its balancer had backups): the balancer's own
+    vhost writes them on every run. A block that has a backup already, never rests its
+    servers, or balances by a hash (nginx takes no backup there) is left as it is. The
+    new file is checked with ``nginx -t`` and put back when refused. Reloading is
+    ``reloaded``'s job.
+
+    + site: the file's name under ``/etc/nginx/sites-available``
+    + block: the ``upstream`` block's name
+
+    **Example:**
+
+    .. code:: python
+
+        nginx.upstream_backups(name="Backups in the balancer's upstream", site="wordpress-lb")
+    """
+    path = f"{SITES}/{site}"
+    servers = host.get_fact(Upstream, path=path, block=block)
+    rested = [s for s in servers if not s["down"] and not s["backup"] and s["max_fails"]]
+    if not rested or any(s["backup"] for s in servers):
+        host.noop(f"upstream {block} never runs out of servers")
+        return
+    if host.get_fact(FindInFile, path=path, pattern=HASHED, extended_regex=True):
+        host.noop(f"upstream {block} balances by a hash: nginx takes no backup server")
+        return
+    added = "".join(f"    server {s['address']} max_fails=0 backup;\\n" for s in rested)
+    q_path, new = shlex.quote(path), shlex.quote(path + ".pwlb-candidate")
+    # Inserted before the block's closing brace (sed's own line-start anchors, as Upstream).
+    yield (
+        f"set -e; awk -v add='{added}' '"
+        f"/^upstream {block} [{{]/ {{ inside = 1 }} "
+        "inside && /^[}]/ { printf \"%s\", add; inside = 0 } { print }' "
+        f"{q_path} > {new}; cp -p {q_path} {q_path}.pwlb-kept; cat {new} > {q_path}; "
+        f"rm -f {new}; if out=$(nginx -t 2>&1); then rm -f {q_path}.pwlb-kept; exit 0; fi; "
+        f"mv -f {q_path}.pwlb-kept {q_path}; "
+        f"echo \"nginx refuses backups in upstream {block} of {site}, it stays as it was: "
+        "$out\" >&2; exit 1"
     )

@@ -47,10 +47,19 @@ def split_plan(tmp_path_factory):
     return plan(TOPOLOGIES["split"], tmp_path_factory.mktemp("split") / "hosts.secrets.json")
 
 
+# A balancer's first steps, before anything changes on any host (deploys/balancer.py).
+BACKUPS_FIRST = ["Balancer | Give the backends never-rested backups before they change",
+                 "Balancer | Reload nginx: the backends' backups"]
+
+
 @pytest.mark.parametrize("topology", sorted(TOPOLOGIES))
 def test_every_host_gets_the_common_base_first(topology, secrets_file):
-    for host, ops in plan(TOPOLOGIES[topology], secrets_file).items():
-        assert names(ops)[:len(COMMON)] == COMMON, host
+    result = plan(TOPOLOGIES[topology], secrets_file)
+    for host, ops in result.items():
+        first = BACKUPS_FIRST if host in TOPOLOGIES[topology]["lb"] else []
+        assert names(ops)[:len(first) + len(COMMON)] == first + COMMON, host
+    # One step for every balancer, before any host's first step of its own.
+    assert result.order[:len(BACKUPS_FIRST)] == BACKUPS_FIRST
 
 
 def test_the_first_apt_run_brings_the_base_the_updater_and_the_firewall(split_plan):
@@ -293,15 +302,15 @@ def test_barriers_make_every_host_wait(topology, secrets_file):
         for barrier in barriers:
             assert barrier in names(ops), host
     for step in order[:tiers]:
-        assert step.split(" | ")[0] in ("Common base", "Firewall", "Packages", "Database",
+        assert step in BACKUPS_FIRST or step.split(" | ")[0] in ("Common base", "Firewall", "Packages", "Database",
                                         "Backups", "WordPress", "Web", "Sync mesh", "WP-Cron",
                                         "Trust"), step
     # Every host installs its roles' packages in one shared step, before any tier's own.
     install = "Packages | Install what this host's roles need (every host at once)"
     assert order.count(install) == 1
     assert all(install in names(ops) for ops in result.values())
-    first_tier = min(i for i, step in enumerate(order)
-                     if step.split(" | ")[0] not in ("Common base", "Firewall", "Packages"))
+    first_tier = min(i for i, step in enumerate(order) if step not in BACKUPS_FIRST
+                     and step.split(" | ")[0] not in ("Common base", "Firewall", "Packages"))
     assert order.index(install) < first_tier
     for step in order[tiers + 1:serving]:
         assert step.split(" | ")[0] in ("WordPress install", "Sync mesh", "Balancer",
