@@ -59,6 +59,10 @@ def install() -> None:
     # `import ... as` would give: the modules are taken from sys.modules.)
     for name in ("arguments", "facts", "deploy", "operation"):
         sys.modules[f"pyinfra.api.{name}"].pop_global_arguments = pop_global_arguments
+    # An operation's and a fact's parameters, read from its signature at every call
+    # (~80 us each): each function's signature once.
+    sys.modules["pyinfra.api.operation"].signature = _signature
+    facts.getcallargs = getcallargs
     arguments.all_global_arguments = facts.all_global_arguments = cache(
         arguments.all_global_arguments)
     # pyinfra's file facts build their command from one long template, split with shlex
@@ -66,6 +70,20 @@ def install() -> None:
     split = cache(lambda string: tuple(shlex.split(string)))
     command.shlex = SimpleNamespace(split=split, quote=shlex.quote)
     util.pwlb_fast = True
+
+
+_signature = cache(inspect.signature)
+
+
+def getcallargs(func, *args, **kwargs) -> dict:
+    """`inspect.getcallargs` (what pyinfra reads a fact's arguments with: a new instance's
+    bound `command` each time), the function's signature worked out once."""
+    function = getattr(func, "__func__", None)
+    if function is None:
+        return inspect.getcallargs(func, *args, **kwargs)
+    bound = _signature(function).bind(func.__self__, *args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
 
 
 class NoData(AttributeError):
@@ -128,7 +146,10 @@ PYINFRA_POP = None
 def pop_global_arguments(state, host, kwargs: dict):
     """pyinfra 3.10's `arguments.pop_global_arguments` (the same steps, the same
     answers), with each host data key looked up without an exception when no layer has
-    it: pyinfra asks ~30 global arguments per operation and fact, nearly none set."""
+    it: pyinfra asks ~30 global arguments per operation and fact, nearly none set. Each
+    argument's default for a host (its config default or the host's data) is worked out
+    once per host and config while no `host.data` write and no deploy's data names a
+    global argument (else at each call, as pyinfra)."""
     config = state.config
     if ctx_config.isset():
         config = ctx_config.get()
@@ -136,24 +157,44 @@ def pop_global_arguments(state, host, kwargs: dict):
     meta_kwargs = host.current_deploy_kwargs or {}
     arguments: dict = {}
     found_keys: list[str] = []
-    data = host.data
-    merged = "merged" in data.__dict__
-    for key, type_ in _arguments.all_global_arguments():
-        argument_meta = all_argument_meta[key]
-        handler = argument_meta.handler
-        default = argument_meta.default(config)
-        host_default = (_merged_value(data, key) if merged
-                        else getattr(data, key, default_sentinel))
-        if host_default is not default_sentinel:
-            default = host_default
+    for key, type_, handler, default in _defaults(host.data, config):
         if key in kwargs:
             found_keys.append(key)
             value = kwargs.pop(key)
         else:
             value = meta_kwargs.get(key, default)
+            if value is default and isinstance(value, (dict, list, set)):
+                value = copy(value)  # (each call its own, as pyinfra's)
         if handler:
             value = handler(config, value)
         if value != default:
             raise_if_bad_type(value, type_, ArgumentTypeError, f"Invalid argument `{key}`:")
         arguments[key] = value
     return arguments, found_keys
+
+
+@cache
+def _global_keys() -> frozenset[str]:
+    return frozenset(key for key, _ in _arguments.all_global_arguments())
+
+
+def _defaults(data, config) -> list[tuple]:
+    """(key, type, handler, default) of each global argument for a host's data."""
+    merged = "merged" in data.__dict__
+    kept = data.__dict__.get("pwlb_defaults") if merged else None
+    steady = (merged and not data.override_datas
+              and _global_keys().isdisjoint(data.host.get_deploy_data()))
+    if steady and kept is not None and kept[0] is config:
+        return kept[1]
+    rows = []
+    for key, type_ in _arguments.all_global_arguments():
+        argument_meta = all_argument_meta[key]
+        default = argument_meta.default(config)
+        host_default = (_merged_value(data, key) if merged
+                        else getattr(data, key, default_sentinel))
+        if host_default is not default_sentinel:
+            default = host_default
+        rows.append((key, type_, argument_meta.handler, default))
+    if steady:
+        data.__dict__["pwlb_defaults"] = (config, rows)
+    return rows

@@ -116,11 +116,19 @@ def _database_command(docroot: str, user: str) -> str:
     asked together, it runs once). PHP without its ini files, only the database
     extension loaded: it starts in ~5 ms, not ~30 (Debian's CLI loads ~35 extensions),
     and WordPress's SHORTINIT needs no other."""
-    root = shlex.quote(docroot)
+    root, cache = shlex.quote(docroot), ""
+    if re.fullmatch(r"[a-z_][a-z0-9_-]*", user):
+        # PHP's compiled scripts kept between runs (~35 -> ~20 ms a run), in the user's
+        # own home: only that user (and root) can write what that user runs.
+        cache = (f"c=~{user}/.cache/wordpress-lb-php; [ -d \"$c\" ] || runuser -u {user} -- "
+                 "mkdir -p -m 700 \"$c\" 2>/dev/null; ")
+        cache_options = ("-d zend_extension=opcache -d opcache.enable_cli=1 "
+                         "-d opcache.file_cache=\"$c\" -d opcache.file_cache_only=1 ")
     return (
         f"if [ ! -f {root}/wp-config.php ]; then echo no-config; else "
-        f"cd {root} && runuser -u {shlex.quote(user)} -- "
-        f"php -n -d extension=mysqlnd -d extension=mysqli -d display_errors=stderr "
+        f"{cache}cd {root} && runuser -u {shlex.quote(user)} -- "
+        f"php -n -d extension=mysqlnd -d extension=mysqli {cache_options if cache else ''}"
+        f"-d display_errors=stderr "
         f"-r {shlex.quote(_DATABASE_PHP)} 2>/dev/null | tail -n 2; fi; true"
     )
 

@@ -347,7 +347,7 @@ def test_facts_with_the_same_command_run_it_once(tmp_path):
              for name in ("a", "b") for kind in (Installed, DatabaseVersion)]
     found = _facts.ask_together(_shell_host(outputs), asked, {}, keys=[0, 1, 2, 3])
     assert found == {0: False, 1: None, 2: False, 3: None}  # no wp-config.php there
-    assert outputs[0].count("runuser") == 2  # a PHP run per docroot, not per fact
+    assert outputs[0].count(" php -n ") == 2  # a PHP run per docroot, not per fact
 
 
 def test_what_a_tier_asked_is_kept_for_the_runs_that_do_not_reach_it(tmp_path):
@@ -435,3 +435,29 @@ def test_grants_of_many_accounts_are_one_query(tmp_path, monkeypatch):
     alone = {i: _facts.ask_together(_shell_host([]), [asked[i]], {}, keys=[i])[i]
              for i in range(3)}
     assert alone == found
+
+
+def test_an_answer_given_again_is_a_copy_as_deepcopy_makes():
+    """Each ask of a kept answer gets its own copy (an operation may change what it was
+    given): equal to deepcopy's, sharing nothing mutable with the kept one."""
+    import copy
+    import datetime
+
+    from pyinfra_wordpress_lb.deploys._facts import copied
+
+    answers = [
+        None, "text", 3, 1.5, True, b"raw",
+        {"user": "root", "mode": 644, "mtime": datetime.datetime(2026, 12, 3)},
+        {"nginx": ["1.26.3-3"], "php8.4-fpm": ["8.4.11-1"]},  # DebPackages
+        [{"name": "a", "groups": ["x", "y"]}], {"a", "b"}, frozenset({1}),
+        ("a", ["b"]), {"nested": {"set": {1, 2}, "list": [[1], [2]]}},
+    ]
+    for answer in answers:
+        given = copied(answer)
+        assert given == copy.deepcopy(answer) and type(given) is type(answer)
+    kept = {"nginx": ["1.26"], "deep": {"list": [1]}, "set": {1}}
+    given = copied(kept)
+    given["nginx"].append("x")
+    given["deep"]["list"].append(2)
+    given["set"].add(2)
+    assert kept == {"nginx": ["1.26"], "deep": {"list": [1]}, "set": {1}}

@@ -77,3 +77,51 @@ def test_global_arguments_are_pyinfras():
             _speed.fix_layers(inventory)
             fixed = _speed.pop_global_arguments(state, host, dict(kwargs))
             assert slow == plain == fixed
+    # Worked out once per host and config, and again after what could change them: a
+    # `host.data` write, a deploy whose data names a global argument, another config.
+    one = inventory.get_host("one")
+    first, _ = _speed.pop_global_arguments(state, one, {})
+    again, _ = _speed.pop_global_arguments(state, one, {})
+    assert first == again and first["_env"] is not again["_env"]  # each call its own
+    one.data._sudo = False
+    assert _speed.pop_global_arguments(state, one, {})[0]["_sudo"] is False
+    one.data.override_datas.clear()
+    assert _speed.pop_global_arguments(state, one, {})[0]["_sudo"] is True
+    one.current_deploy_data = {"_sudo_user": "other"}
+    assert _speed.pop_global_arguments(state, one, {})[0]["_sudo_user"] == "other"
+    assert slow_pop(state, one, {})[0]["_sudo_user"] == "other"
+    one.current_deploy_data = None
+    other = State(inventory, Config(SUDO_USER="another"))
+    assert _speed.pop_global_arguments(other, one, {})[0]["_sudo_user"] == "another"
+    assert _speed.pop_global_arguments(state, one, {})[0]["_sudo_user"] == "deploy"
+
+
+def test_a_facts_arguments_read_as_inspect_reads_them():
+    """pyinfra merges a fact's positional and keyword arguments with
+    `inspect.getcallargs(cls().command, ...)`: the same answer, and the same refusal."""
+    import pytest
+    from pyinfra.facts import files, server
+
+    from pyinfra_wordpress_lb.deploys import _speed
+    from pyinfra_wordpress_lb.facts import http, nginx, wordpress
+
+    calls = [
+        (files.File, (), {"path": "/etc/x"}),
+        (files.FindInFile, ("/etc/x",), {"pattern": "a", "extended_regex": True}),
+        (server.Command, ("true",), {}),
+        (nginx.Upstream, (), {"path": "/etc/x"}),
+        (http.Response, (), {"url": "http://a/", "wait": 3}),
+        (wordpress.Installed, ("/var/www/x",), {}),
+    ]
+    for cls, args, kwargs in calls:
+        command = cls().command
+        fast, slow = _speed.getcallargs(command, *args, **kwargs), \
+            inspect.getcallargs(command, *args, **kwargs)
+        assert fast.keys() == slow.keys()  # (pyinfra sorts them wherever it reads them)
+        assert {k: v for k, v in fast.items() if k != "self"} == \
+            {k: v for k, v in slow.items() if k != "self"}
+        assert type(fast["self"]) is cls
+    with pytest.raises(TypeError):
+        _speed.getcallargs(files.File().command)  # its path is missing
+    with pytest.raises(TypeError):
+        _speed.getcallargs(files.File().command, path="/x", nothing=1)

@@ -300,6 +300,11 @@ def test_each_site_answers_by_its_own_name_with_its_own_certificate(two_sites):
     check = shop_get(bed, "/?pwlb-verify")
     assert check.status == 200 and check.headers.get("X-Cache") != "HIT"
     assert check.data.decode() == f"<title>{SHOP_TITLE}</title>\n"
+    # The deploy's PHP questions (is it installed, its database version) keep their
+    # compiled scripts in each site user's own home, no one else's to write.
+    for user in ("wordpress", "wp-shop"):
+        _, owner = bed.exec("web1", f"stat -c '%U %a' ~{user}/.cache/wordpress-lb-php")
+        assert owner.split() == [user, "700"], owner
 
 
 def test_a_sites_php_cannot_read_another_sites_files(two_sites):
