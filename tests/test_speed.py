@@ -91,6 +91,16 @@ def test_global_arguments_are_pyinfras():
     assert _speed.pop_global_arguments(state, one, {})[0]["_sudo_user"] == "other"
     assert slow_pop(state, one, {})[0]["_sudo_user"] == "other"
     one.current_deploy_data = None
+    one.current_deploy_kwargs = {"_sudo": False, "_serial": True}  # a deploy's arguments
+    for kwargs in ({}, {"_sudo": True, "_env": {"B": "2"}}, {"_if": [], "name": "x"}):
+        assert slow_pop(state, one, dict(kwargs)) == \
+            _speed.pop_global_arguments(state, one, dict(kwargs))
+    one.current_deploy_kwargs = None
+    import pytest
+    from pyinfra.api.exceptions import ArgumentTypeError
+    for pop in (slow_pop, _speed.pop_global_arguments):
+        with pytest.raises(ArgumentTypeError, match="Invalid argument `_retries`"):
+            pop(state, one, {"_retries": "many"})
     other = State(inventory, Config(SUDO_USER="another"))
     assert _speed.pop_global_arguments(other, one, {})[0]["_sudo_user"] == "another"
     assert _speed.pop_global_arguments(state, one, {})[0]["_sudo_user"] == "deploy"

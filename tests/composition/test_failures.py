@@ -46,6 +46,10 @@ def test_a_run_where_nothing_fails_succeeds(cli):
     assert run.returncode == 0, run.why()
     assert fakerun.step(run.output, SWITCH) == {"web1": "Success", "web2": "Success"}
     assert "failed at" not in run.output
+    # Each step lists the hosts it is for, not every host (deploys/_speed.py).
+    assert "Skipped" not in run.output
+    switch = run.output.split(f"--> Starting operation: {SWITCH}")[1].split("-->")[0]
+    assert "@fake/lb1" not in switch and "@fake/db1" not in switch
 
 
 def test_a_failed_download_on_one_web_host_switches_no_web_host(cli):
