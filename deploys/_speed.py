@@ -63,6 +63,10 @@ def install() -> None:
     # (~80 us each): each function's signature once.
     sys.modules["pyinfra.api.operation"].signature = _signature
     facts.getcallargs = getcallargs
+    operation = sys.modules["pyinfra.api.operation"]
+    global PYINFRA_SOLVE
+    PYINFRA_SOLVE = operation.solve_operation_consistency  # (the tests compare with it)
+    operation.solve_operation_consistency = _hashes_counted(operation.make_hash)
     operations = sys.modules["pyinfra.api.operations"]
     operations._run_single_op = _only_its_hosts(operations._run_single_op)
     arguments.all_global_arguments = facts.all_global_arguments = cache(
@@ -93,6 +97,47 @@ def _only_its_hosts(run_single_op):
         finally:
             del inventory.get_active_hosts
     return run
+
+
+def _hashes_counted(make_hash):
+    """pyinfra's `solve_operation_consistency` (the same hash and order for each
+    operation) without its search for a free hash: an operation called again from the
+    same place (once per site) is given the hash, then `hash-0`, `hash-0-1`, ...,
+    each tried against the host's list of hashes so far, so the k-th site's steps cost k
+    scans of a list of ~900 (quadratic in sites: ~0.1 s a web host at 20 sites). The
+    same names from a count per hash (a hash is 40 hex digits: no `-` ever makes one
+    name another's), counted again from the host's list whenever it changed otherwise."""
+    import pyinfra
+
+    order_from_stack = sys.modules["pyinfra.api.operation"].get_operation_order_from_stack
+
+    def solve_consistency(names, state, host):
+        hashes = host.op_hash_order
+        mine = getattr(host, "pwlb_hashes", None)  # (`host` may be pyinfra's context proxy)
+        if mine is None or mine[0] != len(hashes):
+            counts: dict[str, int] = {}
+            for each in hashes:
+                first = each.split("-", 1)[0]
+                counts[first] = counts.get(first, 0) + 1
+            mine = [len(hashes), counts]
+            host.pwlb_hashes = mine
+        if pyinfra.is_cli:
+            op_order = order_from_stack(state)
+            op_order.pop()  # this function's own line (pyinfra counts every frame not its own)
+        else:
+            op_order = [len(hashes)]
+        if host.loop_position:
+            op_order.extend(host.loop_position)
+        first = make_hash(op_order)
+        count = mine[1].get(first, 0)
+        op_hash = first + "".join(f"-{i}" for i in range(count))
+        mine[1][first] = count + 1
+        hashes.append(op_hash)
+        mine[0] += 1
+        if count:
+            op_order.append(count)
+        return tuple(op_order), op_hash
+    return solve_consistency
 
 
 _signature = cache(inspect.signature)
@@ -163,7 +208,7 @@ def fix_layers(inventory) -> None:
         data.__dict__["merged"] = merged
 
 
-PYINFRA_POP = None
+PYINFRA_POP = PYINFRA_SOLVE = None
 
 
 def pop_global_arguments(state, host, kwargs: dict):
@@ -182,7 +227,7 @@ def pop_global_arguments(state, host, kwargs: dict):
     rows, base, special = _defaults(host.data, config)
     arguments = dict(base)
     found_keys = sorted((key for key in kwargs if key in rows), key=_order().__getitem__)
-    for key in special.union(found_keys, (k for k in meta_kwargs if k in rows)):
+    for key in special.union(found_keys, _differing(meta_kwargs, base)):
         type_, handler, default = rows[key]
         if key in kwargs:
             value = kwargs.pop(key)
@@ -193,9 +238,46 @@ def pop_global_arguments(state, host, kwargs: dict):
         if handler:
             value = handler(config, value)
         if value != default:
-            raise_if_bad_type(value, type_, ArgumentTypeError, f"Invalid argument `{key}`:")
+            _check_type(key, value, type_)
         arguments[key] = value
     return arguments, found_keys
+
+
+_DIFFERING: list = [None, None, ()]  # the last deploy's arguments, its defaults, the keys
+
+
+def _differing(meta_kwargs: dict, base: dict) -> tuple:
+    """The keys a deploy's arguments (`host.current_deploy_kwargs`: every global argument,
+    set by pyinfra once per deploy call, never changed after) give another value than the
+    defaults: the others are the defaults already."""
+    if _DIFFERING[0] is meta_kwargs and _DIFFERING[1] is base:
+        return _DIFFERING[2]
+    keys = tuple(k for k, v in meta_kwargs.items() if k in base and not _same(v, base[k]))
+    _DIFFERING[:] = [meta_kwargs, base, keys]
+    return keys
+
+
+def _same(value, default) -> bool:
+    try:
+        return bool(value == default) and type(value) is type(default)
+    except Exception:  # (a value that cannot be compared is worked on)
+        return False
+
+
+_CHECKED: set = set()  # (key, type, value) found of their type (hashable values only)
+
+
+def _check_type(key: str, value, type_) -> None:
+    """pyinfra's type check of an argument (typeguard: ~30 us), once per hashable value."""
+    try:
+        seen = (key, type_, type(value), value)
+        if seen in _CHECKED:
+            return
+    except TypeError:  # unhashable: checked every time
+        seen = None
+    raise_if_bad_type(value, type_, ArgumentTypeError, f"Invalid argument `{key}`:")
+    if seen is not None:
+        _CHECKED.add(seen)
 
 
 @cache

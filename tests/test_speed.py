@@ -135,3 +135,35 @@ def test_a_facts_arguments_read_as_inspect_reads_them():
         _speed.getcallargs(files.File().command)  # its path is missing
     with pytest.raises(TypeError):
         _speed.getcallargs(files.File().command, path="/x", nothing=1)
+
+
+def test_operations_get_pyinfras_order_and_hashes(tmp_path):
+    """The steps of a plan with several sites (an operation called again from the same
+    place once per site) in the same order, each host the same operations, as with
+    pyinfra's own `solve_operation_consistency`."""
+    from tests import fakedeploy
+
+    from pyinfra_wordpress_lb.deploys import _speed
+
+    _speed.install()
+    operation = sys.modules["pyinfra.api.operation"]
+    ours = operation.solve_operation_consistency
+    groups = {"lb": ["lb1", "lb2"], "web": ["web1", "web2"], "db": ["db1"]}
+    sites = {"lb_vip": "10.0.0.100", "sites": [
+        {"name": "main", "site_url": "https://a.example.com"},
+        {"name": "shop", "site_url": "https://shop.example.com"},
+        {"name": "news", "site_url": "https://news.example.com"}]}
+
+    def plan(name):
+        secrets = tmp_path / f"{name}.secrets.json"
+        return fakedeploy._plan(groups, secrets, data=sites)
+
+    try:
+        operation.solve_operation_consistency = _speed.PYINFRA_SOLVE
+        theirs = plan("theirs")
+    finally:
+        operation.solve_operation_consistency = ours
+    mine = plan("mine")
+    assert mine.order == theirs.order and len(mine.order) > 200
+    assert {h: [name for name, _ in ops] for h, ops in mine.items()} == \
+        {h: [name for name, _ in ops] for h, ops in theirs.items()}
