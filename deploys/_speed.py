@@ -25,7 +25,7 @@ from functools import cache
 from types import SimpleNamespace
 
 import pyinfra.api.arguments as _arguments
-from pyinfra.api.arguments import all_argument_meta, default_sentinel
+from pyinfra.api.arguments import EXECUTION_KWARG_KEYS, all_argument_meta, default_sentinel
 from pyinfra.api.exceptions import ArgumentTypeError
 from pyinfra.api.util import raise_if_bad_type
 from pyinfra.context import ctx_config
@@ -63,6 +63,9 @@ def install() -> None:
     # (~80 us each): each function's signature once.
     sys.modules["pyinfra.api.operation"].signature = _signature
     facts.getcallargs = getcallargs
+    global PYINFRA_FACT_KWARGS
+    PYINFRA_FACT_KWARGS = facts._handle_fact_kwargs  # (the tests compare with it)
+    facts._handle_fact_kwargs = _handle_fact_kwargs
     operation = sys.modules["pyinfra.api.operation"]
     global PYINFRA_SOLVE
     PYINFRA_SOLVE = operation.solve_operation_consistency  # (the tests compare with it)
@@ -154,6 +157,31 @@ def getcallargs(func, *args, **kwargs) -> dict:
     return dict(bound.arguments)
 
 
+def _handle_fact_kwargs(state, host, cls, args, kwargs):
+    """pyinfra's split of a fact's arguments into its own and the global ones (its
+    connection: sudo, environment...). Asked by an operation, with no global argument
+    of its own, a fact's global arguments are the operation's (pyinfra works them all
+    out again, ~30, from a copy of the operation's: the same values); else pyinfra's."""
+    current = host.current_op_global_arguments
+    kwargs = kwargs or {}
+    if not current or not _order().keys().isdisjoint(kwargs):
+        return PYINFRA_FACT_KWARGS(state, host, cls, args, kwargs)
+    # (pyinfra takes the execution arguments out of an operation's: those are worked
+    # out as for a call that does not give them.)
+    missing = [key for key in _order() if key not in current]
+    if any(key not in EXECUTION_KWARG_KEYS for key in missing):
+        return PYINFRA_FACT_KWARGS(state, host, cls, args, kwargs)
+    fact_kwargs = dict(kwargs)
+    if args or fact_kwargs:
+        fact_kwargs = getcallargs(cls().command, *(args or ()), **fact_kwargs)
+    found = {key: copy(value) if isinstance(value, (dict, list, set)) else value
+             for key, value in current.items()}
+    if missing:
+        rest, _ = pop_global_arguments(state, host, {})
+        found.update((key, rest[key]) for key in missing)
+    return fact_kwargs, found
+
+
 class NoData(AttributeError):
     """pyinfra's error for a host data key no layer has (its message written only when
     read: most lookups are of keys no host sets)."""
@@ -208,7 +236,7 @@ def fix_layers(inventory) -> None:
         data.__dict__["merged"] = merged
 
 
-PYINFRA_POP = PYINFRA_SOLVE = None
+PYINFRA_POP = PYINFRA_SOLVE = PYINFRA_FACT_KWARGS = None
 
 
 def pop_global_arguments(state, host, kwargs: dict):

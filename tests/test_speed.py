@@ -167,3 +167,41 @@ def test_operations_get_pyinfras_order_and_hashes(tmp_path):
     assert mine.order == theirs.order and len(mine.order) > 200
     assert {h: [name for name, _ in ops] for h, ops in mine.items()} == \
         {h: [name for name, _ in ops] for h, ops in theirs.items()}
+
+
+def test_a_facts_global_arguments_are_pyinfras():
+    """A fact asked by an operation gets the operation's global arguments, as pyinfra
+    works them out again; with global arguments of its own, pyinfra's own split."""
+    from pyinfra.api import Config, Inventory, State
+    from pyinfra.facts import files
+
+    from pyinfra_wordpress_lb.deploys import _speed
+    from pyinfra_wordpress_lb.facts import http
+
+    _speed.install()
+    inventory = Inventory(([("one", {"_sudo": True, "_env": {"A": "1"}})], {}))
+    state = State(inventory, Config(SUDO_USER="deploy"))
+    one = inventory.get_host("one")
+    from pyinfra.api.arguments import EXECUTION_KWARG_KEYS
+    cases = [({}, ()), ({"_sudo": False, "_env": {"B": "2"}}, EXECUTION_KWARG_KEYS),
+             ({"_su_user": "x", "_serial": True}, EXECUTION_KWARG_KEYS), ({}, ("_sudo",))]
+    for op_kwargs, taken_out in cases:  # (pyinfra takes the execution ones out of an op's)
+        one.current_op_global_arguments = {
+            k: v for k, v in _speed.pop_global_arguments(state, one, dict(op_kwargs))[0].items()
+            if k not in taken_out}
+        one.current_deploy_kwargs = {"_serial": True} if taken_out else None
+        for cls, args, kwargs in ((files.File, (), {"path": "/x"}),
+                                  (http.Response, ("http://a/",), {"wait": 2}),
+                                  (files.File, (), {"path": "/x", "_sudo": False}),
+                                  (server_facts().Os, (), {})):
+            fast = _speed._handle_fact_kwargs(state, one, cls, args, dict(kwargs))
+            slow = _speed.PYINFRA_FACT_KWARGS(state, one, cls, args, dict(kwargs))
+            assert {k: v for k, v in fast[0].items() if k != "self"} == \
+                {k: v for k, v in slow[0].items() if k != "self"}
+            assert fast[1] == slow[1], (op_kwargs, kwargs)
+    one.current_op_global_arguments = one.current_deploy_kwargs = None
+
+
+def server_facts():
+    from pyinfra.facts import server
+    return server
