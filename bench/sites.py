@@ -56,6 +56,7 @@ def measure(quick: bool) -> dict:
                 "deploy_s": deploy["seconds"], "deploy_changed": deploy["changed"],
                 "noop_s": statistics.median(n["seconds"] for n in noops),
                 "noop_changed": max(n["changed"] for n in noops),
+                "noop_runs_s": [n["seconds"] for n in noops],  # (the first: right after)
                 "rss_mb": footprint(bed)}
     finally:
         testbed.down(BED)
