@@ -126,7 +126,12 @@ def _hashes_counted(make_hash):
             host.pwlb_hashes = mine
         if pyinfra.is_cli:
             op_order = order_from_stack(state)
-            op_order.pop()  # this function's own line (pyinfra counts every frame not its own)
+            # pyinfra counts the line of every frame outside its own directory: this
+            # function's too, unless this package sits where pyinfra takes it for its own
+            # (installed beside it: `site-packages/pyinfra_wordpress_lb` starts with
+            # `site-packages/pyinfra`).
+            if not OWN_FILE.startswith(sys.modules["pyinfra.api.util"].PYINFRA_INSTALL_DIR):
+                op_order.pop()
         else:
             op_order = [len(hashes)]
         if host.loop_position:
@@ -140,6 +145,7 @@ def _hashes_counted(make_hash):
         if count:
             op_order.append(count)
         return tuple(op_order), op_hash
+    OWN_FILE = solve_consistency.__code__.co_filename
     return solve_consistency
 
 
