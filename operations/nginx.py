@@ -149,8 +149,10 @@ def upstream_backups(site: str, block: str = "wordpress_backends"):
         f"set -e; awk -v add='{added}' '"
         f"/^upstream {block} [{{]/ {{ inside = 1 }} "
         "inside && /^[}]/ { printf \"%s\", add; inside = 0 } { print }' "
-        f"{q_path} > {new}; cp -p {q_path} {q_path}.pwlb-kept; cat {new} > {q_path}; "
-        f"rm -f {new}; if out=$(nginx -t 2>&1); then rm -f {q_path}.pwlb-kept; exit 0; fi; "
+        f"{q_path} > {new}; chown --reference={q_path} {new}; chmod --reference={q_path} {new}; "
+        # One rename: a host that dies here has the old file or the new one, never half.
+        f"cp -p {q_path} {q_path}.pwlb-kept; mv -f {new} {q_path}; "
+        f"if out=$(nginx -t 2>&1); then rm -f {q_path}.pwlb-kept; exit 0; fi; "
         f"mv -f {q_path}.pwlb-kept {q_path}; "
         f"echo \"nginx refuses backups in upstream {block} of {site}, it stays as it was: "
         "$out\" >&2; exit 1"
