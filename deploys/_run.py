@@ -23,6 +23,7 @@ class Run:
     asked: dict = field(default_factory=dict)  # host -> {key: fact asked}, for the next run
     batched: dict = field(default_factory=dict)  # host -> keys asked together in this run
     once: dict = field(default_factory=dict)  # host -> answers of ONCE facts, each given once
+    tiers: dict = field(default_factory=dict)  # operation hash -> its tier (_facts)
     learned: dict | None = None  # what the last run asked (_facts)
     learned_at: Any = None  # where that is kept
     unreachable: dict[str, str] | None = None  # host -> why

@@ -154,13 +154,30 @@ _signature = cache(inspect.signature)
 
 def getcallargs(func, *args, **kwargs) -> dict:
     """`inspect.getcallargs` (what pyinfra reads a fact's arguments with: a new instance's
-    bound `command` each time), the function's signature worked out once."""
+    bound `command` each time), the function's signature worked out once, and the
+    arguments of a call made before with the same values (hashable, of the same types)
+    bound once."""
     function = getattr(func, "__func__", None)
     if function is None:
         return inspect.getcallargs(func, *args, **kwargs)
-    bound = _signature(function).bind(func.__self__, *args, **kwargs)
-    bound.apply_defaults()
-    return dict(bound.arguments)
+    signature = _signature(function)
+    first = next(iter(signature.parameters))  # (the instance's: each call its own)
+    try:
+        key = (function, args, tuple(kwargs.items()), tuple(map(type, args)),
+               tuple(map(type, kwargs.values())))
+        bound = _BOUND.get(key)
+    except TypeError:  # a list or dict among them: bound each time
+        key = bound = None
+    if bound is None:
+        arguments = signature.bind(func.__self__, *args, **kwargs)
+        arguments.apply_defaults()
+        bound = {k: v for k, v in arguments.arguments.items() if k != first}
+        if key is not None and len(_BOUND) < 100_000:
+            _BOUND[key] = bound
+    return {first: func.__self__, **bound}
+
+
+_BOUND: dict = {}
 
 
 def _handle_fact_kwargs(state, host, cls, args, kwargs):
@@ -183,9 +200,17 @@ def _handle_fact_kwargs(state, host, cls, args, kwargs):
     found = {key: copy(value) if isinstance(value, (dict, list, set)) else value
              for key, value in current.items()}
     if missing:
-        rest, _ = pop_global_arguments(state, host, {})
-        found.update((key, rest[key]) for key in missing)
+        if _MISSING[0] is not current or _MISSING[1] is not host:
+            rest, _ = pop_global_arguments(state, host, {})  # (once per operation and host)
+            _MISSING[:] = [current, host, {key: rest[key] for key in missing}]
+        found.update((key, copy(value) if isinstance(value, (dict, list, set)) else value)
+                     for key, value in _MISSING[2].items())
     return fact_kwargs, found
+
+
+# The execution arguments worked out for the facts of the operation running on a host:
+# its global arguments (the same object while it runs), the host, {key: value}.
+_MISSING: list = [None, None, {}]
 
 
 class NoData(AttributeError):

@@ -265,6 +265,8 @@ def sync() -> None:
     # One inotify watch per directory: too few and changes wait for the next rescan.
     sysctl.at_least(name="Let the mesh watch every directory",
                     key="fs.inotify.max_user_watches", value=int(s.mesh_inotify_watches))
+    files.directory(name="Create the mesh's configuration directory", path="/etc/wordpress-lb",
+                    mode="755")  # (every site's)
     meshes = [Mesh.of(site) for site in plan.sites]
     host_facts(host, Devices, [{"path": mesh.config} for mesh in meshes])  # in one round trip
     for mesh in meshes:  # each site its own mesh, as its own user
@@ -293,8 +295,6 @@ def _mesh(mesh: Mesh) -> None:
                    patterns=patterns, jinja_env_kwargs=TIDY)
     files.directory(name="Create the mesh's home" + tag, path=home(site), user=user,
                     group=user, mode="700")
-    files.directory(name="Create the mesh's configuration directory", path="/etc/wordpress-lb",
-                    mode="755")
     key, cert = identity(host.name + mesh.device)
     ident = syncthing.identity(name="Install this host's mesh identity" + tag,
                                home=home(site), key=HiddenValue(key), cert=cert, user=user)

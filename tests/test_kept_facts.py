@@ -123,9 +123,47 @@ def test_a_tier_asks_what_it_asked_last_time_in_one_command(tmp_path):
         StringCommand("true").execute(state, local, {})
         assert local.get_fact(File, path=str(tmp_path / "a.txt")) == single  # asked alone
         assert len(asked) == 3  # together once per run; then one by one
-    paths = sorted(e["kwargs"]["path"] for e in record.asked["@local"].values())
-    # What this run asked, answered together or not, is what the next run asks together.
-    assert paths == [str(tmp_path), str(tmp_path / "a.txt"), str(tmp_path / "none")]
+    paths = sorted((e["kwargs"]["path"], e["fact"]) for e in record.asked["@local"].values())
+    # What this run asked, answered together or not, is what the next run asks together;
+    # with the digest of the file found missing (see the next test).
+    assert paths == [(str(tmp_path), "pyinfra.facts.files:Directory"),
+                     (str(tmp_path / "a.txt"), "pyinfra.facts.files:File"),
+                     (str(tmp_path / "none"), "pyinfra.facts.files:File"),
+                     (str(tmp_path / "none"), "pyinfra.facts.files:Sha1File")]
+
+
+def test_a_file_found_missing_has_its_digest_asked_with_its_tier_next_run(tmp_path):
+    """A tier that writes a new file found it missing; the next run finds it and asks
+    its digest (files.put/template). That digest comes with the tier's other facts,
+    not in a round trip of its own."""
+    from pyinfra.facts.files import Sha1File
+
+    from pyinfra_wordpress_lb.deploys._run import run
+
+    _facts.install()
+    new = tmp_path / "new.conf"
+    state, local, asked = _local_counting()
+    record = run(state)
+    record.learned, record.learned_at = {}, tmp_path / "hosts.facts.json"
+    state.is_executing = True
+    with ctx_state.use(state), ctx_host.use(local):
+        assert local.get_fact(File, path=str(new)) is None
+    learned = {"@local": list(record.asked["@local"].values())}
+    new.write_text("written\n")  # the operation wrote it
+    state, local, asked = _local_counting()
+    record = run(state)
+    record.learned, record.learned_at = learned, tmp_path / "hosts.facts.json"
+    state.is_executing = True
+    with ctx_state.use(state), ctx_host.use(local):
+        assert local.get_fact(File, path=str(new))["size"] == 8
+        assert local.get_fact(Sha1File, path=str(new)) == _sha1(new)
+    assert len(asked) == 1  # the digest came with the tier
+
+
+def _sha1(path) -> str:
+    import hashlib
+
+    return hashlib.sha1(path.read_bytes()).hexdigest()
 
 
 def test_a_fact_needing_a_command_the_host_lacks_is_left_to_pyinfra(tmp_path):
@@ -238,21 +276,28 @@ def test_once_facts_run_a_few_at_a_time(tmp_path):
 
 
 FAKE_SYSTEMCTL = """#!/bin/sh
-# systemctl show --all --property Id --property <state> <unit>...: a block per unit.
-state=$6; shift 6
+# systemctl show --all --property Id [--property <state>]... <unit>...: a block per unit,
+# each property on a line of its own.
+shift 2; states=""
+while [ "$1" = --property ]; do [ "$2" = Id ] || states="$states $2"; shift 2; done
 for unit in "$@"; do
   case "$unit" in a.*) on=running; file=enabled ;; *) on=dead; file=disabled ;; esac
-  [ "$state" = SubState ] && value=$on || value=$file
   [ "$unit" = short.service ] && continue  # a unit it skips: the blocks do not add up
-  printf 'Id=%s\\n%s=%s\\n\\n' "$unit" "$state" "$value"
+  printf 'Id=%s\\n' "$unit"
+  for state in $states; do
+    [ "$state" = SubState ] && value=$on || value=$file
+    printf '%s=%s\\n' "$state" "$value"
+  done
+  echo
 done
 """
 
 
-def test_one_unit_systemd_facts_are_one_systemctl_each_kind(tmp_path, monkeypatch):
+def test_one_unit_systemd_facts_are_one_systemctl_for_both_kinds(tmp_path, monkeypatch):
     """`systemd.service` asks its unit's state and whether it is enabled: with many sites
-    a tier asks hundreds. Asked together, each kind is one `systemctl show` of all the
-    units, each block read as that unit's own answer (the same as asked alone)."""
+    a tier asks hundreds. Asked together, both kinds are one `systemctl show` of all the
+    units (each once) with both properties, each block read as that unit's own answer
+    (the same as asked alone)."""
     from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
     tool = tmp_path / "bin" / "systemctl"
@@ -265,7 +310,9 @@ def test_one_unit_systemd_facts_are_one_systemctl_each_kind(tmp_path, monkeypatc
              for unit in units] + [(File, {"path": "/etc/passwd"})]
     outputs: list[str] = []
     found = _facts.ask_together(_shell_host(outputs), asked, {}, keys=list(range(len(asked))))
-    assert len(outputs) == 1 and outputs[0].count("systemctl show") == 2
+    assert len(outputs) == 1 and outputs[0].count("systemctl show") == 1
+    assert "--property SubState --property UnitFileState" in outputs[0]
+    assert outputs[0].count("a-2.service") == 1
     alone = {i: _facts.ask_together(_shell_host([]), [asked[i]], {}, keys=[i])[i]
              for i in range(len(units) * 2)}
     assert {i: found[i] for i in alone} == alone

@@ -123,13 +123,23 @@ def test_a_facts_arguments_read_as_inspect_reads_them():
         (http.Response, (), {"url": "http://a/", "wait": 3}),
         (wordpress.Installed, ("/var/www/x",), {}),
     ]
-    for cls, args, kwargs in calls:
+    from pyinfra.facts import systemd
+
+    calls += [
+        (files.File, (), {"path": "/etc/x"}),  # again: its binding kept from the first
+        (http.Response, (), {"url": "http://a/", "wait": 1}),
+        (http.Response, (), {"url": "http://a/", "wait": True}),  # equal to 1, not the same
+        (systemd.SystemdStatus, (), {"services": ["a.service"]}),  # a list: bound each time
+    ]
+    for cls, args, kwargs in calls * 2:
         command = cls().command
         fast, slow = _speed.getcallargs(command, *args, **kwargs), \
             inspect.getcallargs(command, *args, **kwargs)
         assert fast.keys() == slow.keys()  # (pyinfra sorts them wherever it reads them)
         assert {k: v for k, v in fast.items() if k != "self"} == \
             {k: v for k, v in slow.items() if k != "self"}
+        assert {k: type(v) for k, v in fast.items()} == {k: type(v) for k, v in slow.items()}
+        assert fast["self"] is command.__self__  # (the instance asked, never a kept one)
         assert type(fast["self"]) is cls
     with pytest.raises(TypeError):
         _speed.getcallargs(files.File().command)  # its path is missing

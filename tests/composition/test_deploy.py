@@ -628,6 +628,11 @@ def test_wp_cron_runs_from_a_timer_on_every_web_host(split_plan):
         assert "OnCalendar=*-*-* *:*:00" in timer
         service = upload(result[web], "WP-Cron | Install wordpress-cron.service")
         assert "User=wordpress" in service and "WorkingDirectory=/var/www/wordpress/current" in service
+        # Compiled once, kept in the site user's own home (private to it).
+        cache = "/var/lib/wordpress/.cache/wordpress-lb-php"
+        assert f"ExecStartPre=/bin/mkdir -p -m 700 {cache}\n" in service
+        assert (f"ExecStart=/usr/bin/php -d opcache.enable_cli=1 -d opcache.file_cache={cache} "
+                "-d opcache.file_cache_only=1 /usr/local/lib/wordpress-lb/wordpress-cron.php") in service
         runner = upload(result[web], "WP-Cron | Install the WP-Cron runner")
         assert "GET_LOCK" in runner and "require ABSPATH . 'wp-cron.php';" in runner
         assert "WP-Cron | Run WordPress's scheduled events every minute" in names(result[web])

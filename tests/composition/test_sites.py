@@ -87,6 +87,25 @@ def test_each_site_has_its_release_config_install_and_cron(two):
     assert "/var/www/shop/releases" in text(web)
 
 
+def test_each_further_site_runs_its_cron_at_a_second_of_its_own(two, one):
+    """Twenty sites' timers firing at :00 on every web host took both cores of the bed
+    for seconds each minute: the first site keeps :00 (its timer as one site had it),
+    each further one a second of its own, the same on every host."""
+    from types import SimpleNamespace
+
+    from pyinfra_wordpress_lb.deploys import cron
+
+    first = text(one["web1"], "WP-Cron | Install wordpress-cron.timer")
+    assert "OnCalendar=*-*-* *:*:00\n" in first
+    assert first == text(two[0]["web1"], "WP-Cron | Install wordpress-cron.timer")
+    timers = [text(two[0][h], "WP-Cron | Install wp-shop-cron.timer") for h in ("web1", "web2")]
+    found = re.search(r"OnCalendar=\*-\*-\* \*:\*:(\d\d)\n", timers[0])
+    assert found and timers[0] == timers[1]
+    assert int(found.group(1)) == cron.second(SimpleNamespace(name="shop", key="wp-shop"))
+    seconds = [cron.second(SimpleNamespace(name=f"s{i}", key=f"wp-s{i}")) for i in range(2, 21)]
+    assert all(1 <= s <= 59 for s in seconds) and len(set(seconds)) >= 15  # spread out
+
+
 def test_the_balancer_serves_each_site_with_its_certificate_cache_and_limits(two):
     conf = text(two[0]["lb1"], "Balancer | Write the balancer vhost")
     assert "ssl_certificate /etc/wordpress-lb/tls/shop.crt;" in conf
