@@ -51,7 +51,7 @@ def measure(quick: bool) -> dict:
             args = ("--data", "sites=" + json.dumps(sites(bed, count)))
             print(f"bench: {count} sites", flush=True)
             deploy = timed_deploy(bed, *args)
-            noops = [timed_deploy(bed, *args) for _ in range(2 if quick else 3)]
+            noops = [timed_deploy(bed, *args) for _ in range(2 if quick else 5)]
             found[str(count)] = {
                 "deploy_s": deploy["seconds"], "deploy_changed": deploy["changed"],
                 "noop_s": statistics.median(n["seconds"] for n in noops),

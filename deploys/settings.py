@@ -7,6 +7,7 @@ generated from the same declarations (``python -m pyinfra_wordpress_lb.deploys.s
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from dataclasses import dataclass, make_dataclass
@@ -62,8 +63,39 @@ def settings_of(data: Mapping[str, Any]) -> Settings:
     values = {}
     for _, s in all_settings():
         given = data.get(s.name)
-        values[s.name] = _frozen(s.default if given is None else given)
+        values[s.name] = _frozen_again(s.default if given is None else given)
     return settings_class()(**values)
+
+
+def _frozen_again(value):
+    """`_frozen(value)`, the answer kept for a list or table seen before that is still
+    equal to what it was: a site's settings are read from its host's data over and over
+    (~250 times with 20 sites), and `sites` itself is one of the keys (freezing it each
+    time made that quadratic in the number of sites)."""
+    if not isinstance(value, (list, dict, tuple, MappingProxyType)) or not value:
+        return _frozen(value)
+    kept = _FROZEN.get(id(value))
+    if kept is not None and kept[0] is value and kept[1] == value:
+        return kept[2]
+    frozen = _frozen(value)
+    if len(_FROZEN) >= 1024:
+        _FROZEN.clear()
+    _FROZEN[id(value)] = (value, _copied(value), frozen)  # (kept alive: its id too)
+    return frozen
+
+
+def _copied(value):
+    """A deep copy of lists, tuples and tables (as plain ones) to tell a change by."""
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_copied(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: _copied(v) for k, v in value.items()}
+    return copy.deepcopy(value)
+
+
+_FROZEN: dict[int, tuple] = {}  # id -> (the value, a copy of it then, its frozen form)
 
 
 @functools.cache

@@ -508,3 +508,53 @@ def test_an_answer_given_again_is_a_copy_as_deepcopy_makes():
     given["deep"]["list"].append(2)
     given["set"].add(2)
     assert kept == {"nginx": ["1.26"], "deep": {"list": [1]}, "set": {1}}
+
+
+def test_http_requests_asked_together_are_one_curl_and_answer_as_alone(tmp_path):
+    """A no-op's verify tier asks a balancer ~25 requests with 20 sites: one `curl` for
+    all of them (4 at a time) gives each the answer its own curl gives (here against a
+    server on 127.0.0.1: a page, a redirect, a refused port, another name's address)."""
+    import functools
+    import http.server
+    import shutil
+    import socket
+    import threading
+
+    import pytest
+
+    from pyinfra_wordpress_lb.facts.http import Response
+
+    if not shutil.which("curl"):
+        pytest.skip("curl is not installed on this machine")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "index.html").write_text("<html><title>The page</title></html>\n")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        refused = closed.getsockname()[1]
+    port = server.server_address[1]
+    try:
+        asked = [(Response, {"url": f"http://127.0.0.1:{port}/"}),
+                 (Response, {"url": f"http://127.0.0.1:{port}/dir"}),  # a 301, its location
+                 (Response, {"url": f"http://127.0.0.1:{refused}/"}),
+                 (Response, {"url": "http://site.invalid/", "host_header": "site.invalid",
+                             "connect_to": f"127.0.0.1:{port}"}),
+                 (Response, {"url": f"http://127.0.0.1:{port}/", "wait": 1})]  # alone
+        outputs: list[str] = []
+        found = _facts.ask_together(_shell_host(outputs), asked, {}, keys=list(range(5)))
+        assert len(outputs) == 1 and outputs[0].count("curl --parallel") == 1
+        assert outputs[0].count("$(curl ") == 1  # (the one that waits: its own)
+        alone = {i: _facts.ask_together(_shell_host([]), [asked[i]], {}, keys=[i])[i]
+                 for i in range(5)}
+    finally:
+        server.shutdown()
+
+    def same(answer):
+        return {**answer, "seconds": answer["seconds"] is not None}
+    assert {i: same(a) for i, a in found.items()} == {i: same(a) for i, a in alone.items()}
+    assert found[0]["status"] == 200 and found[0]["title"] == "The page"
+    assert found[1]["status"] == 301 and found[1]["location"].endswith("/dir/")
+    assert found[2]["status"] == 0 and found[2]["error"] == "connection refused"
+    assert found[3]["title"] == "The page"
