@@ -378,11 +378,14 @@ def _groups(asked: list) -> list[tuple[list[int], str, object]]:
     for build, each in _kinds(asked).values():
         parts, size = [[]], 0
         for index, argument in each:
-            if len(parts[-1]) == GROUP_MOST or size + len(argument) > CHUNK // 2:
+            # (an argument that is not a path: its arguments' length, and room for the
+            # options its command gives each, as an HTTP request's)
+            length = len(argument) if isinstance(argument, str) else len(repr(argument)) + 120
+            if len(parts[-1]) == GROUP_MOST or size + length > CHUNK // 2:
                 parts.append([])
                 size = 0
             parts[-1].append((index, argument))
-            size += len(argument) + 1
+            size += length + 1
         for part in parts:
             if len(part) > 1:
                 found.append(build([i for i, _ in part], [arg for _, arg in part], asked))

@@ -558,3 +558,15 @@ def test_http_requests_asked_together_are_one_curl_and_answer_as_alone(tmp_path)
     assert found[1]["status"] == 301 and found[1]["location"].endswith("/dir/")
     assert found[2]["status"] == 0 and found[2]["error"] == "connection refused"
     assert found[3]["title"] == "The page"
+
+
+def test_many_http_requests_are_curls_the_shell_accepts():
+    """Requests asked together are one `curl` per group, each group's command short
+    enough for the shell (an argument of 128 KiB at most)."""
+    from pyinfra_wordpress_lb.facts.http import Response
+
+    asked = [(Response, {"url": f"https://site-{n}.example/?pwlb-verify",
+                         "connect_to": "127.0.0.1:443"}) for n in range(600)]
+    groups = _facts._groups(asked)
+    assert len(groups) > 1 and sum(len(m) for m, _, _ in groups) == 600
+    assert all(len(text) < _facts.CHUNK for _, text, _ in groups)
