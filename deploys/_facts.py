@@ -540,22 +540,18 @@ def _requests_group(members: list[int], asked_kwargs: list[dict], asked: list):
     ones its own command prints, read by the fact's own parser."""
     transfers = []
     for n, kwargs in enumerate(asked_kwargs):
-        options = ""
-        if kwargs.get("host_header"):
-            options += f" -H {shlex.quote('Host: ' + kwargs['host_header'])}"
-        if kwargs.get("connect_to"):
-            options += f" --connect-to {shlex.quote('::' + kwargs['connect_to'])}"
         transfers.append(
             f"-s -m 10 -D \"$d/{n}.h\" -o \"$d/{n}\" "
             f"-w '{GROUP_MARK} {n} %{{http_code}} %{{time_total}} %{{exitcode}}\\n'"
-            f"{options} {shlex.quote(kwargs['url'])}")
+            f"{http.request_options(kwargs.get('host_header'), kwargs.get('connect_to'))} "
+            f"{shlex.quote(kwargs['url'])}")
     count = len(asked_kwargs)
     text = (
         "command -v curl >/dev/null 2>&1 || exit 1; d=$(mktemp -d) || exit 1; "
         "curl --parallel --parallel-max 4 " + " --next ".join(transfers) + " >\"$d/w\"; "
         f"n=0; while [ $n -lt {count} ]; do echo \"{GROUP_MARK} $n\"; "
         "cat \"$d/$n.h\" \"$d/$n\" 2>/dev/null | grep -a -i -o -E "
-        "'<title>[^<]*</title>|^(x-served-by|location): *[^[:space:]]+'; "
+        f"'<title>[^<]*</title>|{http.HEADERS}'; "
         f"grep \"^{GROUP_MARK} $n \" \"$d/w\" | while read -r _ _ code took rc; do "
         "echo \"PWLB-STATUS:$code\"; echo \"PWLB-TIME:$took\"; echo \"PWLB-EXIT:$rc\"; done; "
         "n=$((n+1)); done; rm -rf \"$d\""

@@ -10,12 +10,14 @@ not all at once.
 from __future__ import annotations
 
 import hashlib
+
 from pyinfra.api import deploy
 from pyinfra.operations import files, systemd
 
 from pyinfra_wordpress_lb import templates
 from pyinfra_wordpress_lb.deploys._util import TIDY
 from pyinfra_wordpress_lb.deploys.plan import Site, cluster
+from pyinfra_wordpress_lb.facts.wordpress import PHP_CACHE
 
 RUNNER = "/usr/local/lib/wordpress-lb/wordpress-cron.php"  # the first site's (runner)
 UNIT = "wordpress-cron"  # the first site's (unit)
@@ -59,7 +61,7 @@ def _cron(site: Site) -> None:
                              dest=f"/etc/systemd/system/{name}.service",
                              create_remote_dir=False, run_as=user,
                              docroot=site.docroot, runner=runner(site),
-                             cache=f"{site.home}/.cache/wordpress-lb-php")
+                             cache=f"{site.home}/{PHP_CACHE}")
     timer = files.template(name=f"Install {name}.timer", mode="644",
                            src=templates.path("systemd/wordpress-cron.timer.j2"),
                            dest=f"/etc/systemd/system/{name}.timer", create_remote_dir=False,

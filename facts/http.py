@@ -20,6 +20,21 @@ CURL_ERRORS = {
 }
 
 
+# The headers of an answer that `Response` reads (an extended regex).
+HEADERS = "^(x-served-by|location): *[^[:space:]]+"
+
+
+def request_options(host_header: str | None = None, connect_to: str | None = None) -> str:
+    """curl's options for a request's `Host` header and the address it goes to instead
+    of the URL's (each shell-quoted, each led by a space)."""
+    options = ""
+    if host_header:
+        options += f" -H {shlex.quote('Host: ' + host_header)}"
+    if connect_to:
+        options += f" --connect-to {shlex.quote('::' + connect_to)}"
+    return options
+
+
 class Response(FactBase[dict]):
     """
     Returns the HTTP status, page title, redirect target and time taken (``seconds``) a
@@ -41,20 +56,15 @@ class Response(FactBase[dict]):
 
     def command(self, url: str, host_header: str | None = None,
                 connect_to: str | None = None, wait: int = 0) -> str:
-        options = ""
-        if host_header:
-            options += f" -H {shlex.quote('Host: ' + host_header)}"
-        if connect_to:
-            options += f" --connect-to {shlex.quote('::' + connect_to)}"
-        ask = (f"out=$(curl -s -m 10 -D - -o - -w '\\nPWLB-STATUS:%{{http_code}}\\nPWLB-TIME:%{{time_total}}\\n'{options} "
-               f"{shlex.quote(url)}); rc=$?")
+        ask = (f"out=$(curl -s -m 10 -D - -o - -w '\\nPWLB-STATUS:%{{http_code}}\\nPWLB-TIME:%{{time_total}}\\n'"
+               f"{request_options(host_header, connect_to)} {shlex.quote(url)}); rc=$?")
         if wait:
             # curl 7: nothing answers (yet). Anything else is an answer.
             ask = (f"n=0; while :; do {ask}; case $rc in 7) ;; *) break;; esac; "
                    f"n=$((n+1)); [ $n -ge {int(wait)} ] && break; sleep 1; done")
         return (
             f"{ask}; printf '%s\\n' \"$out\" | grep -a -i -o -E "
-            "'<title>[^<]*</title>|^PWLB-(STATUS|TIME):[0-9.]+|^(x-served-by|location): *[^[:space:]]+'; "
+            f"'<title>[^<]*</title>|^PWLB-(STATUS|TIME):[0-9.]+|{HEADERS}'; "
             "echo PWLB-EXIT:$rc"
         )
 

@@ -113,6 +113,11 @@ class Installed(FactBase[bool | None]):
         return None
 
 
+# Where a site user's PHP runs outside PHP-FPM keep their compiled scripts (OPcache's
+# file cache), under that user's home (WordPress's questions here, WP-Cron's runs).
+PHP_CACHE = ".cache/wordpress-lb-php"
+
+
 def _database_command(docroot: str, user: str) -> str:
     """One PHP run answering both `Installed` and `DatabaseVersion` (the same command:
     asked together, it runs once). PHP without its ini files, only the database
@@ -122,7 +127,7 @@ def _database_command(docroot: str, user: str) -> str:
     if re.fullmatch(r"[a-z_][a-z0-9_-]*", user):
         # PHP's compiled scripts kept between runs (~35 -> ~20 ms a run), in the user's
         # own home: only that user (and root) can write what that user runs.
-        cache = (f"c=~{user}/.cache/wordpress-lb-php; [ -d \"$c\" ] || runuser -u {user} -- "
+        cache = (f"c=~{user}/{PHP_CACHE}; [ -d \"$c\" ] || runuser -u {user} -- "
                  "mkdir -p -m 700 \"$c\" 2>/dev/null; ")
         cache_options = ("-d zend_extension=opcache -d opcache.enable_cli=1 "
                          "-d opcache.file_cache=\"$c\" -d opcache.file_cache_only=1 ")
